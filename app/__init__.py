@@ -1,0 +1,1 @@
+"""auditloop's interfaces: the Streamlit app and the ``auditloop`` command line."""

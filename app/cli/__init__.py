@@ -1,0 +1,1 @@
+"""The ``auditloop`` command line."""

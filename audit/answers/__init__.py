@@ -1,0 +1,1 @@
+"""What the assistant said: answers with their cited sources, confidence and latency."""

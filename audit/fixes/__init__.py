@@ -1,0 +1,1 @@
+"""Automatic data fixes: proposals from confirmed reviews, applied into new dataset versions."""

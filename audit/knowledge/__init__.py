@@ -1,0 +1,1 @@
+"""The knowledge base and the training data: documents, curated examples, dataset versions."""

@@ -1,0 +1,1 @@
+"""People and departments: users, roles, the departments an SME covers, passwords."""

@@ -1,0 +1,1 @@
+"""Policies kept in the database and editable by admins: sampling, routing, fixes, triggers."""

@@ -1,0 +1,1 @@
+"""The daily sample: batches, sampled items with inclusion weights, auditor assignments, gold items."""
