@@ -57,3 +57,4 @@ def current(app: AppContext, as_json: bool) -> None:
             f"{d['current'] or 'base'} (head {d['head']}){'' if d['up_to_date'] else ' - run auditloop db upgrade'}"
         ),
     )
+COMMANDS = [db]

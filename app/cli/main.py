@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from app.cli.context import AppContext
-from app.cli.db_commands import db
-from app.cli.users_commands import users
+
+# Each module exposes COMMANDS: the click commands/groups it adds to `auditloop`.
+COMMAND_MODULES = [
+    "app.cli.db_commands",
+    "app.cli.users_commands",
+    "app.cli.demo_commands",
+    "app.cli.ingest_commands",
+    "app.cli.export_commands",
+    "app.cli.dataset_commands",
+    "app.cli.sample_commands",
+    "app.cli.review_commands",
+    "app.cli.report_commands",
+    "app.cli.fixes_commands",
+    "app.cli.daily_commands",
+    "app.cli.model_commands",
+    "app.cli.bench_commands",
+]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -24,8 +40,19 @@ def cli(ctx: click.Context) -> None:
     ctx.call_on_close(app.close)
 
 
-for command in (db, users):
-    cli.add_command(command)
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that command family is not part of this build
+                continue
+            raise
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
 
 
 def main() -> None:
