@@ -34,7 +34,7 @@ def load(session: Session, name: str, cls: type[P]) -> P:
 def save(session: Session, *, actor: User | None, name: str, settings: Any) -> Policy:
     """Validate and store a policy; the change is in the audit log with before and after."""
     require(actor, "manage_policies")
-    if not dataclasses.is_dataclass(settings):
+    if not dataclasses.is_dataclass(settings) or isinstance(settings, type):
         raise ValidationError(f"policy {name}: expected a dataclass instance")
     settings.validate()
     new = dataclasses.asdict(settings)
