@@ -36,7 +36,7 @@ def save(session: Session, *, actor: User | None, name: str, settings: Any) -> P
     require(actor, "manage_policies")
     if not dataclasses.is_dataclass(settings) or isinstance(settings, type):
         raise ValidationError(f"policy {name}: expected a dataclass instance")
-    settings.validate()
+    settings.validate()  # type: ignore[attr-defined]
     new = dataclasses.asdict(settings)
     row = session.get(Policy, name)
     before = dict(row.settings) if row is not None else {}
