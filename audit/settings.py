@@ -97,7 +97,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigurationError(
             f"AUDITLOOP_DATABASE_URL: backend {backend!r} is not supported (use sqlite or postgresql)"
         )
-    if backend == "postgresql" and url.get_driver_name() != "psycopg":
+    if backend == "postgresql" and url.drivername != "postgresql+psycopg":
         # psycopg 3 is the one driver we install; normalise plain postgresql:// URLs to it.
         database_url = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 

@@ -11,6 +11,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from sqlalchemy import Engine, text
@@ -25,6 +26,14 @@ POSTGRES_URL_ENV = "AUDITLOOP_TEST_POSTGRES_URL"
 
 def postgres_admin_url() -> str | None:
     return os.environ.get(POSTGRES_URL_ENV) or None
+
+
+def skip_without_postgres() -> NoReturn:
+    """Skip, or fail where CI demands PostgreSQL (AUDITLOOP_REQUIRE_POSTGRES=1)."""
+    reason = f"{POSTGRES_URL_ENV} is not set"
+    if os.environ.get("AUDITLOOP_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL tests are required here but {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +74,7 @@ def postgres_session_url() -> Iterator[str]:
     """A migrated PostgreSQL database shared by the session (tests roll back their changes)."""
     admin_url = postgres_admin_url()
     if admin_url is None:
-        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
+        skip_without_postgres()
     name = f"auditloop_test_{uuid.uuid4().hex[:10]}"
     url = create_postgres_database(admin_url, name)
     engine = make_engine(url)
@@ -80,7 +89,7 @@ def fresh_postgres_url() -> Iterator[str]:
     """An empty PostgreSQL database (no schema) for this test alone, dropped afterwards."""
     admin_url = postgres_admin_url()
     if admin_url is None:
-        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
+        skip_without_postgres()
     name = f"auditloop_test_{uuid.uuid4().hex[:10]}"
     yield create_postgres_database(admin_url, name)
     drop_postgres_database(admin_url, name)

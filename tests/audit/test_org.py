@@ -1,0 +1,95 @@
+"""Users, passwords and login: argon2id, policy, lockout, the same message for every failure."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from audit.auditlog.models import AuditLogEntry
+from audit.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from audit.org import passwords
+from audit.org import service as org
+from tests import factories as f
+
+NOW = dt.datetime(2026, 11, 28, 9, tzinfo=dt.timezone.utc)
+
+
+def test_passwords_are_argon2id_and_verify() -> None:
+    digest = passwords.hash_password("a-long-enough-secret")
+    assert digest.startswith("$argon2id$")
+    assert passwords.verify_password(digest, "a-long-enough-secret")
+    assert not passwords.verify_password(digest, "a-long-enough-secreT")
+
+
+@pytest.mark.parametrize("bad", ["short", "x" * 11, " leading-space-password", "x" * 1025])
+def test_password_policy_refuses(bad: str) -> None:
+    with pytest.raises(ValidationError, match="password"):
+        passwords.hash_password(bad)
+
+
+def test_create_user_validates_and_refuses_duplicates(session) -> None:
+    f.department(session, "Legal")
+    user = org.create_user(
+        session, actor=None, username="sme.legal", role="sme", password="correct-horse-battery", departments=["Legal"]
+    )
+    assert [d.name for d in user.departments] == ["Legal"]
+    with pytest.raises(ConflictError):
+        org.create_user(session, actor=None, username="sme.legal", role="sme", password="correct-horse-battery")
+    with pytest.raises(ValidationError, match="role"):
+        org.create_user(session, actor=None, username="x1", role="root", password="correct-horse-battery")
+    with pytest.raises(NotFoundError, match="department 'Nope' does not exist"):
+        org.create_user(
+            session, actor=None, username="x2", role="sme", password="correct-horse-battery", departments=["Nope"]
+        )
+
+
+@pytest.mark.parametrize("role", ["auditor", "sme", "lead"])
+def test_only_admins_manage_users(session, role: str) -> None:
+    actor = f.user(session, role=role)
+    with pytest.raises(PermissionDenied):
+        org.create_user(session, actor=actor, username="newbie", role="auditor", password="correct-horse-battery")
+    with pytest.raises(PermissionDenied):
+        org.reset_password(session, actor=actor, username=actor.username, password="correct-horse-battery-2")
+
+
+def test_login_success_resets_failures_and_is_audited(session) -> None:
+    user = f.user(session, username="ann")
+    result = org.authenticate(session, "ann", f.TEST_PASSWORD, now=NOW)
+    assert result.ok and result.user is user and user.last_login_at == NOW
+    actions = session.scalars(select(AuditLogEntry.action).where(AuditLogEntry.entity_id == str(user.id))).all()
+    assert "login.success" in actions
+
+
+def test_wrong_user_and_wrong_password_get_the_same_message(session) -> None:
+    f.user(session, username="ann")
+    assert (
+        org.authenticate(session, "ann", "wrong-password-123", now=NOW).message
+        == org.authenticate(session, "nobody", "wrong-password-123", now=NOW).message
+        == org.GENERIC_FAILURE
+    )
+
+
+def test_five_failures_lock_for_fifteen_minutes(session) -> None:
+    user = f.user(session, username="ann")
+    for _ in range(4):
+        assert org.authenticate(session, "ann", "wrong-password-123", now=NOW).message == org.GENERIC_FAILURE
+    assert org.authenticate(session, "ann", "wrong-password-123", now=NOW).message == org.LOCKED
+    assert user.locked_until == NOW + dt.timedelta(minutes=15)
+    # even the right password is refused while locked
+    assert not org.authenticate(session, "ann", f.TEST_PASSWORD, now=NOW + dt.timedelta(minutes=14)).ok
+    assert org.authenticate(session, "ann", f.TEST_PASSWORD, now=NOW + dt.timedelta(minutes=16)).ok
+
+
+def test_inactive_users_cannot_log_in(session) -> None:
+    f.user(session, username="gone", active=False)
+    assert not org.authenticate(session, "gone", f.TEST_PASSWORD, now=NOW).ok
+
+
+def test_reset_password_clears_lockout(session) -> None:
+    user = f.user(session, username="ann")
+    user.locked_until = NOW + dt.timedelta(minutes=10)
+    org.reset_password(session, actor=None, username="ann", password="another-long-password")
+    assert user.locked_until is None
+    assert org.authenticate(session, "ann", "another-long-password", now=NOW).ok
