@@ -187,3 +187,259 @@ def rating(
     session.add(r)
     session.flush()
     return r
+
+
+# Appended by the fixes helper (the imports above are not ours to edit, hence the noqa).
+from audit.knowledge.hashing import normalise_text  # noqa: E402
+from audit.review.models import ReviewDecision, ReviewItem  # noqa: E402
+from audit.sampling.models import GoldItem  # noqa: E402
+
+
+def confirmed_review(
+    session: Session,
+    *,
+    ans: Answer,
+    sme: User,
+    root_cause: str,
+    corrected_answer: str | None = None,
+    correct_document: Document | None = None,
+    reasons: list[str] | None = None,
+) -> ReviewItem:
+    """A review item of ``ans`` that ``sme`` confirmed with a root cause (and correction)."""
+    item = ReviewItem(
+        answer_id=ans.id,
+        department_id=ans.asker_department_id,
+        reasons=reasons or ["low_score"],
+        status="confirmed",
+    )
+    session.add(item)
+    session.flush()
+    session.add(
+        ReviewDecision(
+            review_item_id=item.id,
+            sme_id=sme.id,
+            decision="confirm",
+            root_cause=root_cause,
+            corrected_answer=corrected_answer,
+            correct_document_id=correct_document.id if correct_document else None,
+        )
+    )
+    session.flush()
+    return item
+
+
+def held_out_gold(session: Session, *, dept: Department, question: str, reference: str = "Reference.") -> GoldItem:
+    """A gold item (held-out evaluation question); question_hash = sha256 of the normalised question."""
+    gold = GoldItem(
+        question=question,
+        question_hash=sha(normalise_text(question)),
+        reference_answer=reference,
+        department_id=dept.id,
+        reference_document_ids=[],
+    )
+    session.add(gold)
+    session.flush()
+    return gold
+
+
+# Appended by the recipe helper: gold questions, training jobs, and a small company to train on.
+from audit.knowledge import datasets as _datasets  # noqa: E402
+from audit.modelops.models import TrainingJob  # noqa: E402
+
+TOPICS = ("retention", "approval", "notice", "review")
+
+
+def gold_question(
+    session: Session, *, dept: Department, question: str, reference: str, documents: list[Document] | None = None
+) -> GoldItem:
+    """A held-out gold question with its reference answer and reference documents."""
+    gold = GoldItem(
+        question=question,
+        question_hash=sha(" ".join(question.split()).casefold()),
+        reference_answer=reference,
+        department_id=dept.id,
+        reference_document_ids=[d.external_id for d in documents or []],
+    )
+    session.add(gold)
+    session.flush()
+    return gold
+
+
+def training_job(
+    session: Session,
+    *,
+    dataset_version_id: int | None = None,
+    status: str = "queued",
+    config: dict[str, Any] | None = None,
+    attempts: int = 0,
+    max_attempts: int = 3,
+    worker_id: str | None = None,
+    heartbeat_at: dt.datetime | None = None,
+) -> TrainingJob:
+    job = TrainingJob(
+        status=status,
+        active=True if status in ("queued", "running") else None,
+        trigger_reason="test",
+        dataset_version_id=dataset_version_id,
+        config=config or {},
+        attempts=attempts,
+        max_attempts=max_attempts,
+        worker_id=worker_id,
+        heartbeat_at=heartbeat_at,
+        claimed_at=heartbeat_at,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def training_company(
+    session: Session, *, departments: tuple[str, ...] = ("Legal", "Finance", "HR"), examples_per_topic: int = 2
+) -> dict[str, Any]:
+    """A small knowledge base to fine-tune and evaluate on: per department one document per topic
+    stating a number of days, curated examples asking for it, and one held-out gold question per
+    topic (worded differently). Writes dataset version 1 (current). Returns the rows by kind."""
+    docs: list[Document] = []
+    examples: list[Example] = []
+    gold: list[GoldItem] = []
+    for d_index, name in enumerate(departments):
+        dept = department(session, name)
+        for t_index, topic in enumerate(TOPICS):
+            days = 10 + 7 * d_index + 3 * t_index
+            doc = document(
+                session,
+                dept=dept,
+                family=f"{name[:3].upper()}-{topic.upper()}",
+                title=f"{name} {topic.title()} Policy",
+                body=(
+                    f"The {name} {topic} period is {days} days. Requests outside the {topic} period need "
+                    f"written sign-off by the head of {name}. This policy applies to all {name} staff."
+                ),
+            )
+            docs.append(doc)
+            phrasings = [f"What is the {name} {topic} period?", f"How long is the {topic} period in {name}?"]
+            for question in phrasings[:examples_per_topic]:
+                examples.append(
+                    example(
+                        session,
+                        dept=dept,
+                        question=question,
+                        answer=f"The {name} {topic} period is {days} days.",
+                        sources=[doc.external_id],
+                    )
+                )
+            gold.append(
+                gold_question(
+                    session,
+                    dept=dept,
+                    question=f"For {name}, how many days does the {topic} period last?",
+                    reference=f"The {name} {topic} period is {days} days.",
+                    documents=[doc],
+                )
+            )
+    version, _ = _datasets.create_version(session, actor=None, change_log=[{"kind": "seed", "note": "test company"}])
+    return {"documents": docs, "examples": examples, "gold": gold, "dataset_version": version}
+
+
+# Appended by the workflow helper (sampling, ratings, review).
+from audit.sampling.models import Assignment, SampleBatch, SampleItem  # noqa: E402
+
+
+def gold_answer(
+    session: Session,
+    *,
+    ans: Answer,
+    accuracy: int | None = 5,
+    completeness: int | None = 5,
+    relevance: int | None = 5,
+    coherence: int | None = 5,
+    reference: str = "The reference answer.",
+) -> GoldItem:
+    """A gold item pointing at an existing answer, with its expected scores."""
+    gold = GoldItem(
+        answer_id=ans.id,
+        question=ans.question,
+        question_hash=sha(f"gold-{ans.id}-{ans.question}"),
+        reference_answer=reference,
+        department_id=ans.asker_department_id,
+        reference_document_ids=[],
+        expected_accuracy=accuracy,
+        expected_completeness=completeness,
+        expected_relevance=relevance,
+        expected_coherence=coherence,
+    )
+    session.add(gold)
+    session.flush()
+    return gold
+
+
+def assignment(
+    session: Session,
+    *,
+    ans: Answer,
+    auditor: User,
+    sample_date: dt.date = dt.date(2026, 11, 28),
+    status: str = "pending",
+    overlap_k: int = 1,
+) -> Assignment:
+    """A pending assignment of ``ans`` to ``auditor`` in the batch of ``sample_date`` (created if missing)."""
+    batch = session.query(SampleBatch).filter_by(sample_date=sample_date).one_or_none()
+    if batch is None:
+        start = dt.datetime.combine(sample_date, dt.time(0), tzinfo=dt.UTC)
+        batch = SampleBatch(
+            sample_date=sample_date,
+            strategy="test",
+            parameters={},
+            window_start=start - dt.timedelta(days=1),
+            window_end=start,
+            population=0,
+        )
+        session.add(batch)
+        session.flush()
+    item = session.query(SampleItem).filter_by(batch_id=batch.id, answer_id=ans.id).one_or_none()
+    if item is None:
+        item = SampleItem(
+            batch_id=batch.id, answer_id=ans.id, stratum="test/normal", inclusion_weight=1.0, overlap_k=overlap_k
+        )
+        session.add(item)
+        session.flush()
+    a = Assignment(
+        sample_item_id=item.id,
+        answer_id=ans.id,
+        auditor_id=auditor.id,
+        status=status,
+        position=item.id,
+        skip_reason="test" if status == "skipped" else None,
+    )
+    session.add(a)
+    session.flush()
+    return a
+
+
+_mlflow_template: Any = None
+
+
+def mlflow_store(folder: Any) -> str:
+    """A ready local MLflow store in ``folder`` (a ``file:`` URI, as the settings give one).
+
+    Creating an MLflow SQLite store runs its migrations (seconds); the first call builds one empty
+    store and every call copies its database file.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    global _mlflow_template
+    if _mlflow_template is None:
+        from training.tracking import resolve_tracking_uri
+
+        template_dir = Path(tempfile.mkdtemp(prefix="mlflow-template-"))
+        uri, _ = resolve_tracking_uri(template_dir.as_uri())
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri=uri).search_experiments()  # creates the tables
+        _mlflow_template = template_dir / "mlflow.db"
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(_mlflow_template, target / "mlflow.db")
+    return target.as_uri()
