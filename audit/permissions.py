@@ -24,13 +24,13 @@ Action = Literal[
     "manage_departments",
     "manage_policies",  # sampling, routing, fix and trigger policies
     "view_audit_log",
-    "run_sampling",  # draw the daily sample
+    "run_sampling",  # draw and assign the daily sample, release expired locks, route ratings to review
     "ingest",  # load answers, ratings, documents, examples
 ]
 
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "auditor": frozenset({"rate"}),
-    "sme": frozenset({"review", "view_reviews"}),
+    "sme": frozenset({"review", "view_reviews", "view_ratings_all"}),
     "lead": frozenset(
         {
             "view_reviews",

@@ -443,3 +443,82 @@ def mlflow_store(folder: Any) -> str:
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(_mlflow_template, target / "mlflow.db")
     return target.as_uri()
+
+
+# Appended by the measures helper (funnel steps: sample items, dataset versions, fixes).
+from audit.fixes.models import DataFix  # noqa: E402
+from audit.knowledge.models import DatasetVersion  # noqa: E402
+
+
+def sample_item(
+    session: Session,
+    *,
+    ans: Answer,
+    weight: float = 1.0,
+    created_at: dt.datetime | None = None,
+    sample_date: dt.date = dt.date(2026, 11, 28),
+) -> SampleItem:
+    """``ans`` drawn into the batch of ``sample_date`` (created if missing) with an inclusion weight."""
+    batch = session.query(SampleBatch).filter_by(sample_date=sample_date).one_or_none()
+    if batch is None:
+        start = dt.datetime.combine(sample_date, dt.time(0), tzinfo=dt.UTC)
+        batch = SampleBatch(
+            sample_date=sample_date,
+            strategy="test",
+            parameters={},
+            window_start=start - dt.timedelta(days=1),
+            window_end=start,
+            population=0,
+        )
+        session.add(batch)
+        session.flush()
+    item = SampleItem(
+        batch_id=batch.id,
+        answer_id=ans.id,
+        stratum="test/normal",
+        inclusion_weight=weight,
+        created_at=created_at or dt.datetime(2026, 11, 28, tzinfo=dt.UTC),
+    )
+    session.add(item)
+    session.flush()
+    return item
+
+
+def dataset_version(session: Session, *, number: int, created_at: dt.datetime | None = None) -> DatasetVersion:
+    """A bare dataset version row (no examples) numbered ``number``."""
+    version = DatasetVersion(
+        number=number,
+        content_hash=sha(f"dataset-version-{number}-{next(_seq)}"),
+        change_log=[],
+        example_count=0,
+        counts_by_department={},
+        counts_by_origin={},
+        created_at=created_at or dt.datetime(2026, 11, 28, tzinfo=dt.UTC),
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def data_fix(
+    session: Session,
+    *,
+    review: ReviewItem,
+    status: str = "applied",
+    decided_at: dt.datetime | None = None,
+    version: DatasetVersion | None = None,
+    kind: str = "add_example",
+) -> DataFix:
+    """A fix of ``review``; an applied one records when and the dataset version it produced."""
+    fix = DataFix(
+        review_item_id=review.id,
+        kind=kind,
+        status=status,
+        payload={},
+        reason="test",
+        decided_at=decided_at,
+        dataset_version_id=version.id if version else None,
+    )
+    session.add(fix)
+    session.flush()
+    return fix

@@ -1,0 +1,493 @@
+"""Rating an assigned answer, editing and skipping, and reading ratings without breaking blindness.
+
+Public functions (callers commit):
+
+- ``submit_rating(session, *, actor, assignment_id, accuracy, completeness, relevance, coherence,
+  sources_correct=None, bias_flag=False, favoured_department=None, disfavoured_department=None,
+  comment=None, suggested_correction=None, seconds_spent=None, idempotency_key=None, now=None)
+  -> SubmitResult``. A double submit (same key, or the assignment already submitted) stores one
+  rating and returns it with ``created=False``. Departments are given by name (or id).
+- ``edit_rating(session, *, actor, rating_id, <the same fields>, now=None) -> SubmitResult``:
+  own ratings, the same UTC day; writes a new row that supersedes the old one.
+- ``skip_assignment(session, *, actor, assignment_id, reason, now=None) -> None``
+- ``ratings_for_answer(session, *, actor, answer_id, auditor_id=None) -> list[RatingView]``
+  (current ratings; an auditor sees only their own, asking for another's is PermissionDenied).
+- ``rating_history(session, *, actor, answer_id, auditor_id=None) -> list[RatingView]`` (every row).
+- ``my_ratings(session, *, actor, day) -> list[RatingView]`` (the actor's current ratings of a UTC day).
+
+Each submit and edit routes its answer at once (``audit.review.routing.route_answer``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from audit.auditlog import service as auditlog
+from audit.base import utcnow
+from audit.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from audit.org.models import User
+from audit.permissions import can, require
+from audit.ratings import repository as repo
+from audit.ratings.models import DIMENSIONS, SOURCES_CORRECT, Rating
+from audit.ratings.rubric import RUBRIC_VERSION
+from audit.review import routing
+
+COMMENT_MAX = 2_000
+CORRECTION_MAX = 10_000
+SKIP_REASON_MAX = 500
+IDEMPOTENCY_KEY_MAX = 64
+SECONDS_MAX = 24 * 3600
+
+
+@dataclass(frozen=True)
+class RatingView:
+    id: int
+    answer_id: int
+    auditor_id: int
+    auditor: str
+    assignment_id: int | None
+    accuracy: int | None
+    completeness: int | None
+    relevance: int | None
+    coherence: int | None
+    sources_correct: str | None
+    bias_flag: bool
+    favoured_department: str | None
+    disfavoured_department: str | None
+    comment: str | None
+    suggested_correction: str | None
+    rubric_version: str
+    seconds_spent: int | None
+    origin: str
+    is_current: bool
+    supersedes_id: int | None
+    created_at: dt.datetime
+
+    @property
+    def scores(self) -> dict[str, int | None]:
+        return {d: getattr(self, d) for d in DIMENSIONS}
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    rating: RatingView
+    created: bool  # False when this was a repeat of a submit already stored
+
+
+@dataclass(frozen=True)
+class _Fields:
+    """Validated rating fields, departments resolved to ids."""
+
+    accuracy: int | None
+    completeness: int | None
+    relevance: int | None
+    coherence: int | None
+    sources_correct: str | None
+    bias_flag: bool
+    favoured_department_id: int | None
+    disfavoured_department_id: int | None
+    comment: str | None
+    suggested_correction: str | None
+    seconds_spent: int | None
+
+
+# ---------------------------------------------------------------- views
+
+
+def _views(session: Session, rows: list[tuple[Rating, str]]) -> list[RatingView]:
+    dept_ids = {d for rating, _ in rows for d in (rating.favoured_department_id, rating.disfavoured_department_id) if d}
+    names = repo.department_names(session, dept_ids)
+    return [
+        RatingView(
+            id=r.id,
+            answer_id=r.answer_id,
+            auditor_id=r.auditor_id,
+            auditor=username,
+            assignment_id=r.assignment_id,
+            accuracy=r.accuracy,
+            completeness=r.completeness,
+            relevance=r.relevance,
+            coherence=r.coherence,
+            sources_correct=r.sources_correct,
+            bias_flag=r.bias_flag,
+            favoured_department=names.get(r.favoured_department_id) if r.favoured_department_id else None,
+            disfavoured_department=names.get(r.disfavoured_department_id) if r.disfavoured_department_id else None,
+            comment=r.comment,
+            suggested_correction=r.suggested_correction,
+            rubric_version=r.rubric_version,
+            seconds_spent=r.seconds_spent,
+            origin=r.origin,
+            is_current=r.is_current,
+            supersedes_id=r.supersedes_id,
+            created_at=r.created_at,
+        )
+        for r, username in rows
+    ]
+
+
+def _view(session: Session, rating: Rating, username: str) -> RatingView:
+    return _views(session, [(rating, username)])[0]
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _text(field: str, value: str | None, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{field}: expected text, got {type(value).__name__}")
+    value = value.strip()
+    if len(value) > limit:
+        raise ValidationError(f"{field}: {len(value)} characters, at most {limit} allowed")
+    return value or None
+
+
+def _department(session: Session, field: str, ref: str | int | None) -> int | None:
+    if ref is None or ref == "":
+        return None
+    found = repo.department_id(session, ref)
+    if found is None:
+        raise ValidationError(f"{field}: department {ref!r} does not exist")
+    return found
+
+
+def _validate(
+    session: Session,
+    *,
+    accuracy: int | None,
+    completeness: int | None,
+    relevance: int | None,
+    coherence: int | None,
+    sources_correct: str | None,
+    bias_flag: bool,
+    favoured_department: str | int | None,
+    disfavoured_department: str | int | None,
+    comment: str | None,
+    suggested_correction: str | None,
+    seconds_spent: int | None,
+) -> _Fields:
+    scores = {"accuracy": accuracy, "completeness": completeness, "relevance": relevance, "coherence": coherence}
+    for field, score in scores.items():
+        if score is None:
+            continue
+        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+            raise ValidationError(f"{field}: {score!r} is not a whole number from 1 to 5")
+    if all(score is None for score in scores.values()):
+        raise ValidationError("scores: rate at least one of accuracy, completeness, relevance, coherence (or skip)")
+    if sources_correct is not None and sources_correct not in SOURCES_CORRECT:
+        raise ValidationError(f"sources_correct: {sources_correct!r} is not one of {', '.join(SOURCES_CORRECT)}")
+    if not isinstance(bias_flag, bool):
+        raise ValidationError(f"bias_flag: {bias_flag!r} is not true or false")
+    favoured = _department(session, "favoured_department", favoured_department)
+    disfavoured = _department(session, "disfavoured_department", disfavoured_department)
+    if bias_flag and favoured is None and disfavoured is None:
+        raise ValidationError("bias_flag: name the favoured and/or the disfavoured department")
+    if not bias_flag and (favoured is not None or disfavoured is not None):
+        raise ValidationError("favoured/disfavoured department given without bias_flag")
+    if favoured is not None and favoured == disfavoured:
+        raise ValidationError("favoured_department and disfavoured_department are the same department")
+    if seconds_spent is not None and (
+        isinstance(seconds_spent, bool) or not isinstance(seconds_spent, int) or not 0 <= seconds_spent <= SECONDS_MAX
+    ):
+        raise ValidationError(f"seconds_spent: {seconds_spent!r} is not a whole number from 0 to {SECONDS_MAX}")
+    return _Fields(
+        accuracy=accuracy,
+        completeness=completeness,
+        relevance=relevance,
+        coherence=coherence,
+        sources_correct=sources_correct,
+        bias_flag=bias_flag,
+        favoured_department_id=favoured,
+        disfavoured_department_id=disfavoured,
+        comment=_text("comment", comment, COMMENT_MAX),
+        suggested_correction=_text("suggested_correction", suggested_correction, CORRECTION_MAX),
+        seconds_spent=seconds_spent,
+    )
+
+
+def _check_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+        raise ValidationError(f"idempotency_key: must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
+    return key
+
+
+def _repeat_of(session: Session, key: str | None, actor: User | None) -> SubmitResult | None:
+    """The rating already stored under this idempotency key, if it is the actor's."""
+    if key is None:
+        return None
+    existing = repo.by_idempotency_key(session, key)
+    if existing is None:
+        return None
+    if actor is not None and existing.auditor_id != actor.id:
+        raise ConflictError("idempotency_key: already used by another submit; generate a new key per form")
+    owner = actor.username if actor is not None else _username(session, existing.auditor_id)
+    return SubmitResult(rating=_view(session, existing, owner), created=False)
+
+
+def _username(session: Session, user_id: int) -> str:
+    user = session.get(User, user_id)
+    return user.username if user is not None else str(user_id)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def submit_rating(
+    session: Session,
+    *,
+    actor: User | None,
+    assignment_id: int,
+    accuracy: int | None,
+    completeness: int | None,
+    relevance: int | None,
+    coherence: int | None,
+    sources_correct: str | None = None,
+    bias_flag: bool = False,
+    favoured_department: str | int | None = None,
+    disfavoured_department: str | int | None = None,
+    comment: str | None = None,
+    suggested_correction: str | None = None,
+    seconds_spent: int | None = None,
+    idempotency_key: str | None = None,
+    now: dt.datetime | None = None,
+) -> SubmitResult:
+    """Store the rating for an assignment of the actor's (``actor=None``: on behalf of its auditor)."""
+    require(actor, "rate")
+    key = _check_key(idempotency_key)
+    repeat = _repeat_of(session, key, actor)
+    if repeat is not None:
+        return repeat
+    assignment = repo.assignment_for_update(session, assignment_id)
+    if assignment is None:
+        raise NotFoundError(f"assignment {assignment_id} does not exist")
+    if actor is not None and assignment.auditor_id != actor.id:
+        raise PermissionDenied(f"assignment {assignment_id} is not assigned to {actor.username}")
+    auditor_name = actor.username if actor is not None else _username(session, assignment.auditor_id)
+    if assignment.status == "submitted":
+        stored = repo.current_rating(session, answer_id=assignment.answer_id, auditor_id=assignment.auditor_id)
+        if stored is not None:
+            return SubmitResult(rating=_view(session, stored, auditor_name), created=False)
+        raise ConflictError(f"assignment {assignment_id} was already submitted")
+    if assignment.status == "skipped":
+        raise ConflictError(f"assignment {assignment_id} was skipped; it cannot be rated any more")
+    if assignment.status == "expired":
+        raise ConflictError(
+            f"assignment {assignment_id} expired (not finished within the lock time) and was handed to another auditor"
+        )
+    fields = _validate(
+        session,
+        accuracy=accuracy,
+        completeness=completeness,
+        relevance=relevance,
+        coherence=coherence,
+        sources_correct=sources_correct,
+        bias_flag=bias_flag,
+        favoured_department=favoured_department,
+        disfavoured_department=disfavoured_department,
+        comment=comment,
+        suggested_correction=suggested_correction,
+        seconds_spent=seconds_spent,
+    )
+    now = now or utcnow()
+    # a historical (imported) rating by the same auditor is superseded, keeping one current row
+    previous = repo.current_rating(session, answer_id=assignment.answer_id, auditor_id=assignment.auditor_id)
+    if previous is not None:
+        previous.is_current = False
+        session.flush()
+    rating = Rating(
+        answer_id=assignment.answer_id,
+        auditor_id=assignment.auditor_id,
+        assignment_id=assignment.id,
+        **dataclasses.asdict(fields),
+        rubric_version=RUBRIC_VERSION,
+        origin="app",
+        is_current=True,
+        supersedes_id=previous.id if previous is not None else None,
+        idempotency_key=key,
+        created_at=now,
+    )
+    session.add(rating)
+    assignment.status = "submitted"
+    assignment.completed_at = now
+    assignment.locked_until = None
+    session.flush()
+    auditlog.record(
+        session,
+        actor=actor,
+        action="rating.submit",
+        entity_type="rating",
+        entity_id=rating.id,
+        details={"assignment_id": assignment.id, "answer_id": assignment.answer_id},
+    )
+    routing.route_answer(session, assignment.answer_id, now=now)
+    return SubmitResult(rating=_view(session, rating, auditor_name), created=True)
+
+
+def edit_rating(
+    session: Session,
+    *,
+    actor: User | None,
+    rating_id: int,
+    accuracy: int | None,
+    completeness: int | None,
+    relevance: int | None,
+    coherence: int | None,
+    sources_correct: str | None = None,
+    bias_flag: bool = False,
+    favoured_department: str | int | None = None,
+    disfavoured_department: str | int | None = None,
+    comment: str | None = None,
+    suggested_correction: str | None = None,
+    seconds_spent: int | None = None,
+    idempotency_key: str | None = None,
+    now: dt.datetime | None = None,
+) -> SubmitResult:
+    """Replace one's own current rating, on the (UTC) day it was given; the old row stays as history."""
+    require(actor, "rate")
+    key = _check_key(idempotency_key)
+    repeat = _repeat_of(session, key, actor)
+    if repeat is not None:
+        return repeat
+    old = repo.rating_for_update(session, rating_id)
+    if old is None:
+        raise NotFoundError(f"rating {rating_id} does not exist")
+    if actor is not None and old.auditor_id != actor.id:
+        raise PermissionDenied(f"rating {rating_id} is not {actor.username}'s: only your own ratings can be edited")
+    if not old.is_current:
+        newer = repo.superseding_rating_id(session, rating_id)
+        raise ConflictError(f"rating {rating_id} was already replaced by rating {newer}; edit that one")
+    now = now or utcnow()
+    if old.created_at.astimezone(dt.UTC).date() != now.astimezone(dt.UTC).date():
+        raise ValidationError(
+            f"rating {rating_id} was given on {old.created_at.date().isoformat()} (UTC): "
+            "ratings can only be edited on the day they were given"
+        )
+    fields = _validate(
+        session,
+        accuracy=accuracy,
+        completeness=completeness,
+        relevance=relevance,
+        coherence=coherence,
+        sources_correct=sources_correct,
+        bias_flag=bias_flag,
+        favoured_department=favoured_department,
+        disfavoured_department=disfavoured_department,
+        comment=comment,
+        suggested_correction=suggested_correction,
+        seconds_spent=seconds_spent,
+    )
+    old.is_current = False
+    session.flush()  # the partial unique index allows one current row: clear the old one first
+    new = Rating(
+        answer_id=old.answer_id,
+        auditor_id=old.auditor_id,
+        assignment_id=old.assignment_id,
+        **dataclasses.asdict(fields),
+        rubric_version=RUBRIC_VERSION,
+        origin="app",
+        is_current=True,
+        supersedes_id=old.id,
+        idempotency_key=key,
+        created_at=now,
+    )
+    session.add(new)
+    session.flush()
+    auditlog.record(
+        session,
+        actor=actor,
+        action="rating.edit",
+        entity_type="rating",
+        entity_id=new.id,
+        details={"supersedes": old.id, "answer_id": old.answer_id},
+    )
+    routing.route_answer(session, old.answer_id, now=now)
+    owner = actor.username if actor is not None else _username(session, new.auditor_id)
+    return SubmitResult(rating=_view(session, new, owner), created=True)
+
+
+def skip_assignment(
+    session: Session, *, actor: User | None, assignment_id: int, reason: str, now: dt.datetime | None = None
+) -> None:
+    """Mark an own pending assignment skipped, with a reason (e.g. "needs legal knowledge")."""
+    require(actor, "rate")
+    cleaned = _text("reason", reason, SKIP_REASON_MAX)
+    if cleaned is None:
+        raise ValidationError("reason: say why the item is skipped")
+    assignment = repo.assignment_for_update(session, assignment_id)
+    if assignment is None:
+        raise NotFoundError(f"assignment {assignment_id} does not exist")
+    if actor is not None and assignment.auditor_id != actor.id:
+        raise PermissionDenied(f"assignment {assignment_id} is not assigned to {actor.username}")
+    if assignment.status == "skipped":
+        return
+    if assignment.status != "pending":
+        raise ConflictError(f"assignment {assignment_id} is {assignment.status}; only a pending item can be skipped")
+    now = now or utcnow()
+    assignment.status = "skipped"
+    assignment.skip_reason = cleaned
+    assignment.completed_at = now
+    assignment.locked_until = None
+    session.flush()
+    auditlog.record(
+        session,
+        actor=actor,
+        action="assignment.skip",
+        entity_type="assignment",
+        entity_id=assignment.id,
+        details={"answer_id": assignment.answer_id, "reason": cleaned},
+    )
+
+
+# ---------------------------------------------------------------- reading (blind for auditors)
+
+
+def _auditor_scope(actor: User | None, auditor_id: int | None) -> int | None:
+    """Which auditor's ratings the actor may read: anyone's with view_ratings_all, else only their own."""
+    if can(actor, "view_ratings_all"):
+        return auditor_id
+    require(actor, "rate")
+    assert actor is not None  # can() allows everything for None, so we only get here with a user
+    if auditor_id is not None and auditor_id != actor.id:
+        raise PermissionDenied(f"{actor.username} may not read other auditors' ratings (rating is blind)")
+    return actor.id
+
+
+def ratings_for_answer(
+    session: Session, *, actor: User | None, answer_id: int, auditor_id: int | None = None
+) -> list[RatingView]:
+    """Current ratings of an answer. Auditors get only their own; SMEs, leads and admins get all."""
+    scope = _auditor_scope(actor, auditor_id)
+    rows = repo.ratings_with_auditor(session, answer_id=answer_id, auditor_id=scope, current_only=True)
+    return _views(session, [(r, u) for r, u in rows])
+
+
+def rating_history(
+    session: Session, *, actor: User | None, answer_id: int, auditor_id: int | None = None
+) -> list[RatingView]:
+    """Every rating row of an answer (superseded ones included), oldest first; blind like ratings_for_answer."""
+    scope = _auditor_scope(actor, auditor_id)
+    rows = repo.ratings_with_auditor(session, answer_id=answer_id, auditor_id=scope, current_only=False)
+    return _views(session, [(r, u) for r, u in rows])
+
+
+def my_ratings(session: Session, *, actor: User, day: dt.date) -> list[RatingView]:
+    """The actor's current ratings given on a UTC day, oldest first."""
+    require(actor, "rate")
+    if actor is None:
+        raise ValidationError("my_ratings needs an auditor")
+    start = dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
+    rows = repo.ratings_with_auditor(
+        session,
+        auditor_id=actor.id,
+        current_only=True,
+        created_from=start,
+        created_before=start + dt.timedelta(days=1),
+    )
+    return _views(session, [(r, u) for r, u in rows])

@@ -1,0 +1,296 @@
+"""Queries for sampling, assignment and the item an auditor sees.
+
+The sampling frame is read as (id, department, confidence) tuples only: answer texts are never
+loaded to draw a sample. The hot-path queries (next pending assignment, progress) are each one
+lookup on ``ix_assignments_auditor_id_status_position`` bounded by one auditor's batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.orm import Session
+
+from audit.answers.models import Answer
+from audit.knowledge.models import Document
+from audit.org.models import Department, User
+from audit.sampling.models import Assignment, GoldItem, SampleBatch, SampleItem
+
+# ---------------------------------------------------------------- drawing a sample
+
+
+def batch_for_date(session: Session, sample_date: dt.date) -> SampleBatch | None:
+    return session.scalars(select(SampleBatch).where(SampleBatch.sample_date == sample_date)).one_or_none()
+
+
+def sampling_frame(session: Session, *, start: dt.datetime, end: dt.datetime) -> Sequence[Row[int, int, float | None]]:
+    """(answer id, asker department id, confidence) of answers created in [start, end) that were
+    never sampled before and are not gold answers."""
+    already_sampled = select(SampleItem.answer_id)
+    gold_answers = select(GoldItem.answer_id).where(GoldItem.answer_id.is_not(None))
+    return session.execute(
+        select(Answer.id, Answer.asker_department_id, Answer.confidence)
+        .where(Answer.created_at >= start, Answer.created_at < end)
+        .where(Answer.id.not_in(already_sampled), Answer.id.not_in(gold_answers))
+        .order_by(Answer.id)
+    ).all()
+
+
+def department_names(session: Session, ids: Iterable[int] | None = None) -> dict[int, str]:
+    query = select(Department.id, Department.name)
+    if ids is not None:
+        query = query.where(Department.id.in_(list(set(ids))))
+    return {id_: name for id_, name in session.execute(query)}
+
+
+def gold_candidates(session: Session) -> Sequence[Row[int, int, int, int]]:
+    """(gold item id, answer id, asker department id, times sampled before) for gold items that
+    point at an answer, least-used first."""
+    gold_answer_ids = select(GoldItem.answer_id).where(GoldItem.answer_id.is_not(None))
+    times_sampled = (
+        select(SampleItem.answer_id, func.count().label("n"))
+        .where(SampleItem.answer_id.in_(gold_answer_ids))
+        .group_by(SampleItem.answer_id)
+        .subquery("times_sampled")
+    )
+    return session.execute(
+        select(GoldItem.id, Answer.id, Answer.asker_department_id, func.coalesce(times_sampled.c.n, 0))
+        .join(Answer, Answer.id == GoldItem.answer_id)
+        .outerjoin(times_sampled, times_sampled.c.answer_id == GoldItem.answer_id)
+        .order_by(func.coalesce(times_sampled.c.n, 0), GoldItem.id)
+    ).all()
+
+
+def batch_items(session: Session, batch_id: int) -> Sequence[SampleItem]:
+    return session.scalars(select(SampleItem).where(SampleItem.batch_id == batch_id).order_by(SampleItem.id)).all()
+
+
+# ---------------------------------------------------------------- assignment
+
+
+def active_auditors(session: Session) -> Sequence[Row[int, str, int | None]]:
+    """(id, username, home department id) of every active auditor."""
+    return session.execute(
+        select(User.id, User.username, User.home_department_id)
+        .where(User.role == "auditor", User.active.is_(True))
+        .order_by(User.id)
+    ).all()
+
+
+def pending_load(session: Session, auditor_ids: Collection[int]) -> dict[int, int]:
+    """Pending assignments per auditor (the load that assignment balances)."""
+    if not auditor_ids:
+        return {}
+    rows = session.execute(
+        select(Assignment.auditor_id, func.count())
+        .where(Assignment.auditor_id.in_(list(auditor_ids)), Assignment.status == "pending")
+        .group_by(Assignment.auditor_id)
+    )
+    return {auditor_id: n for auditor_id, n in rows}
+
+
+def auditors_by_answer(session: Session, answer_ids: Collection[int]) -> dict[int, set[int]]:
+    """For each answer, the auditors it was ever assigned to (any status, any batch)."""
+    seen: dict[int, set[int]] = {}
+    ids = list(answer_ids)
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(Assignment.answer_id, Assignment.auditor_id).where(
+                Assignment.answer_id.in_(ids[start : start + 500])
+            )
+        )
+        for answer_id, auditor_id in rows:
+            seen.setdefault(answer_id, set()).add(auditor_id)
+    return seen
+
+
+def live_assignment_counts(session: Session, batch_id: int) -> dict[int, int]:
+    """Assignments per sample item of a batch that still count (pending, submitted or skipped)."""
+    rows = session.execute(
+        select(Assignment.sample_item_id, func.count())
+        .join(SampleItem, SampleItem.id == Assignment.sample_item_id)
+        .where(SampleItem.batch_id == batch_id, Assignment.status != "expired")
+        .group_by(Assignment.sample_item_id)
+    )
+    return {item_id: n for item_id, n in rows}
+
+
+def answer_departments(session: Session, answer_ids: Collection[int]) -> dict[int, int]:
+    ids = list(answer_ids)
+    found: dict[int, int] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(Answer.id, Answer.asker_department_id).where(Answer.id.in_(ids[start : start + 500]))
+        )
+        found.update({answer_id: dept_id for answer_id, dept_id in rows})
+    return found
+
+
+def expired_locks(session: Session, now: dt.datetime) -> Sequence[Assignment]:
+    """Pending assignments that were opened and not finished before their lock ran out."""
+    return session.scalars(
+        select(Assignment)
+        .where(Assignment.status == "pending", Assignment.locked_until.is_not(None), Assignment.locked_until < now)
+        .order_by(Assignment.locked_until, Assignment.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+
+
+def assignments_per_auditor(session: Session, batch_id: int) -> dict[str, int]:
+    """Live assignments of a batch per auditor username."""
+    rows = session.execute(
+        select(User.username, func.count())
+        .select_from(Assignment)
+        .join(SampleItem, SampleItem.id == Assignment.sample_item_id)
+        .join(User, User.id == Assignment.auditor_id)
+        .where(SampleItem.batch_id == batch_id, Assignment.status != "expired")
+        .group_by(User.username)
+    )
+    return {username: n for username, n in rows}
+
+
+# ---------------------------------------------------------------- the hot path
+
+
+def next_pending(session: Session, auditor_id: int) -> Row[Assignment, int, dt.date, dict[str, Any]] | None:
+    """The auditor's first pending assignment by position with its batch (id, date, parameters):
+    one range scan on (auditor_id, status, position) with LIMIT 1, then primary-key joins."""
+    return session.execute(
+        select(Assignment, SampleBatch.id, SampleBatch.sample_date, SampleBatch.parameters)
+        .join(SampleItem, SampleItem.id == Assignment.sample_item_id)
+        .join(SampleBatch, SampleBatch.id == SampleItem.batch_id)
+        .where(Assignment.auditor_id == auditor_id, Assignment.status == "pending")
+        .order_by(Assignment.position)
+        .limit(1)
+    ).first()
+
+
+@dataclass(frozen=True)
+class AnswerForRating:
+    id: int
+    question: str
+    answer_text: str
+    department: str
+    sources: list[dict[str, Any]]
+    created_at: dt.datetime
+
+
+def answer_for_rating(session: Session, answer_id: int) -> AnswerForRating | None:
+    """What the rating page shows of an answer (only those columns)."""
+    row = session.execute(
+        select(Answer.id, Answer.question, Answer.answer_text, Department.name, Answer.sources, Answer.created_at)
+        .join(Department, Department.id == Answer.asker_department_id)
+        .where(Answer.id == answer_id)
+    ).first()
+    return None if row is None else AnswerForRating(*row)
+
+
+def batch_item_range(session: Session, batch_id: int) -> tuple[int, int] | None:
+    """Lowest and highest sample item id of a batch (positions of its assignments lie in between)."""
+    row = session.execute(
+        select(func.min(SampleItem.id), func.max(SampleItem.id)).where(SampleItem.batch_id == batch_id)
+    ).one()
+    return None if row[0] is None else (int(row[0]), int(row[1]))
+
+
+def progress_counts(session: Session, *, auditor_id: int, batch_id: int, item_range: tuple[int, int]) -> dict[str, int]:
+    """The auditor's assignments in one batch, per status.
+
+    Positions are sample item ids, so bounding ``position`` by the batch's item range keeps this a
+    range scan over one auditor's day on the (auditor_id, status, position) index, however long the
+    auditor's history is.
+    """
+    low, high = item_range
+    rows = session.execute(
+        select(Assignment.status, func.count())
+        .join(SampleItem, SampleItem.id == Assignment.sample_item_id)
+        .where(
+            Assignment.auditor_id == auditor_id,
+            Assignment.status.in_(("pending", "submitted", "skipped")),
+            Assignment.position.between(low, high),
+            SampleItem.batch_id == batch_id,
+        )
+        .group_by(Assignment.status)
+    )
+    return {status: n for status, n in rows}
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """One retrieved source of an answer, with what the knowledge base says about it now."""
+
+    document_id: int | None
+    external_id: str | None
+    title: str | None
+    department: str | None
+    version: int | None
+    outdated: bool
+    score: float | None
+
+
+def source_views(session: Session, sources: Sequence[dict[str, Any]]) -> tuple[SourceView, ...]:
+    """Resolve an answer's ``sources`` JSON (document ids or external ids) against the documents table.
+
+    A source whose document is unknown is still shown, with the department and score it was given.
+    """
+    int_ids = [s["document_id"] for s in sources if isinstance(s.get("document_id"), int)]
+    str_ids = [s["document_id"] for s in sources if isinstance(s.get("document_id"), str)]
+    documents: dict[int | str, tuple[Document, str]] = {}
+    if int_ids or str_ids:
+        conditions = []
+        if int_ids:
+            conditions.append(Document.id.in_(int_ids))
+        if str_ids:
+            conditions.append(Document.external_id.in_(str_ids))
+        rows = session.execute(
+            select(Document, Department.name)
+            .join(Department, Department.id == Document.department_id)
+            .where(conditions[0] if len(conditions) == 1 else conditions[0] | conditions[1])
+        )
+        for document, dept_name in rows:
+            documents[document.id] = (document, dept_name)
+            documents[document.external_id] = (document, dept_name)
+    views = []
+    for source in sources:
+        key = source.get("document_id")
+        found = documents.get(key) if isinstance(key, int | str) else None
+        score = source.get("score")
+        if found is None:
+            views.append(
+                SourceView(
+                    document_id=key if isinstance(key, int) else None,
+                    external_id=key if isinstance(key, str) else None,
+                    title=None,
+                    department=source.get("department"),
+                    version=None,
+                    outdated=False,
+                    score=float(score) if isinstance(score, int | float) else None,
+                )
+            )
+            continue
+        document, dept_name = found
+        views.append(
+            SourceView(
+                document_id=document.id,
+                external_id=document.external_id,
+                title=document.title,
+                department=dept_name,
+                version=document.version,
+                outdated=document.superseded_by_id is not None,
+                score=float(score) if isinstance(score, int | float) else None,
+            )
+        )
+    return tuple(views)
+
+
+def answer_with_department(session: Session, answer_id: int) -> tuple[Answer, str] | None:
+    row = session.execute(
+        select(Answer, Department.name)
+        .join(Department, Department.id == Answer.asker_department_id)
+        .where(Answer.id == answer_id)
+    ).first()
+    return None if row is None else (row[0], row[1])
