@@ -1,0 +1,252 @@
+"""``ingest answers``: the hot path. Decode with msgspec, resolve names with in-memory maps, store with
+the raw driver; a line that fails any check is taken apart by the slow path to say why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import msgspec
+
+from audit.auditlog import service as auditlog
+from audit.ingest import bulk
+from audit.ingest import repository as repo
+from audit.ingest.bulk import CONTENT_HASH, EXTERNAL_ID
+from audit.ingest.lines import Problem, RawLine, check_fields, contains_nul, decode_object, known_names
+from audit.ingest.records import (
+    MAX_ANSWER_CHARS,
+    MAX_EXTERNAL_ID_CHARS,
+    MAX_QUESTION_CHARS,
+    MAX_SOURCES,
+    AnswerRecord,
+    violates_limits,
+)
+from audit.ingest.run import IngestRun
+from audit.modelops.models import ModelVersion
+from audit.org import repository as org_repo
+
+_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError)
+
+
+def answer_content_hash(record: AnswerRecord, encoder: msgspec.json.Encoder) -> str:
+    """sha256 of the record's canonical serialisation: compact JSON, the fields of :class:`AnswerRecord`
+    in declaration order, absent optional fields as null, ``created_at`` in UTC written with ``Z`` (the
+    same instant written with another offset is the same answer). Sets ``record.created_at`` to UTC.
+    """
+    if record.created_at.tzinfo is not dt.UTC:
+        record.created_at = record.created_at.astimezone(dt.UTC)
+    return hashlib.sha256(encoder.encode(record)).hexdigest()
+
+
+class AnswerIngester:
+    """Decode, check and store answers chunk by chunk (see the module docstring)."""
+
+    def __init__(self, run: IngestRun) -> None:
+        self.run = run
+        session = run.session
+        self.connection = session.connection()
+        self.departments = org_repo.department_ids_by_name(session)
+        self.documents = set(repo.document_ids_by_external_id(session))
+        self.models = repo.model_version_ids_by_name(session)
+        self.decoder = msgspec.json.Decoder(AnswerRecord)
+        self.encoder = msgspec.json.Encoder()
+        self.stored_timestamp = bulk.storage_timestamp(self.connection)
+        self.stored_ingested_at = self.stored_timestamp(run.ingested_at)
+        self.sqlite = self.connection.dialect.name == "sqlite"
+        # rows from first_new_id on were inserted by this file; rows it updated are remembered
+        self.last_id = bulk.max_answer_id(self.connection)
+        self.first_new_id = self.last_id + 1
+        self.updated_hashes: dict[str, str] = {}
+        self.updates: list[tuple[int, bulk.StoredAnswer]] = []
+
+    # -- one line ---------------------------------------------------------------------------------
+
+    def build(self, raw: bytes) -> bulk.StoredAnswer | None:
+        """The row, in storage form, for a valid line; None if anything is wrong (then :meth:`explain`
+        says what). A plain tuple in AnswerRow's order: a NamedTuple costs a Python-level call per row."""
+        try:
+            record = self.decoder.decode(raw)
+        except _DECODE_ERRORS:
+            return None
+        # AnswerRecord.LIMITS, inlined: this runs a million times per file. The department and document
+        # names need no length check here because only known names pass the look-ups below.
+        external_id = record.external_id
+        if (
+            not 0 < len(external_id) <= MAX_EXTERNAL_ID_CHARS
+            or external_id.strip() != external_id
+            or not 0 < len(record.question) <= MAX_QUESTION_CHARS
+            or not 0 < len(record.answer) <= MAX_ANSWER_CHARS
+            or len(record.sources) > MAX_SOURCES
+            or (b"\\u0000" in raw and contains_nul(record))
+        ):
+            return None
+        departments = self.departments
+        asker_id = departments.get(record.asker_department)
+        if asker_id is None:
+            return None
+        top_department_id = None
+        top_score = float("-inf")
+        cites_other = False
+        documents = self.documents
+        for source in record.sources:
+            department_id = departments.get(source.department)
+            if department_id is None or source.document_id not in documents:
+                return None
+            if source.score > top_score:
+                top_score, top_department_id = source.score, department_id
+            if department_id != asker_id:
+                cites_other = True
+        model_id = self.models.get(record.model_version)
+        if model_id is None:
+            if violates_limits(AnswerRecord, "model_version", record.model_version):
+                return None
+            model_id = self._register_model(record.model_version)
+        content_hash = answer_content_hash(record, self.encoder)
+        return (
+            external_id,
+            record.question,
+            record.answer,
+            asker_id,
+            model_id,
+            self.encoder.encode(record.sources).decode(),
+            top_department_id,
+            cites_other,
+            record.confidence,
+            record.latency_ms,
+            self.stored_timestamp(record.created_at),
+            content_hash,
+            self.stored_ingested_at,
+        )
+
+    def explain(self, raw: bytes | None) -> list[Problem]:
+        """Every problem on a line that :meth:`build` refused."""
+        obj, problems = decode_object(raw)
+        if obj is None:
+            return problems
+        values, problems = check_fields(AnswerRecord, obj)
+        if "asker_department" in values and values["asker_department"] not in self.departments:
+            problems.append(("asker_department", self._unknown_department(values["asker_department"])))
+        for index, source in enumerate(values.get("sources", [])):
+            if source.document_id not in self.documents:
+                problems.append(
+                    (
+                        f"sources[{index}].document_id",
+                        f"no document with external_id {source.document_id!r} (ingest the documents first)",
+                    )
+                )
+            if source.department not in self.departments:
+                problems.append((f"sources[{index}].department", self._unknown_department(source.department)))
+        return problems or [("json", "refused by the fast check but no problem found; please report this line")]
+
+    def _unknown_department(self, name: str) -> str:
+        return f"unknown department {name!r} ({known_names(self.departments, 'departments')})"
+
+    def _register_model(self, name: str) -> int:
+        """Model versions the production assistant names are registered on first sight."""
+        model = ModelVersion(name=name, hyperparameters={}, evaluation={}, gate_result={})
+        self.run.session.add(model)
+        self.run.session.flush()
+        auditlog.record(
+            self.run.session,
+            actor=self.run.actor,
+            action="model_version.register",
+            entity_type="model_version",
+            entity_id=model.id,
+            details={"name": name, "source": f"ingest answers {self.run.file_label}"[:500]},
+        )
+        self.models[name] = model.id
+        self.run.counts.registered_models += 1
+        return model.id
+
+    # -- one chunk --------------------------------------------------------------------------------
+
+    def ingest_chunk(self, lines: list[RawLine]) -> None:
+        run = self.run
+        build = self.build
+        rows: list[bulk.StoredAnswer] = []
+        sources: list[tuple[int, bytes]] = []  # (line number, raw line) of each row, for rejections
+        for line in lines:
+            number, raw = line
+            row = build(raw) if raw is not None else None
+            if row is None:
+                run.reject(number, self.explain(raw), raw)
+                continue
+            rows.append(row)
+            sources.append(line)  # type: ignore[arg-type]
+        if self.sqlite:
+            self._store_sqlite(rows, sources)
+        else:
+            self._store_checked(rows, sources)
+        if self.updates:
+            self.run.counts.updated += bulk.update_stored_answers(self.connection, self.updates)
+            self.updates = []
+
+    def _store_sqlite(self, rows: list[bulk.StoredAnswer], sources: list[tuple[int, bytes]]) -> None:
+        """Insert first (the unique index skips ids already stored), then look at the skipped rows only."""
+        stored_before = self.last_id
+        inserted = bulk.insert_new_stored_answers_sqlite(self.connection, rows)
+        self.run.counts.inserted += inserted
+        self.last_id = bulk.max_answer_id(self.connection)
+        if inserted == len(rows):  # the common case: every row was new
+            return
+        existing = bulk.existing_answers(self.connection, [row[EXTERNAL_ID] for row in rows])
+        inserted_now: dict[str, int] = {}  # external_id: the line whose row was stored
+        for row, (number, raw) in zip(rows, sources, strict=True):
+            external_id = row[EXTERNAL_ID]
+            answer_id, stored_hash = existing[external_id]
+            if answer_id > stored_before and external_id not in inserted_now:
+                inserted_now[external_id] = number  # the first line of an id is the one stored
+                continue
+            self._resolve(number, raw, row, answer_id, stored_hash, first_line=inserted_now.get(external_id))
+
+    def _store_checked(self, rows: list[bulk.StoredAnswer], sources: list[tuple[int, bytes]]) -> None:
+        """Look the ids up first (COPY cannot skip conflicts), then insert only the new rows."""
+        existing = bulk.existing_answers(self.connection, [row[EXTERNAL_ID] for row in rows])
+        inserts: list[bulk.StoredAnswer] = []
+        new_in_chunk: dict[str, tuple[int, str]] = {}  # external_id: (line, content hash)
+        for row, (number, raw) in zip(rows, sources, strict=True):
+            external_id = row[EXTERNAL_ID]
+            first = new_in_chunk.get(external_id)
+            found = existing.get(external_id)
+            if first is not None:
+                self._resolve(number, raw, row, self.first_new_id, first[1], first_line=first[0])
+            elif found is not None:
+                self._resolve(number, raw, row, *found)
+            else:
+                inserts.append(row)
+                new_in_chunk[external_id] = (number, row[CONTENT_HASH])
+        self.run.counts.inserted += bulk.insert_stored_answers(self.connection, inserts)
+
+    def _resolve(
+        self,
+        number: int,
+        raw: bytes,
+        row: bulk.StoredAnswer,
+        answer_id: int,
+        stored_hash: str,
+        first_line: int | None = None,
+    ) -> None:
+        """A line whose external_id is stored already: unchanged, updated, or rejected."""
+        run = self.run
+        external_id = row[EXTERNAL_ID]
+        content_hash = row[CONTENT_HASH]
+        updated_hash = self.updated_hashes.get(external_id)
+        if (updated_hash or stored_hash) == content_hash:
+            run.counts.unchanged += 1
+        elif updated_hash is not None or answer_id >= self.first_new_id:
+            where = f" (line {first_line})" if first_line is not None else ""
+            run.reject(
+                number,
+                [("external_id", f"{external_id!r} appears earlier in this file{where} with other content")],
+                raw,
+            )
+        elif run.options.update:
+            self.updates.append((answer_id, row))
+            self.updated_hashes[external_id] = content_hash
+        else:
+            message = f"answer {external_id!r} is already stored with other content (use --update to replace it)"
+            run.reject(number, [("external_id", message)], raw)
+
+    def finish(self) -> None:
+        """Answers are stored chunk by chunk; nothing is left to do at the end."""
