@@ -13,6 +13,7 @@ from app.cli.context import AppContext
 COMMAND_MODULES = [
     "app.cli.db_commands",
     "app.cli.users_commands",
+    "app.cli.departments_commands",
     "app.cli.demo_commands",
     "app.cli.ingest_commands",
     "app.cli.export_commands",
@@ -23,6 +24,7 @@ COMMAND_MODULES = [
     "app.cli.fixes_commands",
     "app.cli.daily_commands",
     "app.cli.model_commands",
+    "app.cli.answer_commands",
     "app.cli.bench_commands",
 ]
 

@@ -105,3 +105,11 @@ def test_console_script_runs(env: dict[str, str]) -> None:
         check=False,
     )
     assert proc.returncode == 0 and "auditloop" in proc.stdout
+
+
+def test_departments_add_and_list(env: dict[str, str]) -> None:
+    run(env, "db", "upgrade")
+    assert run(env, "departments", "add", "Legal", "HR").exit_code == 0
+    assert [d["name"] for d in json.loads(run(env, "departments", "list", "--json").output)] == ["HR", "Legal"]
+    duplicate = run(env, "departments", "add", "HR")
+    assert duplicate.exit_code == 1 and "already exists" in duplicate.output
