@@ -1,0 +1,438 @@
+"""SQL aggregates behind the reports: the database groups and sums; Python finishes the ratios.
+
+Every query reads CURRENT ratings only (``ratings.is_current``), of every origin (app, imported,
+simulated), made inside the scope's window on ``ratings.created_at`` (indexed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    Executable,
+    Float,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    distinct,
+    func,
+    select,
+    true,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from audit.answers.models import Answer
+from audit.fixes.models import DataFix
+from audit.knowledge.models import DatasetVersion
+from audit.modelops.models import ModelVersion, TrainingJob
+from audit.org.models import Department, User
+from audit.ratings.models import DIMENSIONS, Rating
+from audit.review.models import ReviewDecision, ReviewItem
+from audit.sampling.models import Assignment, GoldItem, SampleItem
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a report covers: a half-open window [start, end) and optional answer filters."""
+
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    model_version_id: int | None = None
+    department_id: int | None = None
+
+    @property
+    def filters_answers(self) -> bool:
+        return self.model_version_id is not None or self.department_id is not None
+
+
+def _window(column: Any, scope: Scope) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if scope.start is not None:
+        conditions.append(column >= scope.start)
+    if scope.end is not None:
+        conditions.append(column < scope.end)
+    return conditions
+
+
+def _answer_filters(scope: Scope) -> list[ColumnElement[bool]]:
+    """Filters on the answers a report covers. Written ``column + 0 = id`` so that no index can serve
+    them: SQLite (without ANALYZE statistics) would otherwise drive the join from the answers of
+    the model version, a third of a million rows, and probe ratings for each, when walking the
+    window's ratings and looking their answers up by primary key is bounded by what is rated."""
+    conditions: list[ColumnElement[bool]] = []
+    if scope.model_version_id is not None:
+        conditions.append(Answer.model_version_id + 0 == scope.model_version_id)
+    if scope.department_id is not None:
+        conditions.append(Answer.asker_department_id + 0 == scope.department_id)
+    return conditions
+
+
+def _current_ratings(scope: Scope) -> list[ColumnElement[bool]]:
+    """Current ratings in the window, on answers passing the filters (the query joins answers).
+
+    ``is_current IS TRUE`` rather than ``= TRUE`` on purpose: SQLite would match the partial index
+    of current ratings and fetch every row through it by rowid, several times slower than the
+    plain table scan a whole-table report needs (a window still uses the created_at index).
+    """
+    return [Rating.is_current.is_(True), *_window(Rating.created_at, scope), *_answer_filters(scope)]
+
+
+def _utc_day(session: Session, column: Any) -> ColumnElement[str]:
+    """The UTC calendar day of a timestamp as 'YYYY-MM-DD'. SQLite keeps UTC timestamps as ISO text
+    (see ``UTCDateTime``), so the day is the first ten characters."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD", type_=String)
+    return func.substr(column, 1, 10, type_=String)
+
+
+def _frame(session: Session, query: Executable) -> pd.DataFrame:
+    """Run a Core query into a frame. Rows become plain tuples first: handed Row objects, pandas
+    probes each one's attributes, which costs more than the query at 200k rows."""
+    result = session.connection().execute(query)
+    names = list(result.keys())
+    return pd.DataFrame([tuple(row) for row in result.all()], columns=names)
+
+
+def _epoch_hours(session: Session, column: Any) -> ColumnElement[Any]:
+    """Hours since 1970-01-01 UTC, computed by the database: a float per timestamp is far cheaper to
+    hand over than a datetime object (100k sampled answers carry half a million timestamps)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.extract("epoch", column), Float) / 3600.0
+    return (func.julianday(column, type_=Float) - 2440587.5) * 24.0
+
+
+def _float_sum(expression: Any) -> ColumnElement[float]:
+    # PostgreSQL sums integers to bigint/numeric (Decimal in Python); a float is what the math wants
+    return cast(func.sum(expression), Float)
+
+
+# --- names -----------------------------------------------------------------------------------------
+
+
+def department_names(session: Session) -> dict[int, str]:
+    return dict(session.execute(select(Department.id, Department.name)).tuples().all())
+
+
+def model_version_names(session: Session) -> dict[int, str]:
+    return dict(session.execute(select(ModelVersion.id, ModelVersion.name)).tuples().all())
+
+
+def model_version_id(session: Session, name: str) -> int | None:
+    return session.scalar(select(ModelVersion.id).where(ModelVersion.name == name))
+
+
+def department_id(session: Session, name: str) -> int | None:
+    return session.scalar(select(Department.id).where(Department.name == name))
+
+
+# --- quality ---------------------------------------------------------------------------------------
+
+
+def quality_cells(session: Session, scope: Scope) -> pd.DataFrame:
+    """Sufficient statistics per rating day × model version × asker department × dimension.
+
+    n, total = Σy, total_sq = Σy², and for the Hajek mean weighted_total = Σ w·y and weight_total
+    = Σ w, over current ratings with a value. A rating's weight w is the inclusion weight
+    (1 / inclusion probability) of the sample item that drew its answer: the item its assignment
+    came from, else the answer's first sample item (imported ratings of sampled answers), else 1
+    (the answer was never sampled). One pass over the ratings with primary-key lookups, grouped
+    once. Columns: day, model_version_id, department_id, dimension and the five sums.
+    """
+    day = _utc_day(session, Rating.created_at).label("day")
+    other_items = SampleItem.__table__.alias("answer_sample_items")
+    first_sample_item = (
+        select(func.min(other_items.c.id))
+        .where(other_items.c.answer_id == Rating.answer_id)
+        .correlate(Rating)
+        .scalar_subquery()
+    )
+    weight = func.coalesce(SampleItem.inclusion_weight, 1.0)
+    columns: list[Any] = []
+    for dimension in DIMENSIONS:
+        value = getattr(Rating, dimension)
+        columns += [
+            func.count(value).label(f"{dimension}|n"),
+            _float_sum(value).label(f"{dimension}|total"),
+            _float_sum(value * value).label(f"{dimension}|total_sq"),
+            _float_sum(weight * value).label(f"{dimension}|weighted_total"),
+            _float_sum(case((value.is_not(None), weight))).label(f"{dimension}|weight_total"),
+        ]
+    keys = [day, Answer.model_version_id, Answer.asker_department_id]
+    query = (
+        select(*keys, *columns)
+        .join(Answer, Answer.id == Rating.answer_id)
+        .outerjoin(Assignment, Assignment.id == Rating.assignment_id)
+        # COALESCE evaluates the subquery only for ratings without an assignment
+        .outerjoin(SampleItem, SampleItem.id == func.coalesce(Assignment.sample_item_id, first_sample_item))
+        .where(*_current_ratings(scope))
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+    wide = _frame(session, query).rename(columns={"asker_department_id": "department_id"})
+    key_names = ["day", "model_version_id", "department_id"]
+    stat_names = ["n", "total", "total_sq", "weighted_total", "weight_total"]
+    parts = [
+        wide[key_names + [f"{dimension}|{stat}" for stat in stat_names]]
+        .set_axis(key_names + stat_names, axis=1)
+        .assign(dimension=dimension)
+        for dimension in DIMENSIONS
+    ]
+    long = pd.concat(parts, ignore_index=True)[[*key_names, "dimension", *stat_names]]
+    long[stat_names] = long[stat_names].astype(float).fillna(0.0)
+    return long[long["n"] > 0].reset_index(drop=True)
+
+
+# --- agreement -------------------------------------------------------------------------------------
+
+
+def multi_rated_ratings(session: Session, scope: Scope) -> pd.DataFrame:
+    """Current ratings (answer_id, auditor username, the four dimensions) of the answers that at
+    least two auditors rated in the scope: the only rows agreement can use."""
+    multi_rated = select(Rating.answer_id).where(*_current_ratings(scope)).group_by(Rating.answer_id)
+    if scope.filters_answers:
+        multi_rated = multi_rated.join(Answer, Answer.id == Rating.answer_id)
+    multi_rated = multi_rated.having(func.count() >= 2)
+    query = select(Rating.answer_id, Rating.auditor_id, *(getattr(Rating, d) for d in DIMENSIONS)).where(
+        Rating.is_current.is_(True), *_window(Rating.created_at, scope), Rating.answer_id.in_(multi_rated)
+    )
+    frame = _frame(session, query)
+    usernames = dict(session.execute(select(User.id, User.username)).tuples().all())
+    frame.insert(1, "auditor", frame.pop("auditor_id").map(usernames))
+    return frame.astype({dimension: float for dimension in DIMENSIONS})
+
+
+# --- calibration -----------------------------------------------------------------------------------
+
+
+def calibration_sums(session: Session, scope: Scope) -> pd.DataFrame:
+    """Per auditor × dimension, over current ratings of gold answers (gold items with an answer):
+    n, error_sum = Σ(rating − expected), abs_error_sum = Σ|rating − expected|, within_one =
+    #{|rating − expected| ≤ 1}; a rating counts where both the score and the expected score exist."""
+    columns: list[Any] = []
+    for dimension in DIMENSIONS:
+        error = getattr(Rating, dimension) - getattr(GoldItem, f"expected_{dimension}")
+        columns += [
+            func.count(error).label(f"{dimension}|n"),
+            _float_sum(error).label(f"{dimension}|error_sum"),
+            _float_sum(func.abs(error)).label(f"{dimension}|abs_error_sum"),
+            _float_sum(case((func.abs(error) <= 1, 1), else_=0)).label(f"{dimension}|within_one"),
+        ]
+    query = (
+        select(User.username.label("auditor"), *columns)
+        .join(GoldItem, GoldItem.answer_id == Rating.answer_id)
+        .join(User, User.id == Rating.auditor_id)
+        .where(*_current_ratings(scope))
+        .group_by(User.username)
+    )
+    if scope.filters_answers:
+        query = query.join(Answer, Answer.id == Rating.answer_id)
+    wide = _frame(session, query)
+    parts = []
+    for dimension in DIMENSIONS:
+        stats = [c for c in wide.columns if c.startswith(f"{dimension}|")]
+        part = wide[["auditor", *stats]].rename(columns={c: c.split("|", 1)[1] for c in stats})
+        parts.append(part.assign(dimension=dimension))
+    long = pd.concat(parts, ignore_index=True)
+    return long[["auditor", "dimension", "n", "error_sum", "abs_error_sum", "within_one"]]
+
+
+# --- fairness --------------------------------------------------------------------------------------
+
+
+def fairness_sums(session: Session, scope: Scope) -> pd.DataFrame:
+    """Per asker department: ratings; per metric ``<metric>_total`` and ``<metric>_count`` (the mean
+    of each dimension; bias flags over ratings; sources 'yes' over non-null sources verdicts);
+    distinct rated answers and those citing another department; accuracy sums and counts on
+    answers citing another department and on the others."""
+    cites_other = Answer.cites_other_department == true()
+    columns: list[Any] = [func.count().label("ratings")]
+    for dimension in DIMENSIONS:
+        column = getattr(Rating, dimension)
+        columns += [
+            _float_sum(column).label(f"{dimension}_mean_total"),
+            func.count(column).label(f"{dimension}_mean_count"),
+        ]
+    columns += [
+        _float_sum(case((Rating.bias_flag == true(), 1), else_=0)).label("bias_flag_rate_total"),
+        func.count().label("bias_flag_rate_count"),
+        _float_sum(case((Rating.sources_correct == "yes", 1), else_=0)).label("sources_correct_rate_total"),
+        func.count(Rating.sources_correct).label("sources_correct_rate_count"),
+        func.count(distinct(Rating.answer_id)).label("answers"),
+        func.count(distinct(case((cites_other, Rating.answer_id)))).label("answers_citing_other"),
+        _float_sum(case((cites_other, Rating.accuracy))).label("accuracy_citing_other_total"),
+        func.count(case((cites_other, Rating.accuracy))).label("accuracy_citing_other_count"),
+        _float_sum(case((~cites_other, Rating.accuracy))).label("accuracy_citing_own_total"),
+        func.count(case((~cites_other, Rating.accuracy))).label("accuracy_citing_own_count"),
+    ]
+    # grouped by id, named afterwards: a join to departments could lead SQLite to drive the query
+    # from a department's answers instead of from the ratings
+    query = (
+        select(Answer.asker_department_id, *columns)
+        .join(Answer, Answer.id == Rating.answer_id)
+        .where(*_current_ratings(scope))
+        .group_by(Answer.asker_department_id)
+    )
+    frame = _frame(session, query)
+    frame.insert(0, "department", frame.pop("asker_department_id").map(department_names(session)))
+    return frame.set_index("department").sort_index().fillna(0.0)
+
+
+def bias_flag_matrix(session: Session, scope: Scope, *, side: str = "favoured") -> pd.DataFrame:
+    """Counts of current bias-flagged ratings by asker department × the department an auditor named
+    as favoured (``side="favoured"``) or disfavoured: columns asker, named, flags."""
+    named_id = Rating.favoured_department_id if side == "favoured" else Rating.disfavoured_department_id
+    query = (
+        select(Answer.asker_department_id.label("asker"), named_id.label("named"), func.count().label("flags"))
+        .join(Answer, Answer.id == Rating.answer_id)
+        .where(*_current_ratings(scope), Rating.bias_flag == true(), named_id.is_not(None))
+        .group_by(Answer.asker_department_id, named_id)
+    )
+    frame = _frame(session, query)
+    names = department_names(session)
+    frame["asker"], frame["named"] = frame["asker"].map(names), frame["named"].map(names)
+    return frame.sort_values(["asker", "named"]).reset_index(drop=True)
+
+
+# --- funnel ----------------------------------------------------------------------------------------
+
+
+def funnel_events(session: Session, scope: Scope) -> pd.DataFrame:
+    """One row per answer sampled in the window (on ``sample_items.created_at``), its steps as hours
+    since the epoch (NaN where not reached): sampled_at (first sampling), rated_at (its first
+    rating, superseded ones included), flagged_at (review item created), reviewed_at (the SME's
+    decision) with ``decision``, fixed_at (its first applied fix), and fix_dataset_number (the
+    dataset version that fix produced).
+
+    Two queries: every sampled answer carries two times; only the few with a review item carry
+    the rest, so the review side is read from review items that have a sample item in scope.
+    """
+
+    def hours(column: Any) -> ColumnElement[Any]:
+        return _epoch_hours(session, column)
+
+    sampled = select(SampleItem.answer_id, func.min(SampleItem.created_at).label("sampled_at")).where(
+        *_window(SampleItem.created_at, scope)
+    )
+    if scope.filters_answers:
+        sampled = sampled.join(Answer, Answer.id == SampleItem.answer_id).where(*_answer_filters(scope))
+    sampled_answers = sampled.group_by(SampleItem.answer_id).subquery()
+    first_rating = (
+        select(func.min(Rating.created_at)).where(Rating.answer_id == sampled_answers.c.answer_id).scalar_subquery()
+    )
+    steps = _frame(
+        session,
+        select(
+            sampled_answers.c.answer_id,
+            hours(sampled_answers.c.sampled_at).label("sampled_at"),
+            hours(first_rating).label("rated_at"),
+        ),
+    )
+
+    applied = and_(DataFix.review_item_id == ReviewItem.id, DataFix.status == "applied")
+    first_fix = select(func.min(DataFix.decided_at)).where(applied).scalar_subquery()
+    fix_number = (
+        select(func.min(DatasetVersion.number))
+        .join(DataFix, DataFix.dataset_version_id == DatasetVersion.id)
+        .where(applied)
+        .scalar_subquery()
+    )
+    sampled_in_scope = select(SampleItem.id).where(
+        SampleItem.answer_id == ReviewItem.answer_id, *_window(SampleItem.created_at, scope)
+    )
+    reviews = (
+        select(
+            ReviewItem.answer_id,
+            hours(ReviewItem.created_at).label("flagged_at"),
+            hours(ReviewDecision.created_at).label("reviewed_at"),
+            ReviewDecision.decision,
+            hours(first_fix).label("fixed_at"),
+            cast(fix_number, Float).label("fix_dataset_number"),
+        )
+        .outerjoin(ReviewDecision, ReviewDecision.review_item_id == ReviewItem.id)
+        .where(sampled_in_scope.exists())
+    )
+    if scope.filters_answers:
+        reviews = reviews.join(Answer, Answer.id == ReviewItem.answer_id).where(*_answer_filters(scope))
+    frame = steps.merge(_frame(session, reviews), on="answer_id", how="left")
+    numeric = ["sampled_at", "rated_at", "flagged_at", "reviewed_at", "fixed_at", "fix_dataset_number"]
+    frame[numeric] = frame[numeric].astype(float)
+    return frame
+
+
+def succeeded_jobs(session: Session) -> pd.DataFrame:
+    """Succeeded training jobs: their dataset version number, when they finished, and when the
+    model they produced was promoted (NaN if never), in hours since the epoch."""
+    query = (
+        select(
+            cast(DatasetVersion.number, Float).label("dataset_number"),
+            _epoch_hours(session, TrainingJob.finished_at).label("finished_at"),
+            _epoch_hours(session, ModelVersion.promoted_at).label("promoted_at"),
+        )
+        .join(DatasetVersion, DatasetVersion.id == TrainingJob.dataset_version_id)
+        .outerjoin(ModelVersion, ModelVersion.id == TrainingJob.model_version_id)
+        .where(TrainingJob.status == "succeeded", TrainingJob.finished_at.is_not(None))
+    )
+    return _frame(session, query).astype(float)
+
+
+# --- metrics vs humans -----------------------------------------------------------------------------
+
+
+def answers_with_references(session: Session, scope: Scope) -> pd.DataFrame:
+    """Answers that have a reference answer — an SME's correction (review_decisions.corrected_answer)
+    or, failing that, a gold reference answer — with the mean of their current accuracy ratings in
+    the scope. Columns: answer_id, answer_text, reference, reference_kind, human_accuracy, ratings."""
+    corrections = (
+        select(ReviewItem.answer_id, ReviewDecision.corrected_answer.label("reference"))
+        .join(ReviewDecision, ReviewDecision.review_item_id == ReviewItem.id)
+        .where(ReviewDecision.corrected_answer.is_not(None), ReviewDecision.corrected_answer != "")
+    )
+    gold = select(GoldItem.answer_id, GoldItem.reference_answer.label("reference")).where(
+        GoldItem.answer_id.is_not(None)
+    )
+    frames = [
+        _frame(session, _with_human_accuracy(references.subquery(), scope)).assign(reference_kind=kind)
+        for kind, references in (("sme_correction", corrections), ("gold", gold))
+    ]
+    frame = pd.concat(frames, ignore_index=True)
+    # an SME's correction beats the gold reference for the same answer: it is the newer judgement
+    frame = frame.drop_duplicates("answer_id", keep="first").sort_values("answer_id").reset_index(drop=True)
+    frame["human_accuracy"] = frame["human_accuracy"].astype(float)
+    return frame[["answer_id", "answer_text", "reference", "reference_kind", "human_accuracy", "ratings"]]
+
+
+def _with_human_accuracy(references: Any, scope: Scope) -> Select[Any]:
+    """Each referenced answer's text, its reference, and its current accuracy ratings' mean and count.
+
+    The ratings are outer-joined on purpose: SQLite keeps the left side of a LEFT JOIN as the outer
+    loop, so the query walks the few referenced answers and probes their ratings by index instead
+    of walking every rating.
+    """
+    rating_in_scope = and_(
+        Rating.answer_id == references.c.answer_id,
+        Rating.is_current.is_(True),
+        Rating.accuracy.is_not(None),
+        *_window(Rating.created_at, scope),
+    )
+    ratings = func.count(Rating.accuracy)
+    return (
+        select(
+            references.c.answer_id,
+            Answer.answer_text,
+            references.c.reference,
+            cast(func.avg(Rating.accuracy), Float).label("human_accuracy"),
+            ratings.label("ratings"),
+        )
+        .select_from(references)
+        .join(Answer, Answer.id == references.c.answer_id)
+        .outerjoin(Rating, rating_in_scope)
+        .where(*_answer_filters(scope))
+        .group_by(references.c.answer_id, Answer.answer_text, references.c.reference)
+        .having(ratings > 0)
+    )

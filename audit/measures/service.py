@@ -1,0 +1,275 @@
+"""The reports: quality, agreement, calibration, fairness, funnel, metrics-vs-humans, as JSON-ready dicts.
+
+Each checks ``view_dashboards``, resolves the filters, asks the repository for aggregates and
+finishes them with the pure measures. Read-only: nothing is written, nothing is committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from audit.errors import NotFoundError, ValidationError
+from audit.measures import agreement as agreement_measures
+from audit.measures import calibration as calibration_measures
+from audit.measures import fairness as fairness_measures
+from audit.measures import funnel as funnel_measures
+from audit.measures import quality as quality_measures
+from audit.measures import repository, text_metrics
+from audit.measures.repository import Scope
+from audit.org.models import User
+from audit.permissions import require
+from audit.ratings.models import DIMENSIONS
+
+REPORT_NAMES = ("quality", "agreement", "calibration", "fairness", "funnel", "metrics-vs-humans")
+CONFIDENCE = 0.95
+# metrics-vs-humans scores at most this many answers (a fixed random sample beyond it)
+MAX_SCORED_ANSWERS = 1000
+
+
+@dataclass(frozen=True)
+class ReportFilters:
+    """What the user asked for: whole UTC days from ``date_from`` to ``date_to`` (both included),
+    one model version and one asker department by name; None means no limit."""
+
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    model_version: str | None = None
+    department: str | None = None
+
+
+def resolve_scope(session: Session, filters: ReportFilters) -> Scope:
+    """Turn names into ids and days into the half-open UTC window [from 00:00, to + 1 day 00:00)."""
+    if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+        raise ValidationError(f"the first day {filters.date_from} is after the last day {filters.date_to}")
+    model_version_id = None
+    if filters.model_version is not None:
+        model_version_id = repository.model_version_id(session, filters.model_version)
+        if model_version_id is None:
+            raise NotFoundError(f"model version {filters.model_version!r} not found")
+    department_id = None
+    if filters.department is not None:
+        department_id = repository.department_id(session, filters.department)
+        if department_id is None:
+            raise NotFoundError(f"department {filters.department!r} not found")
+    return Scope(
+        start=_midnight(filters.date_from) if filters.date_from else None,
+        end=_midnight(filters.date_to + dt.timedelta(days=1)) if filters.date_to else None,
+        model_version_id=model_version_id,
+        department_id=department_id,
+    )
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def _number(value: Any) -> float | None:
+    """A float for JSON, None for NaN/None (JSON has no NaN)."""
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts: numpy scalars become Python numbers and NaN becomes None."""
+    return [
+        {key: _number(value) if isinstance(value, float | np.floating) else value for key, value in row.items()}
+        for row in frame.astype(object).to_dict("records")
+    ]
+
+
+# --- the reports -----------------------------------------------------------------------------------
+
+
+def quality(session: Session, *, actor: User | None, filters: ReportFilters = ReportFilters()) -> dict[str, Any]:
+    """Mean of each dimension per rating day × model version × asker department, with n, the 95 %
+    t-interval of the mean and the production-weighted (Hajek) mean; see ``quality_measures``."""
+    require(actor, "view_dashboards")
+    scope = resolve_scope(session, filters)
+    cells = quality_measures.summarize_cells(repository.quality_cells(session, scope), confidence=CONFIDENCE)
+    cells["model_version"] = cells["model_version_id"].map(repository.model_version_names(session))
+    cells["department"] = cells["department_id"].map(repository.department_names(session))
+    columns = ["day", "model_version", "department", "dimension", "n", "mean", "ci_low", "ci_high", "weighted_mean"]
+    rows = _records(cells[columns].astype({"n": int}))
+    return {"confidence": CONFIDENCE, "rows": rows}
+
+
+def agreement(session: Session, *, actor: User | None, filters: ReportFilters = ReportFilters()) -> dict[str, Any]:
+    """Krippendorff's alpha per dimension (ordinal and interval) over every answer at least two
+    auditors rated, and quadratic-weighted kappa per auditor pair sharing 20 or more answers."""
+    require(actor, "view_dashboards")
+    ratings = repository.multi_rated_ratings(session, resolve_scope(session, filters))
+    by_dimension, pairs = agreement_measures.agreement(ratings, dimensions=DIMENSIONS)
+    return {
+        "dimensions": {name: asdict(values) for name, values in by_dimension.items()},
+        "pairs": [
+            {
+                "auditor_a": pair.auditor_a,
+                "auditor_b": pair.auditor_b,
+                "dimension": pair.dimension,
+                "kappa": pair.kappa,
+                "items": pair.items,
+            }
+            for pair in pairs
+        ],
+    }
+
+
+def calibration(session: Session, *, actor: User | None, filters: ReportFilters = ReportFilters()) -> dict[str, Any]:
+    """Per auditor and dimension (and pooled, ``"all"``): mean signed and absolute error against the
+    gold items' expected scores, the share within ±1, and n."""
+    require(actor, "view_dashboards")
+    sums = repository.calibration_sums(session, resolve_scope(session, filters))
+    table = calibration_measures.calibration_table(sums, dimensions=DIMENSIONS)
+    rows = [
+        {
+            "auditor": row["auditor"],
+            "dimension": row["dimension"],
+            "n": int(row["n"]),
+            "mean_error": _number(row["mean_error"]),
+            "mean_abs_error": _number(row["mean_abs_error"]),
+            "within_one_share": _number(row["within_one_share"]),
+        }
+        for row in table.to_dict("records")
+    ]
+    return {"rows": rows}
+
+
+def fairness(
+    session: Session,
+    *,
+    actor: User | None,
+    filters: ReportFilters = ReportFilters(),
+    min_group_size: int = fairness_measures.MIN_GROUP_SIZE,
+) -> dict[str, Any]:
+    """Each metric by asker department with MetricFrame's between-department difference (max − min)
+    and ratio (min / max); departments under ``min_group_size`` ratings are marked unreliable, and
+    the same disparities over the reliable ones only are under ``reliable_only``. Plus the
+    cited-source view and the asker × favoured (and disfavoured) department flag counts."""
+    require(actor, "view_dashboards")
+    scope = resolve_scope(session, filters)
+    sums = repository.fairness_sums(session, scope)
+    report: dict[str, Any] = {"by_department": {}, "min_group_size": min_group_size}
+    if not sums.empty:
+        result = fairness_measures.disparities(sums)
+        for department, row in sums.iterrows():
+            metrics = result.by_group.loc[department]
+            report["by_department"][str(department)] = {
+                "ratings": int(row["ratings"]),
+                **{name: _number(metrics[name]) for name in fairness_measures.METRICS},
+                "reliable": bool(row["ratings"] >= min_group_size),
+                "answers": int(row["answers"]),
+                "cites_other_share": _ratio(row["answers_citing_other"], row["answers"]),
+                "accuracy_when_citing_other": _ratio(
+                    row["accuracy_citing_other_total"], row["accuracy_citing_other_count"]
+                ),
+                "accuracy_when_citing_own": _ratio(row["accuracy_citing_own_total"], row["accuracy_citing_own_count"]),
+            }
+        report["overall"] = {name: _number(result.overall[name]) for name in fairness_measures.METRICS}
+        report.update(_differences(result))
+        reliable = sums.index[sums["ratings"] >= min_group_size]
+        report["reliable_only"] = {"departments": [str(d) for d in reliable]}
+        if len(reliable):
+            report["reliable_only"].update(_differences(fairness_measures.disparities(sums, groups=reliable)))
+    else:
+        report["overall"] = dict.fromkeys(fairness_measures.METRICS)
+        report.update(
+            {f"{name}_{kind}": None for name in fairness_measures.METRICS for kind in ("difference", "ratio")}
+        )
+        report["reliable_only"] = {"departments": []}
+    report["flag_matrix"] = _matrix(repository.bias_flag_matrix(session, scope, side="favoured"))
+    report["disfavoured_matrix"] = _matrix(repository.bias_flag_matrix(session, scope, side="disfavoured"))
+    return report
+
+
+def _ratio(total: float, count: float) -> float | None:
+    return float(total) / float(count) if count else None
+
+
+def _differences(result: fairness_measures.Disparities) -> dict[str, float | None]:
+    values: dict[str, float | None] = {}
+    for name in fairness_measures.METRICS:
+        values[f"{name}_difference"] = _number(result.difference[name])
+        values[f"{name}_ratio"] = _number(result.ratio[name])
+    return values
+
+
+def _matrix(counts: pd.DataFrame) -> dict[str, dict[str, int]]:
+    matrix: dict[str, dict[str, int]] = {}
+    for row in counts.itertuples(index=False):
+        matrix.setdefault(str(row.asker), {})[str(row.named)] = int(row.flags)
+    return matrix
+
+
+def funnel(session: Session, *, actor: User | None, filters: ReportFilters = ReportFilters()) -> dict[str, Any]:
+    """Answers sampled in the window and how many got rated, flagged, reviewed, confirmed, fixed,
+    into a trained model and into a promoted one, with the median hours each step took."""
+    require(actor, "view_dashboards")
+    events = repository.funnel_events(session, resolve_scope(session, filters))
+    events["confirmed_at"] = events["reviewed_at"].where(events["decision"] == "confirm")
+    models = funnel_measures.first_models_with_fix(
+        events["fix_dataset_number"].where(events["fixed_at"].notna()), repository.succeeded_jobs(session)
+    )
+    events = events.join(models)
+    steps = funnel_measures.funnel(events)
+    return {
+        "steps": [
+            {
+                "step": row["step"],
+                "count": int(row["count"]),
+                "share_of_previous": _number(row["share_of_previous"]),
+                "median_hours": _number(row["median_hours"]),
+                "median_hours_from_sampled": _number(row["median_hours_from_sampled"]),
+            }
+            for row in steps.to_dict("records")
+        ]
+    }
+
+
+def metrics_vs_humans(
+    session: Session, *, actor: User | None, filters: ReportFilters = ReportFilters()
+) -> dict[str, Any]:
+    """Spearman correlation between automatic scores (ROUGE-L, token F1) of answers against their
+    reference (an SME's corrected answer, else the gold reference) and the answers' mean human
+    accuracy rating. Beyond ``MAX_SCORED_ANSWERS`` answers a fixed random sample of that many is
+    scored (ρ's standard error is then about 0.03), so the report stays interactive."""
+    require(actor, "view_dashboards")
+    pairs = repository.answers_with_references(session, resolve_scope(session, filters))
+    scored = pairs.sample(n=MAX_SCORED_ANSWERS, random_state=0) if len(pairs) > MAX_SCORED_ANSWERS else pairs
+    correlations = text_metrics.correlation_with_humans(
+        scored["answer_text"].tolist(), scored["reference"].tolist(), scored["human_accuracy"].astype(float).tolist()
+    )
+    return {
+        "answers": len(pairs),
+        "scored": len(scored),
+        "references": {kind: int((pairs["reference_kind"] == kind).sum()) for kind in ("sme_correction", "gold")},
+        "metrics": [asdict(c) for c in correlations],
+    }
+
+
+REPORTS: dict[str, Callable[..., dict[str, Any]]] = {
+    "quality": quality,
+    "agreement": agreement,
+    "calibration": calibration,
+    "fairness": fairness,
+    "funnel": funnel,
+    "metrics-vs-humans": metrics_vs_humans,
+}
+
+
+def report(
+    session: Session, *, actor: User | None, name: str, filters: ReportFilters = ReportFilters()
+) -> dict[str, Any]:
+    """The report called ``name`` (one of ``REPORT_NAMES``)."""
+    if name not in REPORTS:
+        raise ValidationError(f"unknown report {name!r}: choose one of {', '.join(REPORT_NAMES)}")
+    return REPORTS[name](session, actor=actor, filters=filters)

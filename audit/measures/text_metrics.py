@@ -1,0 +1,140 @@
+"""Automatic text-overlap scores of an answer against a reference: SQuAD exact match and token F1, ROUGE.
+
+Shared by the metrics-vs-humans report and by the training evaluation. ROUGE comes from the
+``rouge-score`` package directly (``evaluate.load`` would fetch a metric script from a hub).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from rouge_score import rouge_scorer, scoring, tokenizers
+from scipy import stats
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+
+_PUNCTUATION = frozenset(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lower-case, drop ASCII punctuation, drop the articles a/an/the, and
+    collapse whitespace (in that order, as the official SQuAD v1.1 evaluation script does)."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, reference: str) -> float:
+    """1.0 when the normalised prediction equals the normalised reference, else 0.0."""
+    return float(normalize_answer(prediction) == normalize_answer(reference))
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    """SQuAD token F1 over normalised whitespace tokens.
+
+    common = |multiset(pred) ∩ multiset(ref)|, precision = common / |pred|, recall = common / |ref|,
+    F1 = 2·P·R / (P + R). When either side has no tokens the score is 1.0 if both are empty, else 0.0.
+    """
+    prediction_tokens = normalize_answer(prediction).split()
+    reference_tokens = normalize_answer(reference).split()
+    if not prediction_tokens or not reference_tokens:
+        return float(prediction_tokens == reference_tokens)
+    common = sum((Counter(prediction_tokens) & Counter(reference_tokens)).values())
+    if common == 0:
+        return 0.0
+    precision = common / len(prediction_tokens)
+    recall = common / len(reference_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+@functools.lru_cache(maxsize=1)
+def _scorer() -> rouge_scorer.RougeScorer:
+    return rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=False)
+
+
+def rouge_scores(prediction: str, reference: str) -> dict[str, float]:
+    """ROUGE-1, ROUGE-2 and ROUGE-L F-measures of ``prediction`` against ``reference``.
+
+    rouge-score's default tokenizer lower-cases and keeps runs of ``[a-z0-9]`` only, so text in a
+    non-Latin script scores 0.0; no stemming, as in ``evaluate``'s default.
+    """
+    scores = _scorer().score(reference, prediction)  # rouge-score takes (target, prediction)
+    return {name: float(scores[name].fmeasure) for name in ROUGE_TYPES}
+
+
+def rouge_l(prediction: str, reference: str) -> float:
+    """ROUGE-L F-measure, equal to ``RougeScorer(["rougeL"])``'s (same tokenizer, same F-measure;
+    the tests check equality), computed about fifteen times faster.
+
+    rouge-score finds the longest common subsequence with a quadratic table in pure Python (about
+    4 ms for two 90-token answers); this uses the bit-parallel LCS of Crochemore et al. (2001):
+    with M[t] the bit set of the positions where token t occurs in the shorter sequence and V
+    starting all ones, each token t of the longer one does U = V & M[t], V = (V + U) | (V − U),
+    and the LCS length is the number of zero bits left in V. Then P = LCS/|prediction|,
+    R = LCS/|reference|, F = 2PR/(P + R).
+    """
+    prediction_tokens = _rouge_tokenizer().tokenize(prediction)
+    reference_tokens = _rouge_tokenizer().tokenize(reference)
+    if not prediction_tokens or not reference_tokens:
+        return 0.0
+    lcs = _lcs_length(prediction_tokens, reference_tokens)
+    precision, recall = lcs / len(prediction_tokens), lcs / len(reference_tokens)
+    return float(scoring.fmeasure(precision, recall))
+
+
+@functools.lru_cache(maxsize=1)
+def _rouge_tokenizer() -> tokenizers.DefaultTokenizer:
+    return tokenizers.DefaultTokenizer(use_stemmer=False)
+
+
+def _lcs_length(first: Sequence[str], second: Sequence[str]) -> int:
+    longer, shorter = (first, second) if len(first) >= len(second) else (second, first)
+    positions: dict[str, int] = {}
+    for index, token in enumerate(shorter):
+        positions[token] = positions.get(token, 0) | (1 << index)
+    all_ones = (1 << len(shorter)) - 1
+    vector = all_ones
+    for token in longer:
+        matched = vector & positions.get(token, 0)
+        vector = ((vector + matched) | (vector - matched)) & all_ones
+    return len(shorter) - vector.bit_count()
+
+
+# --- agreement of the automatic scores with people -----------------------------------------------
+
+AUTOMATIC_METRICS = {"rougeL": rouge_l, "token_f1": token_f1}
+
+
+@dataclass(frozen=True)
+class Correlation:
+    metric: str
+    n: int
+    rho: float | None  # Spearman's rank correlation; None when undefined (n < 3 or a constant side)
+    p_value: float | None
+
+
+def correlation_with_humans(
+    predictions: Sequence[str], references: Sequence[str], human_scores: Sequence[float]
+) -> list[Correlation]:
+    """Spearman's ρ (``scipy.stats.spearmanr``: Pearson's r of the ranks, ties given their mean
+    rank) between each automatic score of prediction vs reference and the human score, with its
+    two-sided p-value (t-distribution approximation)."""
+    humans = np.asarray(human_scores, dtype=float)
+    results = []
+    for name, metric in AUTOMATIC_METRICS.items():
+        scores = np.array([metric(p, r) for p, r in zip(predictions, references, strict=True)], dtype=float)
+        rho: float | None = None
+        p_value: float | None = None
+        if len(scores) >= 3 and np.ptp(scores) > 0 and np.ptp(humans) > 0:
+            result = stats.spearmanr(scores, humans)
+            rho, p_value = float(result.statistic), float(result.pvalue)
+        results.append(Correlation(metric=name, n=len(scores), rho=rho, p_value=p_value))
+    return results
