@@ -1,0 +1,307 @@
+"""The promotion gate: whether a candidate may replace the champion, and moving the champion alias.
+
+:func:`decide` is a pure function over evaluation summaries. A candidate passes when
+
+1. non-inferiority: the lower bound of the paired bootstrap CI of mean(candidate − champion) on the
+   gate metric (ROUGE-L or token F1) is above −δ;
+2. no department's mean drops by more than δ;
+3. the department gap (max − min department mean) does not grow by more than a small tolerance.
+
+:func:`apply_decision` records the verdict on the ``model_versions`` row: a pass makes the candidate
+champion (the previous one retired), or — with ``require_approval`` — a challenger awaiting a lead's
+``promote``; a fail leaves a challenger with the failed conditions in ``gate_result``. The database
+change is flushed before the registry alias moves, and the caller commits: a registry failure
+raises and the caller rolls back, so the database never names a champion the registry does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from audit.auditlog import service as auditlog
+from audit.base import utcnow
+from audit.errors import ConflictError, NotFoundError, ValidationError
+from audit.knowledge.models import DatasetVersion
+from audit.modelops.models import ModelVersion
+from audit.org.models import User
+from audit.permissions import require
+from training.evaluation import Comparison, EvaluationSummary
+from training.tracking import ModelRegistry
+
+STATUS_PROMOTED = "promoted"
+STATUS_AWAITING_APPROVAL = "awaiting_approval"
+STATUS_REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    name: str  # non_inferiority | department_drop | department_gap | no_champion
+    passed: bool
+    value: float | None
+    threshold: float | None
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "value": self.value,
+            "threshold": self.threshold,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    metric: str
+    delta: float
+    gap_tolerance: float
+    checks: tuple[GateCheck, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    @property
+    def failed(self) -> list[str]:
+        return [check.name for check in self.checks if not check.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "failed": self.failed,
+            "metric": self.metric,
+            "delta": self.delta,
+            "gap_tolerance": self.gap_tolerance,
+            "checks": [check.to_dict() for check in self.checks],
+        }
+
+
+def decide(
+    *,
+    candidate: EvaluationSummary,
+    champion: EvaluationSummary | None,
+    comparison: Comparison | None,
+    metric: str = "rougeL",
+    delta: float = 0.02,
+    gap_tolerance: float = 0.005,
+) -> GateDecision:
+    """Apply the three conditions (see the module docstring). Without a champion there is nothing
+    to be worse than: the candidate passes with a single ``no_champion`` check."""
+    if champion is None or comparison is None:
+        check = GateCheck("no_champion", True, None, None, "no champion to compare with: the first model is promoted")
+        return GateDecision(metric, delta, gap_tolerance, (check,))
+    if metric not in comparison.metric_differences:
+        raise ValueError(f"gate metric {metric!r} was not compared (have {sorted(comparison.metric_differences)})")
+
+    paired = comparison.metric_differences[metric]
+    non_inferiority = GateCheck(
+        "non_inferiority",
+        paired.ci_low > -delta,
+        paired.ci_low,
+        -delta,
+        f"{metric} mean difference {paired.mean_difference:+.4f}, {paired.confidence:.0%} CI "
+        f"[{paired.ci_low:+.4f}, {paired.ci_high:+.4f}] over {paired.n} items; the lower bound must exceed {-delta:+.4f}",
+    )
+
+    drops = {dept: diffs[metric] for dept, diffs in comparison.department_differences.items()}
+    dropped = sorted(dept for dept, diff in drops.items() if diff < -delta)
+    worst = min(drops.values()) if drops else 0.0
+    department_drop = GateCheck(
+        "department_drop",
+        not dropped,
+        worst,
+        -delta,
+        (
+            f"{metric} dropped by more than {delta} in: " + ", ".join(f"{d} ({drops[d]:+.4f})" for d in dropped)
+            if dropped
+            else f"no department's {metric} dropped by more than {delta} (worst {worst:+.4f})"
+        ),
+    )
+
+    gap_before = champion.department_gap[metric]
+    gap_after = candidate.department_gap[metric]
+    department_gap = GateCheck(
+        "department_gap",
+        gap_after <= gap_before + gap_tolerance,
+        gap_after,
+        gap_before + gap_tolerance,
+        f"largest department gap in {metric}: {gap_before:.4f} (champion) → {gap_after:.4f} (candidate), "
+        f"allowed up to {gap_before + gap_tolerance:.4f}",
+    )
+    return GateDecision(metric, delta, gap_tolerance, (non_inferiority, department_drop, department_gap))
+
+
+# --------------------------------------------------------------------------- the champion alias
+
+
+def champion(session: Session) -> ModelVersion | None:
+    return session.scalars(select(ModelVersion).where(ModelVersion.alias == "champion")).one_or_none()
+
+
+def version_by_name(session: Session, name: str) -> ModelVersion:
+    version = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).one_or_none()
+    if version is None:
+        raise NotFoundError(f"model version {name!r} does not exist (see `auditloop model list`)")
+    return version
+
+
+def _make_champion(session: Session, candidate: ModelVersion, registry: ModelRegistry) -> ModelVersion | None:
+    """Retire the current champion and crown ``candidate``; the registry alias moves last."""
+    current = session.scalars(
+        select(ModelVersion).where(ModelVersion.alias == "champion").with_for_update()
+    ).one_or_none()
+    try:
+        if current is not None and current.id != candidate.id:
+            current.alias = "retired"
+            session.flush()  # the one-champion index must see the old champion go first
+        candidate.alias = "champion"
+        candidate.promoted_at = utcnow()
+        session.flush()
+    except IntegrityError as exc:
+        raise ConflictError("the champion changed while this promotion ran; look again and retry") from exc
+    registry.set_champion(candidate.mlflow_run_id)
+    return current if current is not None and current.id != candidate.id else None
+
+
+def apply_decision(
+    session: Session,
+    *,
+    candidate: ModelVersion,
+    decision: GateDecision,
+    require_approval: bool,
+    registry: ModelRegistry,
+) -> str:
+    """Record the gate's verdict on ``candidate`` and move the alias when it passed. Returns the status."""
+    if decision.passed and not require_approval:
+        status = STATUS_PROMOTED
+    elif decision.passed:
+        status = STATUS_AWAITING_APPROVAL
+    else:
+        status = STATUS_REJECTED
+    candidate.gate_result = {**decision.to_dict(), "status": status, "decided_at": utcnow().isoformat()}
+    retired = None
+    if status == STATUS_PROMOTED:
+        retired = _make_champion(session, candidate, registry)
+    else:
+        candidate.alias = "challenger"
+        session.flush()
+    auditlog.record(
+        session,
+        actor=None,
+        action="model.gate",
+        entity_type="model_version",
+        entity_id=candidate.name,
+        details={"status": status, "failed": decision.failed, "retired": retired.name if retired else None},
+    )
+    return status
+
+
+def promote(
+    session: Session, *, actor: User | None, name: str, registry: ModelRegistry, force: bool = False
+) -> ModelVersion:
+    """A lead approves ``name`` as champion. A candidate that failed the gate needs ``force``."""
+    require(actor, "promote_model")
+    candidate = version_by_name(session, name)
+    if candidate.alias == "champion":
+        raise ConflictError(f"model version {name!r} is already the champion")
+    gate_passed = bool(candidate.gate_result.get("passed"))
+    if not gate_passed and not force:
+        failed = ", ".join(candidate.gate_result.get("failed", [])) or "not evaluated by the gate"
+        raise ValidationError(
+            f"model version {name!r} did not pass the gate ({failed}); promote with --force to override"
+        )
+    retired = _make_champion(session, candidate, registry)
+    candidate.gate_result = {
+        **candidate.gate_result,
+        "status": STATUS_PROMOTED,
+        "approved_by": actor.username if actor else "system",
+        "approved_at": utcnow().isoformat(),
+        "forced": not gate_passed,
+    }
+    session.flush()
+    auditlog.record(
+        session,
+        actor=actor,
+        action="model.promote",
+        entity_type="model_version",
+        entity_id=name,
+        details={"retired": retired.name if retired else None, "forced": not gate_passed},
+    )
+    return candidate
+
+
+def rollback(session: Session, *, actor: User | None, registry: ModelRegistry) -> tuple[ModelVersion, ModelVersion]:
+    """Put the previous champion back: the current champion is retired and the retired version that
+    became champion most recently before it is champion again. Returns (demoted, restored).
+
+    ``promoted_at`` of the restored version is left as it was, so rolling back again goes one
+    step further back instead of flipping between two versions.
+    """
+    require(actor, "promote_model")
+    current = champion(session)
+    if current is None:
+        raise NotFoundError("there is no champion to roll back")
+    # a version seeded or imported as champion has no promoted_at: it became champion when created
+    became_champion = func.coalesce(ModelVersion.promoted_at, ModelVersion.created_at)
+    current_since = current.promoted_at or current.created_at
+    previous = session.scalars(
+        select(ModelVersion)
+        .where(ModelVersion.alias == "retired", became_champion < current_since)
+        .order_by(became_champion.desc(), ModelVersion.id.desc())
+        .limit(1)
+    ).first()
+    if previous is None:
+        raise NotFoundError(f"no earlier champion to roll back to (the champion {current.name!r} is the first)")
+    try:
+        current.alias = "retired"
+        current.gate_result = {**current.gate_result, "rolled_back_at": utcnow().isoformat()}
+        session.flush()
+        previous.alias = "champion"
+        session.flush()
+    except IntegrityError as exc:
+        raise ConflictError("the champion changed while the rollback ran; look again and retry") from exc
+    registry.set_champion(previous.mlflow_run_id)
+    auditlog.record(
+        session,
+        actor=actor,
+        action="model.rollback",
+        entity_type="model_version",
+        entity_id=previous.name,
+        details={"demoted": current.name, "restored": previous.name},
+    )
+    return current, previous
+
+
+def version_summaries(session: Session) -> list[dict[str, Any]]:
+    """Every model version, newest first, as plain rows for listings (CLI, dashboards)."""
+    rows = session.execute(
+        select(ModelVersion, DatasetVersion.number)
+        .outerjoin(DatasetVersion, DatasetVersion.id == ModelVersion.dataset_version_id)
+        .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+    ).all()
+    summaries = []
+    for version, dataset_number in rows:
+        metrics = (version.evaluation or {}).get("metrics", {})
+        summaries.append(
+            {
+                "name": version.name,
+                "alias": version.alias,
+                "gate": (version.gate_result or {}).get("status"),
+                "failed_conditions": (version.gate_result or {}).get("failed", []),
+                "dataset_version": dataset_number,
+                "rougeL": metrics.get("rougeL"),
+                "f1": metrics.get("f1"),
+                "base_model": version.base_model,
+                "adapter_uri": version.adapter_uri,
+                "mlflow_run_id": version.mlflow_run_id,
+                "created_at": version.created_at.isoformat(timespec="seconds"),
+                "promoted_at": version.promoted_at.isoformat(timespec="seconds") if version.promoted_at else None,
+            }
+        )
+    return summaries
