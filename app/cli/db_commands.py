@@ -57,4 +57,6 @@ def current(app: AppContext, as_json: bool) -> None:
             f"{d['current'] or 'base'} (head {d['head']}){'' if d['up_to_date'] else ' - run auditloop db upgrade'}"
         ),
     )
+
+
 COMMANDS = [db]

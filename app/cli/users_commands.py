@@ -116,4 +116,6 @@ def reset_password(app: AppContext, username: str, password_stdin: bool) -> None
     with app.unit_of_work() as session:
         org_service.reset_password(session, actor=None, username=username, password=password)
     click.echo(f"password reset for {username}")
+
+
 COMMANDS = [users]

@@ -1,0 +1,631 @@
+"""The Streamlit app in AppTest: login and sessions, every page for each role that may open it, the
+refusal of every page for each role that may not, and the actions the pages take — against a migrated
+SQLite database seeded with a small company (``tests.app.browser.seed_company``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+from streamlit.testing.v1 import AppTest
+from streamlit.util import calc_hash
+
+from app import session as login_session
+from app.components.csv_export import safe_csv
+from app.components.guard import REFUSED
+from app.components.inert import diff_text, escape_markdown
+from app.components.policy_form import field_help, parse_value
+from app.views import PAGES, PageSpec, pages_for
+from audit.auditlog import repository as auditlog_repo
+from audit.auditlog.models import AuditLogEntry
+from audit.db import make_engine
+from audit.errors import PermissionDenied, ValidationError
+from audit.org import service as org_service
+from audit.org.models import ROLES, User
+from audit.policy.models import Policy
+from audit.ratings.models import Rating
+from audit.review.models import ReviewDecision
+from audit.sampling.models import Assignment
+from tests.app.browser import SeededCompany, seed_company
+
+APP = Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py"
+ROLE_USERS = {"auditor": "keyboard", "sme": "sme.legal", "lead": "lead", "admin": "admin"}
+TIMEOUT = 30
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(autouse=True)
+def no_component_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each AppTest scans every installed package's metadata for custom components (0.6 s here); the
+    app has none (its one script goes through st.html), so the scan is skipped."""
+    from streamlit.components.v2.component_manager import BidiComponentManager
+
+    monkeypatch.setattr(BidiComponentManager, "discover_and_register_components", lambda self, **kwargs: None)
+
+
+@pytest.fixture(scope="module")
+def seeded_template(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SeededCompany]:
+    """A migrated SQLite file with the small company in it, seeded once for the module."""
+    path = tmp_path_factory.mktemp("seeded") / "company.db"
+    shutil.copy(sqlite_template, path)
+    company = seed_company(f"sqlite:///{path}")
+    make_engine(f"sqlite:///{path}").dispose()
+    return path, company
+
+
+@pytest.fixture
+def company(
+    seeded_template: tuple[Path, SeededCompany], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SeededCompany]:
+    """This test's own copy of the seeded database, which the app under test is pointed at."""
+    template, seeded = seeded_template
+    path = tmp_path / "auditloop.db"
+    shutil.copy(template, path)
+    monkeypatch.setenv("AUDITLOOP_DATABASE_URL", f"sqlite:///{path}")
+    monkeypatch.setenv("AUDITLOOP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("AUDITLOOP_DEMO_MODE", raising=False)
+    yield seeded
+
+
+@pytest.fixture
+def db(company: SeededCompany, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
+    """A session on the test's database, to check what the pages wrote. A plain engine, not
+    ``make_engine``: its BEGIN IMMEDIATE would hold the write lock the app under test needs."""
+    import os
+
+    engine = create_engine(os.environ["AUDITLOOP_DATABASE_URL"])
+    session = Session(engine)
+    yield session
+    session.close()
+    engine.dispose()
+
+
+def username_for(role: str, company: SeededCompany) -> str:
+    name = ROLE_USERS[role]
+    return company.keyboard_auditor if name == "keyboard" else name
+
+
+def app_as(company: SeededCompany, username: str | None) -> AppTest:
+    """The app with ``username`` logged in the way the login page does it (None: nobody)."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    if username is not None:
+        login_session.start(at.session_state, user_id=company.users[username], policy=login_session.AuthPolicy())
+    return at
+
+
+def page_app_as(company: SeededCompany, username: str, page: PageSpec) -> AppTest:
+    """One page run on its own (as if reached without the navigation), with ``username`` logged in."""
+    at = AppTest.from_file(str(APP.parent / page.path), default_timeout=TIMEOUT)
+    login_session.start(at.session_state, user_id=company.users[username], policy=login_session.AuthPolicy())
+    return at
+
+
+def open_page(at: AppTest, page: PageSpec) -> AppTest:
+    at.run()
+    at.switch_page(page.path)
+    return at.run()
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def titles(at: AppTest) -> list[str]:
+    return [t.value for t in at.title]
+
+
+def shown(elements: object) -> list[str]:
+    """The text of st.error/st.info elements as a reader sees it (Markdown backslash escapes removed)."""
+    return [re.sub(r"\\(.)", r"\1", e.value) for e in elements]  # type: ignore[attr-defined]
+
+
+def log_in(at: AppTest, username: str, password: str) -> AppTest:
+    at.text_input(key="login.username").input(username)
+    at.text_input(key="login.password").input(password)
+    at.button[0].click()
+    return at.run()
+
+
+# ----------------------------------------------------------------------------- pure helpers
+
+
+def test_session_expires_after_idle_limit_and_after_lifetime() -> None:
+    state: dict[str, object] = {}
+    policy = login_session.AuthPolicy(idle_timeout_minutes=30, session_lifetime_hours=12)
+    login_session.start(state, user_id=7, policy=policy, now=1_000.0)
+    assert login_session.check(state, now=1_000.0 + 29 * 60) == "active"
+    # activity 29 minutes in renews the idle clock: 58 minutes after login is only 29 idle
+    assert login_session.check(state, now=1_000.0 + 58 * 60) == "active"
+    assert login_session.check(state, now=1_000.0 + 88 * 60) == "idle_expired"
+    assert login_session.user_id(state) is None
+    assert "30 minutes" in str(login_session.pop_notice(state))
+
+    login_session.start(state, user_id=7, policy=policy, now=0.0)
+    for minute in range(0, 12 * 60, 20):  # active all day long, never idle
+        assert login_session.check(state, now=minute * 60.0) == "active"
+    assert login_session.check(state, now=12 * 3600.0) == "lifetime_expired"
+    assert "12-hour" in str(login_session.pop_notice(state))
+
+
+def test_login_and_logout_forget_every_key_of_the_session_before() -> None:
+    state: dict[str, object] = {"rate.message": ("error", "stale"), "login.password": "secret"}
+    login_session.start(state, user_id=1, policy=login_session.AuthPolicy(), now=0.0)
+    assert set(state) == {
+        login_session.USER_ID,
+        login_session.STARTED_AT,
+        login_session.LAST_SEEN_AT,
+        login_session.IDLE_LIMIT_S,
+        login_session.LIFETIME_S,
+    }
+    state["rate_accuracy_3"] = 4
+    login_session.end(state, notice=login_session.LOGGED_OUT_NOTICE)
+    assert state == {login_session.NOTICE: login_session.LOGGED_OUT_NOTICE}
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        (login_session.AuthPolicy(idle_timeout_minutes=0), "idle_timeout_minutes"),
+        (login_session.AuthPolicy(session_lifetime_hours=200), "session_lifetime_hours"),
+        (login_session.AuthPolicy(idle_timeout_minutes=180, session_lifetime_hours=2), "longer than"),
+    ],
+)
+def test_auth_policy_refuses_out_of_range_limits(policy: login_session.AuthPolicy, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        policy.validate()
+
+
+def test_csv_export_quotes_cells_a_spreadsheet_would_run_as_formulas() -> None:
+    frame = pd.DataFrame(
+        {
+            "comment": ['=HYPERLINK("http://x")', "+1+1", "-2", "@SUM(A1)", "\tx", "plain", None],
+            "score": [1, 2, -3, 4, 5, 6, 7],
+        }
+    )
+    lines = safe_csv(frame).decode().splitlines()
+    assert lines[0] == "comment,score"
+    assert [line.rsplit(",", 1)[0] for line in lines[1:]] == [
+        '"\'=HYPERLINK(""http://x"")"',
+        "'+1+1",
+        "'-2",
+        "'@SUM(A1)",
+        "'\tx",
+        "plain",
+        "",
+    ]
+    assert lines[3].endswith(",-3")  # numbers stay numbers, negative ones too
+
+
+def test_escape_markdown_leaves_no_markup_and_one_line() -> None:
+    escaped = escape_markdown("![x](http://h/i.png) [l](u) <b>*a*</b> :red[x]\nnext", max_length=500)
+    assert "\n" not in escaped
+    for special in "![]()<>*:":
+        assert all(escaped[i - 1] == "\\" for i, c in enumerate(escaped) if c == special)
+
+
+def test_diff_of_one_paragraph_answers_is_by_sentence() -> None:
+    diff = diff_text("Keep it 5 years. Ask HR.", "Keep it 10 years. Ask HR.")
+    assert "-Keep it 5 years." in diff and "+Keep it 10 years." in diff
+    assert " Ask HR." in diff
+
+
+def test_policy_form_parses_text_into_the_field_type() -> None:
+    assert parse_value("threshold", "", float | None) is None
+    assert parse_value("threshold", "-1.5", float | None) == -1.5
+    assert parse_value("kinds", '["add_example"]', list[str]) == ["add_example"]
+    assert parse_value("target", "uniform", str | dict[str, float]) == "uniform"
+    assert parse_value("target", '{"HR": 1.0}', str | dict[str, float]) == {"HR": 1.0}
+    with pytest.raises(ValidationError, match="kinds: not valid JSON"):
+        parse_value("kinds", "[add_example", list[str])
+    with pytest.raises(ValidationError, match="threshold: 'low' is not a number"):
+        parse_value("threshold", "low", float | None)
+    assert field_help(login_session.AuthPolicy) == {}  # no comments above its fields: no help invented
+
+
+def test_pages_for_follows_the_permission_matrix() -> None:
+    def titles_for(role: str) -> list[str]:
+        return [p.title for p in pages_for(User(role=role, active=True, username=role))]
+
+    assert titles_for("auditor") == ["Rate answers", "My ratings"]
+    assert titles_for("sme") == ["Review queue"]
+    assert "Users" not in titles_for("lead") and "Quality" in titles_for("lead")
+    assert "Users" in titles_for("admin") and "Rate answers" not in titles_for("admin")
+    assert pages_for(User(role="admin", active=False, username="gone")) == []
+    assert pages_for(None) == []
+
+
+def test_reading_the_audit_log_is_refused_to_auditors_and_smes(db: Session, company: SeededCompany) -> None:
+    for username in (company.keyboard_auditor, "sme.legal"):
+        with pytest.raises(PermissionDenied):
+            auditlog_repo.entries(db, actor=db.get(User, company.users[username]))
+    assert auditlog_repo.entries(db, actor=db.get(User, company.users["lead"]), action_prefix="user.")
+
+
+# ----------------------------------------------------------------------------- login and the session
+
+
+def test_logged_out_visitor_sees_only_the_login_form(company: SeededCompany) -> None:
+    at = app_as(company, None).run()
+    assert_clean(at)
+    assert titles(at) == ["auditloop"]
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert not at.sidebar.button
+
+
+def test_wrong_password_and_unknown_user_get_the_same_message(company: SeededCompany, db: Session) -> None:
+    wrong_password = log_in(app_as(company, None).run(), "lead", "not-the-password-at-all")
+    unknown_user = log_in(app_as(company, None).run(), "nobody", "not-the-password-at-all")
+    assert [e.value for e in wrong_password.error] == [org_service.GENERIC_FAILURE]
+    assert [e.value for e in unknown_user.error] == [org_service.GENERIC_FAILURE]
+    assert db.scalar(select(User.failed_logins).where(User.username == "lead")) == 1
+
+
+def test_login_opens_the_roles_first_page_and_the_password_is_not_kept(company: SeededCompany) -> None:
+    at = log_in(app_as(company, None).run(), "sme.legal", company.password)
+    assert_clean(at)
+    assert titles(at) == ["Review queue"]
+    assert at.session_state[login_session.USER_ID] == company.users["sme.legal"]
+    assert "login.password" not in at.session_state
+    assert f"({'sme.legal'})" in at.sidebar.text[0].value
+
+
+def test_five_failures_lock_the_account_even_for_the_right_password(company: SeededCompany, db: Session) -> None:
+    at = app_as(company, None).run()
+    for _ in range(5):
+        log_in(at, "lead", "wrong-password-123")
+    log_in(at, "lead", company.password)
+    assert [e.value for e in at.error] == [org_service.LOCKED]
+    assert titles(at) == ["auditloop"]
+    locked_until = db.scalar(select(User.locked_until).where(User.username == "lead"))
+    assert locked_until is not None and locked_until > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=14)
+
+
+def test_idle_session_ends_with_a_notice(company: SeededCompany) -> None:
+    at = app_as(company, "lead")
+    at.session_state[login_session.LAST_SEEN_AT] = time.time() - 31 * 60
+    at.run()
+    assert titles(at) == ["auditloop"]
+    assert "30 minutes without activity" in at.info[0].value
+    assert login_session.USER_ID not in at.session_state
+
+
+def test_a_click_after_the_idle_limit_does_not_act(company: SeededCompany, db: Session) -> None:
+    at = app_as(company, company.keyboard_auditor).run()
+    for dimension in ("accuracy", "completeness", "relevance", "coherence"):
+        next(w for w in at.segmented_control if w.key.startswith(f"rate_{dimension}_")).set_value(4)
+    at.session_state[login_session.LAST_SEEN_AT] = time.time() - 31 * 60
+    next(b for b in at.button if b.key and b.key.startswith("rate_submit_")).click()
+    at.run()  # the submit callback runs before the page's own session check
+    assert titles(at) == ["auditloop"]
+    assert db.scalar(select(func.count()).select_from(Rating).where(Rating.origin == "app")) == 0
+
+
+def test_session_ends_at_its_absolute_lifetime(company: SeededCompany) -> None:
+    at = app_as(company, "lead")
+    at.session_state[login_session.STARTED_AT] = time.time() - 12 * 3600 - 1
+    at.run()
+    assert titles(at) == ["auditloop"]
+    assert "12-hour limit" in at.info[0].value
+
+
+def test_logout_returns_to_the_login_page_and_is_audited(company: SeededCompany, db: Session) -> None:
+    at = app_as(company, "lead").run()
+    at.sidebar.button(key="shell.logout").click().run()
+    assert titles(at) == ["auditloop"]
+    assert at.info[0].value == login_session.LOGGED_OUT_NOTICE
+    assert db.scalar(select(func.count()).select_from(AuditLogEntry).where(AuditLogEntry.action == "logout")) == 1
+
+
+def test_deactivated_account_is_logged_out_on_its_next_click(company: SeededCompany, db: Session) -> None:
+    at = app_as(company, company.keyboard_auditor).run()
+    assert titles(at) == ["Rate answers"]
+    org_service.set_active(db, actor=None, username=company.keyboard_auditor, active=False)
+    db.commit()
+    at.run()
+    assert titles(at) == ["auditloop"]
+    assert "no longer active" in at.info[0].value
+
+
+# ----------------------------------------------------------------------------- every page, every role
+
+ALLOWED = [
+    pytest.param(role, page, id=f"{role}-{page.url_path}")
+    for role in ROLES
+    for page in pages_for(User(role=role, active=True, username=role))
+]
+REFUSED_CASES = [
+    pytest.param(role, page, id=f"{role}-{page.url_path}")
+    for role in ROLES
+    for page in PAGES
+    if page not in pages_for(User(role=role, active=True, username=role))
+]
+
+
+@pytest.mark.parametrize(("role", "page"), ALLOWED)
+def test_page_renders_for_a_role_that_may_open_it(company: SeededCompany, role: str, page: PageSpec) -> None:
+    at = open_page(app_as(company, username_for(role, company)), page)
+    assert_clean(at)
+    assert titles(at), f"{page.path} drew no title"
+    assert REFUSED not in [e.value for e in at.error]
+
+
+@pytest.mark.parametrize(("role", "page"), REFUSED_CASES)
+def test_page_refuses_a_role_that_may_not_open_it(company: SeededCompany, role: str, page: PageSpec) -> None:
+    # the page run directly (reached without the navigation) checks the permission itself ...
+    at = page_app_as(company, username_for(role, company), page).run()
+    assert_clean(at)
+    assert [e.value for e in at.error] == [REFUSED]
+    assert not titles(at)
+    # ... and the navigation does not know the page: asking for its URL gets "page not found" and the
+    # role's own first page. (AppTest has no URL bar; _page_hash is what a requested URL becomes.)
+    app = app_as(company, username_for(role, company)).run()
+    first_page = titles(app)
+    app._page_hash = calc_hash(page.url_path)
+    app.run()
+    assert_clean(app)
+    assert titles(app) == first_page
+
+
+def test_a_page_refuses_anyone_not_logged_in(company: SeededCompany) -> None:
+    at = AppTest.from_file(str(APP.parent / "views" / "users.py"), default_timeout=TIMEOUT).run()
+    assert [e.value for e in at.error] == ["Please log in."]
+
+
+# ----------------------------------------------------------------------------- what the pages do
+
+
+def _rate(at: AppTest, scores: dict[str, int], sources: str = "yes") -> AppTest:
+    for dimension, score in scores.items():
+        next(w for w in at.segmented_control if w.key.startswith(f"rate_{dimension}_")).set_value(score)
+    next(w for w in at.segmented_control if w.key.startswith("rate_sources_")).set_value(sources)
+    next(b for b in at.button if b.key and b.key.startswith("rate_submit_")).click()
+    return at.run()
+
+
+def test_auditor_rates_an_item_and_gets_the_next(company: SeededCompany, db: Session) -> None:
+    auditor = company.keyboard_auditor
+    at = app_as(company, auditor).run()
+    assert at.progress[0].text.startswith("Item 1 of")
+    first_question = at.text[0].value
+    at = _rate(at, {"accuracy": 4, "completeness": 3, "relevance": 5, "coherence": 2})
+    assert_clean(at)
+    assert at.progress[0].text.startswith("Item 2 of")
+    assert at.text[0].value != first_question
+    rating = db.scalars(select(Rating).where(Rating.auditor_id == company.users[auditor])).one()
+    assert (rating.accuracy, rating.completeness, rating.relevance, rating.coherence) == (4, 3, 5, 2)
+    assert rating.sources_correct == "yes" and rating.origin == "app" and rating.idempotency_key
+
+
+def test_auditor_sees_why_an_incomplete_bias_flag_is_refused(company: SeededCompany, db: Session) -> None:
+    at = app_as(company, company.keyboard_auditor).run()
+    next(w for w in at.checkbox if w.key.startswith("rate_bias_")).check()
+    at = _rate(at, {"accuracy": 3, "completeness": 3, "relevance": 3, "coherence": 3})
+    assert at.error and "department" in shown(at.error)[0]
+    assert at.progress[0].text.startswith("Item 1 of")  # still the same item, nothing stored
+    assert db.scalar(select(func.count()).select_from(Rating).where(Rating.origin == "app")) == 0
+
+
+def test_auditor_skips_an_item_with_a_reason(company: SeededCompany, db: Session) -> None:
+    auditor = company.keyboard_auditor
+    at = app_as(company, auditor).run()
+    next(b for b in at.button if b.key and b.key.startswith("rate_skip_")).click()
+    at.run()
+    assert_clean(at)
+    skipped = db.scalars(
+        select(Assignment).where(Assignment.auditor_id == company.users[auditor], Assignment.status == "skipped")
+    ).all()
+    assert [a.skip_reason for a in skipped] == ["Needs knowledge I do not have"]
+
+
+def test_auditor_edits_todays_rating_and_history_stays(company: SeededCompany, db: Session) -> None:
+    auditor = company.keyboard_auditor
+    _rate(app_as(company, auditor).run(), {"accuracy": 2, "completeness": 2, "relevance": 2, "coherence": 2})
+    at = open_page(app_as(company, auditor), next(p for p in PAGES if p.url_path == "my-ratings"))
+    assert_clean(at)
+    at.selectbox(key="my_ratings.chosen").select_index(0).run()
+    at.segmented_control[0].set_value(5)
+    next(b for b in at.button if b.label == "Save the edit").click().run()
+    assert_clean(at)
+    rows = db.scalars(select(Rating).where(Rating.auditor_id == company.users[auditor]).order_by(Rating.id)).all()
+    assert [(r.accuracy, r.is_current) for r in rows] == [(2, False), (5, True)]
+    assert rows[1].supersedes_id == rows[0].id
+
+
+def test_sme_confirms_an_item_with_a_correction(company: SeededCompany, db: Session) -> None:
+    at = open_page(app_as(company, "sme.legal"), next(p for p in PAGES if p.url_path == "review"))
+    item = company.review_item_id
+    assert at.selectbox(key="review.item").value.item_id == item
+    at.selectbox(key=f"review.root_cause.{item}").select("outdated_source")
+    at.text_area(key=f"review.corrected.{item}").input("Signed contracts are kept for ten years.")
+    at.run()
+    assert any("+Signed contracts are kept for ten years." in c.value for c in at.code)  # the inert diff
+    at.button(key=f"review.confirm.{item}").click().run()
+    assert_clean(at)
+    decision = db.scalars(select(ReviewDecision).where(ReviewDecision.review_item_id == item)).one()
+    assert (decision.decision, decision.root_cause) == ("confirm", "outdated_source")
+    assert decision.corrected_answer == "Signed contracts are kept for ten years."
+
+
+def test_lead_sees_the_review_queue_but_cannot_decide(company: SeededCompany) -> None:
+    at = open_page(app_as(company, "lead"), next(p for p in PAGES if p.url_path == "review"))
+    assert_clean(at)
+    assert not [b for b in at.button if b.key and b.key.startswith("review.confirm")]
+    assert "Only SMEs of this department decide it." in [c.value for c in at.caption]
+
+
+def test_admin_creates_a_user(company: SeededCompany, db: Session) -> None:
+    at = open_page(app_as(company, "admin"), next(p for p in PAGES if p.url_path == "users"))
+    at.text_input(key="users.new.username").input("auditor9")
+    at.text_input(key="users.new.display_name").input("Auditor Nine")
+    at.text_input(key="users.new.password").input("a-long-enough-password")
+    at.text_input(key="users.new.repeat").input("a-long-enough-password")
+    at.button[0].click().run()
+    assert_clean(at)
+    created = db.scalars(select(User).where(User.username == "auditor9")).one()
+    assert created.role == "auditor" and created.password_hash and created.password_hash.startswith("$argon2id$")
+
+
+def test_admin_gets_the_services_message_for_a_short_password(company: SeededCompany, db: Session) -> None:
+    at = open_page(app_as(company, "admin"), next(p for p in PAGES if p.url_path == "users"))
+    at.text_input(key="users.new.username").input("auditor9")
+    at.text_input(key="users.new.password").input("short")
+    at.text_input(key="users.new.repeat").input("short")
+    at.button[0].click().run()
+    assert shown(at.error) == ["password: must be at least 12 characters"]
+    assert db.scalar(select(func.count()).select_from(User).where(User.username == "auditor9")) == 0
+
+
+def test_admin_saves_a_policy_and_an_invalid_one_is_refused(company: SeededCompany, db: Session) -> None:
+    at = open_page(app_as(company, "admin"), next(p for p in PAGES if p.url_path == "policies"))
+    assert_clean(at)
+    at.number_input(key="policy_form.routing.low_accuracy_max").set_value(3)
+    at.button(key="FormSubmitter:policy_form.routing-Save policy").click().run()
+    assert_clean(at)
+    assert db.get(Policy, "routing").settings["low_accuracy_max"] == 3
+
+    at.number_input(key="policy_form.routing.disagreement_min").set_value(9)
+    at.button(key="FormSubmitter:policy_form.routing-Save policy").click().run()
+    assert "disagreement_min" in shown(at.error)[0]
+    db.expire_all()
+    assert db.get(Policy, "routing").settings["disagreement_min"] == 2
+
+
+def test_admin_adds_a_department(company: SeededCompany, db: Session) -> None:
+    at = open_page(app_as(company, "admin"), next(p for p in PAGES if p.url_path == "departments"))
+    at.text_input[0].input("Procurement")
+    at.button[0].click().run()
+    assert_clean(at)
+    assert any(row == "Procurement" for row in at.dataframe[0].value["department"])
+
+
+def test_audit_log_lists_the_seeded_account_creations(company: SeededCompany) -> None:
+    at = open_page(app_as(company, "admin"), next(p for p in PAGES if p.url_path == "audit-log"))
+    at.selectbox(key="audit_log.action").select("user").run()
+    assert_clean(at)
+    log = at.dataframe[0].value
+    assert set(log["action"]) == {"user.create"}
+    assert len(log) == len(company.users)
+
+
+def _confirm_as_sme(db: Session, company: SeededCompany, *, root_cause: str) -> None:
+    from audit.review import service as review_service
+
+    sme = db.get(User, company.users["sme.hr"])
+    item = company.hr_review_item_id
+    version = review_service.review_item_detail(db, actor=sme, item_id=item).row_version
+    review_service.confirm(
+        db,
+        actor=sme,
+        item_id=item,
+        root_cause=root_cause,
+        corrected_answer=None,
+        note=None,
+        expected_row_version=version,
+    )
+
+
+def test_sme_bulk_dismisses_the_ticked_items(company: SeededCompany, db: Session) -> None:
+    at = open_page(app_as(company, "sme.legal"), next(p for p in PAGES if p.url_path == "review"))
+    # AppTest cannot click cells: a keyed data_editor takes its edits through the session state
+    at.session_state["review.bulk_editor"] = {
+        "edited_rows": {0: {"dismiss": True}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.text_input(key="review.bulk_note").input("Duplicate of an item already fixed.")
+    at.button(key="FormSubmitter:review.bulk-Dismiss the ticked items").click().run()
+    assert_clean(at)
+    decision = db.scalars(select(ReviewDecision).where(ReviewDecision.review_item_id == company.review_item_id)).one()
+    assert (decision.decision, decision.note) == ("dismiss", "Duplicate of an item already fixed.")
+
+
+def test_lead_applies_a_waiting_fix_only_after_confirming(company: SeededCompany, db: Session) -> None:
+    from audit.fixes import service as fixes_service
+    from audit.fixes.models import DataFix
+
+    _confirm_as_sme(db, company, root_cause="department_bias")  # a rebalance: the policy waits for a lead
+    fixes_service.propose_fixes(db)
+    db.commit()
+    fix_id = db.scalars(select(DataFix.id).where(DataFix.status == "proposed")).one()
+
+    at = open_page(app_as(company, "lead"), next(p for p in PAGES if p.url_path == "pipeline"))
+    at.session_state["pipeline.fixes"] = {"edited_rows": {0: {"select": True}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    at.button(key="confirm.pipeline.apply.ask").click().run()
+    assert db.scalar(select(DataFix.status).where(DataFix.id == fix_id)) == "proposed"  # asked, not done
+    at.button(key="confirm.pipeline.apply.yes").click().run()
+    assert_clean(at)
+    db.expire_all()
+    fix = db.get(DataFix, fix_id)
+    assert fix is not None and fix.status == "applied" and fix.decided_by_id == company.users["lead"]
+
+
+def test_lead_queues_one_retraining_job(company: SeededCompany, db: Session) -> None:
+    from audit.knowledge import datasets
+    from audit.modelops.models import TrainingJob
+
+    datasets.create_version(db, actor=None, change_log=[{"kind": "seed", "note": "test"}])
+    db.commit()
+    at = open_page(app_as(company, "lead"), next(p for p in PAGES if p.url_path == "models"))
+    at.text_input(key="models.reason").input("HR corrections applied")
+    at.run()
+    at.button(key="confirm.models.queue.ask").click().run()
+    at.button(key="confirm.models.queue.yes").click().run()
+    assert_clean(at)
+    jobs = db.scalars(select(TrainingJob)).all()
+    assert [(j.status, j.trigger_reason, j.requested_by_id) for j in jobs] == [
+        ("queued", "HR corrections applied", company.users["lead"])
+    ]
+    # a second request while one is queued is refused with the service's one line
+    at.button(key="confirm.models.queue.ask").click().run()
+    at.button(key="confirm.models.queue.yes").click().run()
+    assert at.error and "already queued or running" in shown(at.error)[0]
+    assert db.scalar(select(func.count()).select_from(TrainingJob)) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_every_page_renders_and_an_item_is_rated_on_postgresql(
+    migrated_postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded = seed_company(migrated_postgres_url)
+    monkeypatch.setenv("AUDITLOOP_DATABASE_URL", migrated_postgres_url)
+    monkeypatch.setenv("AUDITLOOP_DATA_DIR", str(tmp_path / "data"))
+    try:
+        for role in ROLES:
+            for page in pages_for(User(role=role, active=True, username=role)):
+                at = open_page(app_as(seeded, username_for(role, seeded)), page)
+                assert_clean(at)
+        at = _rate(
+            app_as(seeded, seeded.keyboard_auditor).run(),
+            {"accuracy": 4, "completeness": 4, "relevance": 4, "coherence": 4},
+        )
+        assert_clean(at)
+        assert at.progress[0].text.startswith("Item 2 of")
+    finally:
+        import streamlit as st
+
+        st.cache_resource.clear()  # forget the cached engine of a database that is dropped after the test
+
+
+def test_auditor_with_nothing_left_is_told_so(company: SeededCompany, db: Session) -> None:
+    auditor = db.get(User, company.users[company.keyboard_auditor])
+    for assignment in db.scalars(
+        select(Assignment).where(Assignment.auditor_id == auditor.id, Assignment.status == "pending")
+    ):
+        assignment.status, assignment.skip_reason = "skipped", "test"
+    db.commit()
+    at = app_as(company, company.keyboard_auditor).run()
+    assert_clean(at)
+    assert [s.value for s in at.success] == ["Nothing left to rate. Thank you!"]
+    assert not at.get("form")
