@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from audit.errors import NotFoundError
 from audit.fixes import service as fixes_service
 from audit.org.models import User
-from audit.permissions import require
+from audit.permissions import Action, require
 from audit.review import routing
 from audit.sampling import service as sampling_service
 from audit.triggers import service as triggers_service
@@ -72,13 +72,22 @@ class DailySummary:
         ]
 
 
+# every step's permission: drawing the sample, proposing/applying fixes, evaluating the triggers
+DAILY_ACTIONS: tuple[Action, ...] = ("run_sampling", "approve_fixes", "queue_training")
+
+
 def day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
 
 
 def run_daily(session: Session, *, day: dt.date, actor: User | None = None) -> DailySummary:
-    """Run the audit steps of the cycle for ``day`` in the caller's transaction."""
-    require(actor, "run_sampling")
+    """Run the audit steps of the cycle for ``day`` in the caller's transaction.
+
+    The cycle samples, proposes and auto-applies fixes and may queue training, so the actor needs all
+    three permissions; checking them first refuses before any step has run.
+    """
+    for action in DAILY_ACTIONS:
+        require(actor, action)
     try:
         sample: dict[str, Any] = _sample_dict(sampling_service.draw_sample(session, actor=actor, sample_date=day))
     except NotFoundError as exc:

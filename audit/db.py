@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -70,3 +76,43 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for a database error that a new transaction may not meet again: a dropped or terminated
+    connection (server restart, failover, ``pg_terminate_backend``), a serialization failure or
+    deadlock victim, SQLite's busy timeout running out. DBAPI's OperationalError is by definition
+    "not necessarily under the control of the programmer"; constraint and data errors are not retried."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+
+
+def run_in_transaction(
+    factory: sessionmaker[Session],
+    fn: Callable[[Session], T],
+    *,
+    retries: int = 3,
+    backoff_s: float = 0.05,
+    on_retry: Callable[[int, BaseException], None] | None = None,
+) -> T:
+    """Run ``fn(session)`` in a transaction of its own and commit; on a transient error start over
+    with a fresh session, up to ``retries`` more times (exponential back-off with jitter).
+
+    ``fn`` must be safe to run again: a connection lost while COMMIT was in flight leaves it unknown
+    whether the commit happened, so the retry has to recognise its own earlier success (e.g. the
+    idempotency key of ``submit_rating``). ``on_retry(attempt, error)`` is told about each retry.
+    """
+    attempt = 0
+    while True:
+        try:
+            with session_scope(factory) as session:
+                return fn(session)
+        except DBAPIError as exc:
+            if attempt >= retries or not is_transient(exc):
+                raise
+            attempt += 1
+            if on_retry is not None:
+                on_retry(attempt, exc)
+            # jitter, so that many clients dropped at once do not come back in step
+            time.sleep(backoff_s * 2 ** (attempt - 1) * (0.5 + random.random()))

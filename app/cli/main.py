@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "app.cli.users_commands",
     "app.cli.departments_commands",
     "app.cli.demo_commands",
+    "app.cli.demo_loop_commands",
     "app.cli.ingest_commands",
     "app.cli.export_commands",
     "app.cli.dataset_commands",
