@@ -13,7 +13,7 @@ from audit.org import passwords
 from audit.org import service as org
 from tests import factories as f
 
-NOW = dt.datetime(2026, 11, 28, 9, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 28, 9, tzinfo=dt.UTC)
 
 
 def test_passwords_are_argon2id_and_verify() -> None:
