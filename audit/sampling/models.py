@@ -78,6 +78,7 @@ class SampleItem(Base):
         CheckConstraint("inclusion_weight > 0", name="weight_positive"),
         CheckConstraint("overlap_k >= 1", name="overlap_k_positive"),
         Index("ix_sample_items_answer_id", "answer_id"),
+        Index("ix_sample_items_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

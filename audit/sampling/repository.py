@@ -30,12 +30,13 @@ def batch_for_date(session: Session, sample_date: dt.date) -> SampleBatch | None
 def sampling_frame(session: Session, *, start: dt.datetime, end: dt.datetime) -> Sequence[Row[int, int, float | None]]:
     """(answer id, asker department id, confidence) of answers created in [start, end) that were
     never sampled before and are not gold answers."""
-    already_sampled = select(SampleItem.answer_id)
-    gold_answers = select(GoldItem.answer_id).where(GoldItem.answer_id.is_not(None))
+    # NOT EXISTS probes ix_sample_items_answer_id per candidate; NOT IN would read all sample_items
+    already_sampled = select(SampleItem.id).where(SampleItem.answer_id == Answer.id).exists()
+    gold_answer = select(GoldItem.id).where(GoldItem.answer_id == Answer.id).exists()
     return session.execute(
         select(Answer.id, Answer.asker_department_id, Answer.confidence)
         .where(Answer.created_at >= start, Answer.created_at < end)
-        .where(Answer.id.not_in(already_sampled), Answer.id.not_in(gold_answers))
+        .where(~already_sampled, ~gold_answer)
         .order_by(Answer.id)
     ).all()
 

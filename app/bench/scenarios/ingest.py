@@ -1,0 +1,203 @@
+"""Ingest rows/s: ``ingest_file`` (the real service, a JSONL file of ~900-byte answer lines) vs the raw
+driver writing the same rows into an identical fresh table (``executemany`` on SQLite, ``COPY`` on
+PostgreSQL). Each side loads its own fresh database (migrated, reference data only) and commits, so
+neither inherits the other's write-ahead log or cache; on PostgreSQL a CHECKPOINT comes before each."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from app.bench.context import Context
+from app.bench.databases import bench_database
+from app.bench.harness import Figure, with_floor
+from app.bench.synth import (
+    Reference,
+    answer_line,
+    answer_row,
+    default_anchor,
+    default_days,
+    generate_answers,
+    insert_reference_data,
+)
+from audit.base import utcnow
+from audit.db import make_session_factory
+from audit.ingest.bulk import sqlite_timestamp
+
+FLOOR_CHUNK = 50_000
+# issue 2: what "fast enough" means on a developer machine, beside the machine-independent ratio
+ABSOLUTE_TARGET = {"sqlite": 55_000, "postgres": 30_000}
+MIN_RATIO = 0.5
+# answer text length that makes a JSONL line ~900 bytes (the JSON keys and sources take the rest)
+LINE_ANSWER_CHARS = 560
+PREFIX = "ingest"
+_COLUMNS = (
+    "external_id, question, answer_text, asker_department_id, model_version_id, sources, "
+    "top_source_department_id, cites_other_department, confidence, latency_ms, created_at, content_hash, ingested_at"
+)
+
+
+def unavailable() -> str | None:
+    """Why the ingest service cannot be measured in this build, or None."""
+    try:
+        import audit.ingest.service  # noqa: F401
+    except ImportError as exc:
+        return f"audit.ingest.service cannot be imported ({exc})"
+    return None
+
+
+def _answers(count: int) -> Iterator[Any]:
+    anchor = default_anchor()
+    yield from generate_answers(
+        count, days=default_days(count), anchor=anchor, prefix=PREFIX, answer_chars=LINE_ANSWER_CHARS
+    )
+
+
+def write_answers_file(path: Path, count: int) -> int:
+    """Write ``count`` answer lines; returns the file's size in bytes."""
+    with path.open("w", encoding="utf-8", buffering=1 << 20) as fh:
+        for answer in _answers(count):
+            fh.write(answer_line(answer))
+            fh.write("\n")
+    return path.stat().st_size
+
+
+def measure(ctx: Context) -> list[Figure]:
+    count = ctx.scale
+    runs = ctx.runs if count < 1_000_000 else max(1, min(ctx.runs, ctx.options.large_ingest_runs))
+    work_dir = Path(tempfile.mkdtemp(prefix="auditloop-bench-ingest-", dir=ctx.options.work_dir))
+    path = work_dir / "answers.jsonl"
+    try:
+        ctx.progress(f"ingest: writing {count:,} answer lines")
+        size = write_answers_file(path, count)
+        service_rates: list[float] = []
+        floor_rates: list[float] = []
+        for run in range(runs):
+            with _fresh(ctx) as engine:
+                service_rates.append(count / _ingest_with_service(engine, path, count))
+            with _fresh(ctx) as engine:
+                floor_rates.append(count / _floor_insert(engine, count))
+            ctx.progress(
+                f"ingest run {run + 1}/{runs}: service {service_rates[-1]:,.0f} rows/s, "
+                f"raw driver {floor_rates[-1]:,.0f} rows/s"
+            )
+    finally:
+        path.unlink(missing_ok=True)
+        work_dir.rmdir()
+    absolute = ABSOLUTE_TARGET[ctx.backend]
+    figure = ctx.figure(
+        "ingest answers",
+        "rows/s",
+        service_rates,
+        higher_is_better=True,
+        target=f"≥ {MIN_RATIO:.0%} of raw driver and ≥ {absolute:,} rows/s",
+        notes=f"{count:,} lines of {size / count:.0f} bytes, committed, into a fresh database"
+        + (f"; {runs} run at this size (each run is a full load)" if runs < ctx.runs else ""),
+    )
+    floor_name = "sqlite3 executemany" if ctx.backend == "sqlite" else "psycopg COPY"
+    with_floor(figure, statistics.median(floor_rates), floor_name, min_ratio=MIN_RATIO)
+    figure.met = bool(figure.met) and figure.median >= absolute
+    figure.extra = {"absolute_target_rows_per_s": absolute, "floor_runs": floor_rates}
+    return [figure]
+
+
+@contextlib.contextmanager
+def _fresh(ctx: Context) -> Iterator[Engine]:
+    """A fresh migrated database holding the reference data, checkpointed: its engine."""
+    with bench_database(ctx.backend, postgres_url=ctx.options.postgres_url, label="ingest") as db:
+        engine = db.engine()
+        try:
+            with engine.begin() as conn:
+                insert_reference_data(conn, now=utcnow())
+            _checkpoint(engine)
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def _checkpoint(engine: Engine) -> None:
+    """Start from a clean write-ahead log (PostgreSQL: needs superuser or pg_checkpoint; skipped otherwise)."""
+    if engine.dialect.name != "postgresql":
+        return
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("CHECKPOINT")
+    except Exception:  # noqa: BLE001 -- a server that refuses just runs without it
+        return
+
+
+def _ingest_with_service(engine: Engine, path: Path, count: int) -> float:
+    from audit.ingest.service import ingest_file
+
+    session = make_session_factory(engine)()
+    try:
+        started = time.perf_counter()
+        summary = ingest_file(session, actor=None, kind="answers", path=path)
+        session.commit()
+        seconds = time.perf_counter() - started
+    finally:
+        session.close()
+    if summary.counts.inserted != count:
+        raise RuntimeError(f"ingest stored {summary.counts.inserted} of {count} answers: {summary.line()}")
+    return seconds
+
+
+def _floor_rows(count: int, engine: Engine) -> Iterator[list[tuple[Any, ...]]]:
+    """The same answers as the file, as ready-to-insert tuples, in chunks (built outside the timing)."""
+    with engine.connect() as conn:
+        departments = {name: i for i, name in conn.execute(text("SELECT id, name FROM departments"))}
+        model_id = conn.execute(text("SELECT id FROM model_versions WHERE name = 'v1'")).scalar_one()
+    ref = Reference(department_ids=departments, user_ids={}, auditor_ids=[], model_version_id=model_id)
+    now = utcnow()
+    sqlite = engine.dialect.name == "sqlite"
+    chunk: list[tuple[Any, ...]] = []
+    for answer in _answers(count):
+        row = answer_row(answer, ref, now)
+        chunk.append(
+            row[:10] + (sqlite_timestamp(row[10]), row[11], sqlite_timestamp(row[12])) if sqlite else tuple(row)
+        )
+        if len(chunk) >= FLOOR_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _floor_insert(engine: Engine, count: int) -> float:
+    """Seconds the raw driver takes to store the rows into the fresh answers table and commit."""
+    raw = engine.raw_connection()  # the driver's own connection, with the settings audit.db gives it
+    try:
+        driver: Any = raw.driver_connection
+        seconds = 0.0
+        if engine.dialect.name == "sqlite":
+            sql = f"INSERT INTO answers ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"  # noqa: S608 -- constants
+            driver.execute("BEGIN")
+            cursor = driver.cursor()
+            for chunk in _floor_rows(count, engine):
+                started = time.perf_counter()
+                cursor.executemany(sql, chunk)
+                seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            driver.execute("COMMIT")
+            seconds += time.perf_counter() - started
+        else:
+            with driver.cursor() as cursor:
+                for chunk in _floor_rows(count, engine):
+                    started = time.perf_counter()
+                    with cursor.copy(f"COPY answers ({_COLUMNS}) FROM STDIN") as copy:
+                        for row in chunk:
+                            copy.write_row(row)
+                    seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            driver.commit()
+            seconds += time.perf_counter() - started
+        return seconds
+    finally:
+        raw.close()

@@ -1,0 +1,158 @@
+"""Training and generation efficiency, once per bench (they do not depend on the database's size):
+``training.efficiency.compare_lora_vs_full`` (LoRA's trainable share, peak training memory and step
+time beside full fine-tuning of the same model), LoRA's share at the Llama-7B shape, and
+``measure_generation_throughput`` (batched vs one prompt at a time) on the configured base model.
+
+With the built-in tiny model not built yet (a build trains for minutes), the bench builds the same
+architecture with a short training run instead and says so: every figure here depends on the
+architecture and the generated lengths, not on how good the weights are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from pathlib import Path
+from typing import Any
+
+from app.bench.context import Context
+from app.bench.harness import Figure, with_floor
+
+GENERATION_PROMPTS = 32
+GENERATION_BATCH = 16
+GENERATION_TOKENS = 32
+EFFICIENCY_STEPS = 4
+LORA_R = 16
+QUICK_BUILD_STEPS = 10
+
+
+def measure(ctx: Context) -> list[Figure]:
+    model_dir, model_label = _model(ctx)
+    figures = _efficiency(ctx, model_dir, model_label)
+    figures += _generation(ctx, model_dir, model_label)
+    return figures
+
+
+def _model(ctx: Context) -> tuple[Path, str]:
+    """The base model's directory and how to name it in the notes."""
+    from audit.settings import BUILTIN_TINY, load_settings
+    from training.models import DEFAULT_TINY_SEED, ensure_tiny_model, resolve_model_dir, tiny_model_dir
+    from training.models.tiny import TinyModelConfig, build_fingerprint, pretraining_texts
+
+    settings = load_settings()
+    if settings.base_model != BUILTIN_TINY:
+        return resolve_model_dir(settings.base_model, settings.data_dir), settings.base_model
+    config = TinyModelConfig()
+    texts = pretraining_texts(DEFAULT_TINY_SEED)
+    built = tiny_model_dir(settings.data_dir, build_fingerprint(config, DEFAULT_TINY_SEED, texts))
+    if (built / "config.json").is_file():
+        return built, BUILTIN_TINY
+    quick = dataclasses.replace(config, train_steps=QUICK_BUILD_STEPS, warmup_steps=2)
+    ctx.progress(
+        f"the built-in tiny model is not built yet: building its architecture with {QUICK_BUILD_STEPS} training steps"
+    )
+    directory = ensure_tiny_model(settings.data_dir, config=quick, progress=ctx.progress)
+    return directory, f"{BUILTIN_TINY} architecture ({QUICK_BUILD_STEPS}-step build: the full model was not built)"
+
+
+def _efficiency(ctx: Context, model_dir: Path, model_label: str) -> list[Figure]:
+    from training import efficiency
+
+    runs: list[dict[str, Any]] = []
+    for run in range(ctx.runs):
+        runs.append(efficiency.compare_lora_vs_full(model_dir, steps=EFFICIENCY_STEPS, r=LORA_R))
+        ctx.progress(
+            f"LoRA vs full run {run + 1}/{ctx.runs}: memory {runs[-1]['memory_ratio']:.2f}×, "
+            f"step time {runs[-1]['step_time_ratio']:.2f}×"
+        )
+    lora = runs[0]["lora"]
+    where = (
+        f"{model_label}, r={LORA_R} on q/k/v/o, {EFFICIENCY_STEPS} steps of {lora['batch_size']} × "
+        f"{lora['seq_len']} tokens, {lora['device']}"
+    )
+    share = ctx.figure(
+        "LoRA trainable share",
+        "%",
+        [100 * r["lora_share"] for r in runs],
+        notes=f"{lora['trainable']:,} of {lora['total']:,} parameters; {where}",
+    )
+    with_floor(share, 100.0, "full fine-tuning trains 100 %")
+    memory = ctx.figure(
+        "LoRA peak training memory",
+        "MiB",
+        [r["lora"]["peak_training_bytes"] / 2**20 for r in runs],
+        notes=f"{lora['memory_method']}; {where}",
+    )
+    with_floor(memory, statistics.median(r["full"]["peak_training_bytes"] / 2**20 for r in runs), "full fine-tuning")
+    step = ctx.figure(
+        "LoRA training step time",
+        "s",
+        [r["lora"]["step_seconds"] for r in runs],
+        notes=f"median step after the first; {where}",
+    )
+    with_floor(step, statistics.median(r["full"]["step_seconds"] for r in runs), "full fine-tuning")
+    seven_b = efficiency.lora_share_for_config(efficiency.llama_7b_config(), r=LORA_R)
+    shape = ctx.figure(
+        "LoRA trainable share at Llama-7B shape",
+        "%",
+        [100 * seven_b["share"]],
+        notes=f"{seven_b['lora_parameters']:,} LoRA parameters on {seven_b['base_parameters']:,}, counted from the "
+        f"config (r={LORA_R}, q/k/v/o)",
+    )
+    with_floor(shape, 100.0, "full fine-tuning trains 100 %")
+    return [share, memory, step, shape]
+
+
+def _prompts() -> list[str]:
+    """Questions of the demo company with their retrieved context, in the one prompt format."""
+    from audit.demo.corpus import build_corpus
+    from training.prompts import build_prompt
+    from training.retrieval import Retriever
+
+    corpus = build_corpus(7)
+    retriever = Retriever.from_documents(corpus.documents)
+    questions = [e.question for e in corpus.examples][:GENERATION_PROMPTS]
+    return [build_prompt(q, hits) for q, hits in zip(questions, retriever.search_many(questions, 2), strict=True)]
+
+
+def _generation(ctx: Context, model_dir: Path, model_label: str) -> list[Figure]:
+    import torch
+
+    from training.generation import choose_backend, measure_generation_throughput
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    backend = choose_backend(model_dir, prefer="transformers", device=device)
+    prompts = _prompts()
+    runs: list[dict[str, Any]] = []
+    for run in range(ctx.runs):
+        runs.append(
+            measure_generation_throughput(
+                backend, prompts, max_new_tokens=GENERATION_TOKENS, batch_size=GENERATION_BATCH
+            )
+        )
+        ctx.progress(
+            f"generation run {run + 1}/{ctx.runs}: batched {runs[-1]['batched_prompts_per_s']} prompts/s, "
+            f"one by one {runs[-1]['sequential_prompts_per_s']} prompts/s"
+        )
+    notes = (
+        f"{model_label} on {device}, transformers backend, {len(prompts)} prompts, batch {GENERATION_BATCH}, "
+        f"up to {GENERATION_TOKENS} new tokens, greedy"
+    )
+    prompts_figure = ctx.figure(
+        "generation: batched prompts/s",
+        "prompts/s",
+        [r["batched_prompts_per_s"] for r in runs],
+        higher_is_better=True,
+        notes=notes,
+    )
+    sequential = statistics.median(r["sequential_prompts_per_s"] for r in runs)
+    with_floor(prompts_figure, sequential, "one prompt at a time (ratio = batching speed-up)")
+    tokens_figure = ctx.figure(
+        "generation: batched tokens/s",
+        "tokens/s",
+        [r["batched_tokens_per_s"] for r in runs],
+        higher_is_better=True,
+        notes=notes,
+    )
+    with_floor(tokens_figure, statistics.median(r["sequential_tokens_per_s"] for r in runs), "one prompt at a time")
+    return [prompts_figure, tokens_figure]

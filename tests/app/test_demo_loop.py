@@ -1,0 +1,342 @@
+"""``auditloop demo loop``: the corruption shuffle, the department gap, the SME's judgement, and the whole
+loop end to end (seed → review → fixes → trigger → worker → gate, then a corrupted version refused)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher, Type
+from click.testing import CliRunner
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.cli.main import cli
+from app.demo_loop import (
+    Decision,
+    LoopReport,
+    decide,
+    department_gap,
+    render_document,
+    render_markdown,
+    restrict,
+    shuffle_answers,
+    write_corrupted_version,
+)
+from audit.db import make_engine, make_session_factory
+from audit.demo.traffic import DemoAnswer, Scores
+from audit.knowledge import datasets
+from audit.knowledge.hashing import example_content_hash
+from audit.knowledge.models import Example
+from audit.modelops.models import ModelVersion
+from audit.org import passwords
+from tests import factories
+from training import gate
+from training.evaluation import score_items, summarize
+from training.models.tiny import TinyModelConfig, build_tiny_model, pretraining_texts
+
+# --------------------------------------------------------------------------- the corruption
+
+
+def test_shuffle_moves_every_answer_to_another_question_and_keeps_them_all() -> None:
+    questions = [f"question {i}" for i in range(50)]
+    answers = [f"answer {i}" for i in range(50)]
+    shuffled = shuffle_answers(questions, answers, seed=7)
+    assert Counter(shuffled) == Counter(answers)  # a permutation: nothing lost, nothing invented
+    assert all(new != old for new, old in zip(shuffled, answers, strict=True))
+    assert shuffle_answers(questions, answers, seed=7) == shuffled  # seeded
+    assert shuffle_answers(questions, answers, seed=8) != shuffled
+
+
+def test_shuffle_avoids_equal_answer_texts_and_existing_pairs() -> None:
+    # positions 0 and 1 share an answer text: neither may get the other's; "q1" already holds
+    # "x" and "y", so those pairs must not be written again (examples are unique by the pair)
+    questions = ["q1", "q1", "q2", "q3", "q4", "q5"]
+    answers = ["x", "y", "same", "same", "z", "w"]
+    for seed in range(20):
+        shuffled = shuffle_answers(questions, answers, seed=seed)
+        assert Counter(shuffled) == Counter(answers)
+        originals = {example_content_hash(q, a) for q, a in zip(questions, answers, strict=True)}
+        new_pairs = [example_content_hash(q, a) for q, a in zip(questions, shuffled, strict=True)]
+        assert not originals & set(new_pairs)
+        assert len(set(new_pairs)) == len(new_pairs)
+        assert shuffled[2] != "same" and shuffled[3] != "same"
+
+
+def test_shuffle_refuses_what_cannot_be_shuffled() -> None:
+    with pytest.raises(ValueError, match="at least two"):
+        shuffle_answers(["q"], ["a"], seed=1)
+    with pytest.raises(ValueError, match="no permutation"):
+        shuffle_answers(["a", "b", "c"], ["same", "same", "other"], seed=1)
+    with pytest.raises(ValueError, match="2 questions but 3 answers"):
+        shuffle_answers(["a", "b"], ["x", "y", "z"], seed=1)
+
+
+# --------------------------------------------------------------------------- the gap and the table
+
+
+def test_department_gap_is_largest_minus_smallest_mean() -> None:
+    by_department = {"HR": {"rougeL": 0.2}, "Legal": {"rougeL": 0.5}, "Finance": {"rougeL": 0.35}}
+    assert department_gap(by_department, "rougeL") == pytest.approx(0.3)
+    assert department_gap({"HR": {"rougeL": 0.2}}, "rougeL") == 0.0
+
+
+def _summary() -> Any:
+    # ROUGE-L of an identical answer is 1, of a disjoint one 0: the department means are hand-known
+    references = ["the retention period is five years", "owner is the hr team", "audits run yearly", "x y z"]
+    predictions = [references[0], "completely different words", references[2], references[3]]
+    items = score_items(
+        item_ids=["1", "2", "3", "4"],
+        departments=["HR", "HR", "Legal", "Legal"],
+        predictions=predictions,
+        references=references,
+        retrieval_hits=[True, True, False, True],
+    )
+    return summarize(items, signature="s"), dict(zip(["1", "2", "3", "4"], references, strict=True))
+
+
+def test_gap_agrees_with_fairlearn_and_restrict_recomputes_the_means() -> None:
+    summary, references = _summary()
+    assert summary.by_department["HR"]["rougeL"] == pytest.approx(0.5)
+    assert summary.by_department["Legal"]["rougeL"] == pytest.approx(1.0)
+    # the same number MetricFrame.difference() gives the gate
+    assert department_gap(summary.by_department, "rougeL") == pytest.approx(summary.department_gap["rougeL"])
+    assert department_gap(summary.by_department, "rougeL") == pytest.approx(0.5)
+
+    held_out = restrict(summary, {k: references[k] for k in ("1", "3", "4")})
+    assert held_out.n == 3
+    assert held_out.by_department["HR"]["rougeL"] == pytest.approx(1.0)
+    assert held_out.by_department["Legal"]["f1"] == pytest.approx(1.0)
+    assert department_gap(held_out.by_department, "rougeL") == pytest.approx(0.0)
+
+
+def test_report_json_has_exactly_the_documented_keys() -> None:
+    row = {"rougeL_before": 0.1, "rougeL_after": 0.3, "f1_before": 0.2, "f1_after": 0.4}
+    report = LoopReport("HR", {"HR": row, "Legal": {**row, "rougeL_after": 0.35}}, 0.2, 0.05, True, True, {"x": 1})
+    assert list(report.as_json()) == [
+        "weak_department",
+        "departments",
+        "gap_before",
+        "gap_after",
+        "promoted",
+        "corrupted_refused",
+    ]
+    assert list(report.as_json()["departments"]["HR"]) == ["rougeL_before", "rougeL_after", "f1_before", "f1_after"]
+    assert report.weak_rose and report.gap_shrank
+    markdown = render_markdown(report)
+    assert "| **HR** (weak) | 0.1000 | 0.3000 | +0.2000 |" in markdown
+    assert "| 0.2000 | 0.0500 | -0.1500 |" in markdown
+
+
+def test_document_states_the_outcome_honestly() -> None:
+    row = {"rougeL_before": 0.3, "rougeL_after": 0.25, "f1_before": 0.2, "f1_after": 0.1}
+    details = {
+        "seed": 7,
+        "gold": {"held_out": 150, "all": 250, "all_items_gate_view": {"by_department": {}, "gap_before": 0.1}},
+        "candidate": {"model_version": "v1", "gate": "rejected", "checks": ["rougeL mean difference -0.05"]},
+        "corrupted": {"dataset_version": 4, "from": 3, "model_version": "v2", "gate": "rejected", "failed": ["x"]},
+        "trigger": "trigger: queued training job 1 on dataset version 3: HR gap",
+    }
+    report = LoopReport("HR", {"HR": row, "Legal": {**row, "rougeL_before": 0.5}}, 0.2, 0.25, False, True, details)
+    page = render_document(report, command="auditloop demo loop --data-dir /tmp/x")
+    assert "did **not** both rise" in page and "did **not** shrink (0.2000 → 0.2500)" in page
+    assert "4. Queued training job 1 on dataset version 3: HR gap" in page
+    assert "   - rougeL mean difference -0.05" in page and "was **rejected** (failed: x)" in page
+
+
+# --------------------------------------------------------------------------- the SME's judgement
+
+
+def _answer(
+    error: str | None, *, text: str = "The owner is HR. (source: HR-001@v2)", sources: Any = None
+) -> DemoAnswer:
+    return DemoAnswer(
+        external_id="demo-000001",
+        question="Who owns the leave policy?",
+        answer_text=text,
+        department="HR",
+        sources=sources or [{"document_id": "HR-001@v2", "department": "HR", "score": 0.8}],
+        confidence=-1.0,
+        latency_ms=800,
+        created_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+        correct=error is None,
+        error=error,
+        reference_answer="The owner is the People team. (source: HR-001@v2)",
+        reference_document_id="HR-001@v2",
+        true_scores=Scores(2, 2, 3, 4),
+    )
+
+
+def _detail(*, reasons: tuple[str, ...] = ("low_score",), suggestion: str | None = None) -> Any:
+    return SimpleNamespace(reasons=reasons, ratings=(SimpleNamespace(suggested_correction=suggestion),))
+
+
+def test_sme_confirms_wrong_answers_with_their_cause_and_the_suggested_correction() -> None:
+    decision = decide(_answer("outdated_source"), _detail(suggestion="Suggested."), planted_wrong=set())
+    assert decision == Decision("outdated_source", "Suggested.", "quotes a superseded version")
+    # no auditor wrote a correction: the expert writes the grounded reference answer
+    assert decide(_answer("hallucination"), _detail(), planted_wrong=set()).corrected_answer == (
+        "The owner is the People team. (source: HR-001@v2)"
+    )
+    planted = {"the owner is hr. (source: hr-001@v2)"}
+    assert decide(_answer("hallucination"), _detail(), planted_wrong=planted).root_cause == "wrong_training_data"
+    assert decide(_answer("retrieval_error"), _detail(), planted_wrong=set()).root_cause == "retrieval_error"
+
+
+def test_sme_dismisses_right_answers_unless_another_department_was_pulled_in() -> None:
+    assert decide(_answer(None), _detail(), planted_wrong=set()).root_cause is None
+    over_cited = [
+        {"document_id": "HR-001@v2", "department": "HR", "score": 0.8},
+        {"document_id": "CMP-004@v1", "department": "Compliance", "score": 0.6},
+    ]
+    flagged = decide(_answer(None, sources=over_cited), _detail(reasons=("bias_flag",)), planted_wrong=set())
+    assert flagged.root_cause == "department_bias" and flagged.corrected_answer is None
+
+
+# --------------------------------------------------------------------------- the corrupted dataset version
+
+
+def test_corrupted_version_shuffles_answers_and_leaves_the_data_as_it_was(session: Session) -> None:
+    company = factories.training_company(session)
+    trained = company["dataset_version"]
+    active_before = [(r.example_id, r.answer) for r in datasets.active_examples(session)]
+
+    version, source_number, examples = write_corrupted_version(session, actor=None, version_id=trained.id, seed=3)
+
+    assert (source_number, examples) == (trained.number, len(company["examples"]))
+    assert version.number == trained.number + 1 and not version.is_current
+    assert datasets.current_version(session).id == trained.id  # training on it is a choice, not the default
+    assert [(r.example_id, r.answer) for r in datasets.active_examples(session)] == active_before
+    assert version.change_log[0]["kind"] == "demo_corruption"
+
+    original = {r.question: r for r in datasets.examples_for_version(session, trained.id)}
+    corrupted = datasets.examples_for_version(session, version.id)
+    assert sorted(r.question for r in corrupted) == sorted(original)
+    assert Counter(r.answer for r in corrupted) == Counter(r.answer for r in original.values())
+    # every question now carries another one's answer (here: another topic's or department's period)
+    assert all(r.answer != original[r.question].answer for r in corrupted)
+    assert all(r.department == original[r.question].department for r in corrupted)
+    stored = session.scalars(select(Example.status).where(Example.id.in_([r.example_id for r in corrupted])))
+    assert set(stored) == {"retired"}  # the copies live only in the corrupted version
+
+
+# --------------------------------------------------------------------------- the loop, end to end
+
+# A narrower tiny model built the real way (same builder, corpus and format), so the loop's two
+# trainings and three evaluations fit the CI budget; the recipe is the real one.
+LOOP_TEST_MODEL = TinyModelConfig(
+    vocab_size=1024,
+    hidden_size=128,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=352,
+    context_length=512,
+    train_steps=150,
+    batch_size=8,
+    sequence_length=320,
+    learning_rate=3e-3,
+    warmup_steps=10,
+)
+
+
+@pytest.fixture(scope="module")
+def loop_base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(
+        tmp_path_factory.mktemp("loop-model") / "model",
+        seed=7,
+        corpus_texts=pretraining_texts(7),
+        config=LOOP_TEST_MODEL,
+    )
+
+
+@pytest.fixture
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real argon2id at a low cost: 15 demo accounts stay fast."""
+    monkeypatch.setattr(
+        passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1, type=Type.ID)
+    )
+
+
+@pytest.mark.slow
+def test_demo_loop_end_to_end(tmp_path: Path, loop_base_model: Path, cheap_argon2: None) -> None:
+    env = {
+        "AUDITLOOP_DATA_DIR": str(tmp_path / "configured"),
+        "AUDITLOOP_BASE_MODEL": str(loop_base_model),
+        "AUDITLOOP_DATABASE_URL": f"sqlite:///{tmp_path / 'not-used.db'}",
+    }
+    run_dir = tmp_path / "run"
+    markdown = tmp_path / "demo-loop.md"
+    result = CliRunner().invoke(
+        cli,
+        ["demo", "loop", "--data-dir", str(run_dir), "--json", "--markdown", str(markdown)],
+        env=env,
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+
+    assert list(data) == ["weak_department", "departments", "gap_before", "gap_after", "promoted", "corrupted_refused"]
+    assert data["weak_department"] == "HR"
+    assert sorted(data["departments"]) == ["Compliance", "Engineering", "Finance", "HR", "Legal"]
+    for row in data["departments"].values():
+        assert list(row) == ["rougeL_before", "rougeL_after", "f1_before", "f1_after"]
+        assert all(0.0 <= value <= 1.0 for value in row.values())
+    rouge = {name: row["rougeL_before"] for name, row in data["departments"].items()}
+    assert data["gap_before"] == pytest.approx(max(rouge.values()) - min(rouge.values()))
+    assert isinstance(data["promoted"], bool)
+    assert data["corrupted_refused"] is True
+    # progress went to stderr, the JSON alone to stdout
+    assert "review: sme.hr works through" in result.stderr and "corrupt: dataset version" in result.stderr
+    assert "| **HR** (weak) |" in markdown.read_text()
+
+    # the database tells the same story: the corrupted candidate is a rejected challenger and the
+    # champion is the one the first job left (its candidate if promoted, else v0)
+    engine = make_engine(f"sqlite:///{run_dir / 'auditloop.db'}")
+    try:
+        with make_session_factory(engine)() as session:
+            versions = {v.name: v for v in session.scalars(select(ModelVersion))}
+            assert sorted(versions) == ["v0", "v1", "v2"]
+            assert versions["v2"].alias == "challenger"
+            assert versions["v2"].gate_result["status"] == gate.STATUS_REJECTED
+            champion = gate.champion(session)
+            assert champion is not None and champion.name == ("v1" if data["promoted"] else "v0")
+            corrupted = datasets.version_by_number(session, 4)
+            assert corrupted.change_log[0]["kind"] == "demo_corruption" and not corrupted.is_current
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- refusals (fast)
+
+
+def _loop(env: dict[str, str], *args: str) -> Any:
+    return CliRunner().invoke(cli, ["demo", "loop", *args], env=env, catch_exceptions=False)
+
+
+def test_loop_refuses_a_database_that_holds_data(sqlite_url: str, tmp_path: Path) -> None:
+    engine = make_engine(sqlite_url)
+    with make_session_factory(engine)() as session:
+        factories.department(session, "HR")
+        session.commit()
+    engine.dispose()
+    result = _loop({"AUDITLOOP_DATABASE_URL": sqlite_url, "AUDITLOOP_DATA_DIR": str(tmp_path / "data")})
+    assert result.exit_code == 1
+    assert "already holds data (1 departments)" in result.stderr and "--data-dir NEW_FOLDER" in result.stderr
+
+
+def test_loop_refuses_a_full_data_dir_and_a_bad_override(tmp_path: Path) -> None:
+    env = {"AUDITLOOP_DATA_DIR": str(tmp_path / "data")}
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "something").write_text("x")
+    result = _loop(env, "--data-dir", str(full))
+    assert result.exit_code == 1 and "not empty" in result.stderr
+
+    result = _loop(env, "--data-dir", str(tmp_path / "new"), "--set", "train.lr=0")
+    assert result.exit_code == 1 and "train.lr: must be in (0, 1)" in result.stderr
+    assert not (tmp_path / "new" / "auditloop.db").exists()  # refused before any work

@@ -1,0 +1,123 @@
+"""Generation backends: batching does not change greedy output; confidence is the real mean log-prob."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from audit.demo.corpus import build_corpus
+from training.generation import Generation, choose_backend, measure_generation_throughput, vllm_available
+from training.generation.transformers_backend import TransformersBackend
+from training.models import load_model_dir
+from training.prompts import build_prompt
+from training.retrieval import Retriever
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir: Path) -> TransformersBackend:
+    model, tokenizer = load_model_dir(tiny_model_dir)
+    return TransformersBackend(model, tokenizer, "cpu")
+
+
+@pytest.fixture(scope="module")
+def prompts() -> list[str]:
+    corpus = build_corpus(7)
+    retriever = Retriever.from_documents(corpus.documents)
+    questions = [g.question for g in corpus.gold[::25]]  # six questions of different lengths
+    return [build_prompt(q, hits) for q, hits in zip(questions, retriever.search_many(questions, 2), strict=True)]
+
+
+def test_batched_greedy_generation_equals_one_by_one(backend: TransformersBackend, prompts: list[str]) -> None:
+    tokenizer = backend.tokenizer
+    assert len({len(tokenizer(p)["input_ids"]) for p in prompts}) > 1  # left padding is really exercised
+    batched = backend.generate(prompts, max_new_tokens=12, batch_size=4)
+    one_by_one = [backend.generate([p], max_new_tokens=12, batch_size=1)[0] for p in prompts]
+    assert [g.text for g in batched] == [g.text for g in one_by_one]
+    assert [g.new_tokens for g in batched] == [g.new_tokens for g in one_by_one]
+    for a, b in zip(batched, one_by_one, strict=True):
+        assert a.mean_logprob == pytest.approx(b.mean_logprob, abs=1e-4)
+
+
+def test_confidence_is_the_mean_log_probability_of_the_generated_tokens(
+    backend: TransformersBackend, prompts: list[str]
+) -> None:
+    generation = backend.generate(prompts[:1], max_new_tokens=10)[0]
+    assert isinstance(generation, Generation)
+    assert math.isfinite(generation.mean_logprob) and generation.mean_logprob < 0
+    assert 1 <= generation.new_tokens <= 10
+    assert generation.latency_ms > 0
+    # reference: score prompt + generated tokens in one forward pass and average the log-probs
+    tokenizer, model = backend.tokenizer, backend.model
+    prompt_ids = tokenizer(prompts[0], return_tensors="pt")["input_ids"]
+    greedy = model.generate(
+        prompt_ids,
+        attention_mask=torch.ones_like(prompt_ids),
+        max_new_tokens=10,
+        do_sample=False,
+        top_k=None,
+        top_p=None,
+    )
+    new_ids = greedy[0, prompt_ids.shape[1] :]
+    if tokenizer.eos_token_id in new_ids.tolist():
+        new_ids = new_ids[: new_ids.tolist().index(tokenizer.eos_token_id) + 1]
+    full = torch.cat([prompt_ids[0], new_ids]).unsqueeze(0)
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(full).logits[0, :-1].float(), dim=-1)
+    targets = full[0, 1:]
+    token_logprobs = logprobs[torch.arange(len(targets)), targets][prompt_ids.shape[1] - 1 :]
+    assert generation.new_tokens == len(new_ids)
+    assert generation.mean_logprob == pytest.approx(float(token_logprobs.mean()), abs=1e-4)
+
+
+def test_sampling_is_reproducible_with_a_seed(backend: TransformersBackend, prompts: list[str]) -> None:
+    first = backend.generate(prompts[:2], max_new_tokens=8, do_sample=True, temperature=1.5, seed=3)
+    second = backend.generate(prompts[:2], max_new_tokens=8, do_sample=True, temperature=1.5, seed=3)
+    greedy = backend.generate(prompts[:2], max_new_tokens=8)
+    assert [g.text for g in first] == [g.text for g in second]
+    assert all(math.isfinite(g.mean_logprob) and g.mean_logprob < 0 for g in first)
+    # the sampled tokens are on average less likely than the greedy (most likely) ones
+    assert sum(g.mean_logprob for g in first) < sum(g.mean_logprob for g in greedy)
+
+
+def test_bad_generation_arguments_are_refused(backend: TransformersBackend, prompts: list[str]) -> None:
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        backend.generate(prompts[:1], max_new_tokens=0)
+    with pytest.raises(ValueError, match="temperature"):
+        backend.generate(prompts[:1], max_new_tokens=4, do_sample=True, temperature=0.0)
+    assert backend.generate([], max_new_tokens=4) == []
+
+
+def test_choose_backend_uses_transformers_without_vllm_and_cuda(tiny_model_dir: Path) -> None:
+    chosen = choose_backend(tiny_model_dir, prefer="auto", device="cpu")
+    if not vllm_available():
+        assert isinstance(chosen, TransformersBackend)
+    with pytest.raises(ValueError, match="prefer"):
+        choose_backend(tiny_model_dir, prefer="tensorrt")
+
+
+def test_throughput_measure_compares_batched_with_one_by_one(backend: TransformersBackend) -> None:
+    prompts = [f"Question: Who approves change number {i}?\nAnswer:" for i in range(8)]
+    result = measure_generation_throughput(backend, prompts, max_new_tokens=8, batch_size=8)
+    assert result["prompts"] == 8
+    assert result["same_text"] == 1.0
+    assert result["speedup"] == pytest.approx(result["sequential_seconds"] / result["batched_seconds"], rel=0.02)
+    assert result["speedup"] > 1.0  # eight short prompts in one batch beat eight separate calls
+
+
+@pytest.mark.gpu
+def test_vllm_backend_serves_the_tiny_model_with_greedy_output(tiny_model_dir: Path) -> None:
+    if not vllm_available():
+        pytest.skip("vLLM needs the vllm package and a CUDA GPU")
+    from training.generation.vllm_backend import VLLMBackend
+
+    vllm_backend = VLLMBackend(tiny_model_dir, gpu_memory_utilization=0.3)
+    prompts = ["Question: Who approves changes?\nAnswer:", "Question: Where are documents stored?\nAnswer:"]
+    generations = vllm_backend.generate(prompts, max_new_tokens=8)
+    assert len(generations) == 2
+    assert all(math.isfinite(g.mean_logprob) and g.mean_logprob <= 0 for g in generations)
+    model, tokenizer = load_model_dir(tiny_model_dir, device="cuda")
+    reference = TransformersBackend(model, tokenizer, "cuda").generate(prompts, max_new_tokens=8)
+    assert [g.text for g in generations] == [g.text for g in reference]

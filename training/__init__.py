@@ -1,0 +1,1 @@
+"""The model side of auditloop: base models, retrieval, generation, LoRA training, evaluation, the gate."""

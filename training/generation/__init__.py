@@ -1,0 +1,111 @@
+"""Text generation behind one small Protocol: transformers (CPU or CUDA) or vLLM (GPU, imported lazily).
+
+Every backend returns, per prompt, the text, the mean log-probability of the generated tokens (the
+answer's confidence), the latency and the number of new tokens.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    mean_logprob: float  # mean natural-log probability of the generated tokens (≤ 0); NaN if none
+    latency_ms: float  # the prompt's share of its batch's wall time
+    new_tokens: int  # generated tokens, the end-of-sequence token included
+
+
+class GenerationBackend(Protocol):
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        batch_size: int = 16,
+    ) -> list[Generation]: ...
+
+
+def vllm_available() -> bool:
+    """vLLM is used only where it is installed and a CUDA device is present."""
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def choose_backend(
+    model_dir: Path,
+    *,
+    adapter_dir: Path | None = None,
+    prefer: str = "auto",
+    device: str | None = None,
+) -> GenerationBackend:
+    """A backend for the model in ``model_dir`` (plus an optional LoRA adapter).
+
+    ``prefer``: "auto" (vLLM when importable and CUDA is present, else transformers),
+    "transformers" or "vllm" (which fails clearly when vLLM cannot run here).
+    """
+    if prefer not in {"auto", "transformers", "vllm"}:
+        raise ValueError(f"prefer must be auto, transformers or vllm, got {prefer!r}")
+    if prefer == "vllm" or (prefer == "auto" and vllm_available()):
+        from training.generation.vllm_backend import VLLMBackend
+
+        return VLLMBackend(model_dir, adapter_dir=adapter_dir)
+
+    import torch
+
+    from training.generation.transformers_backend import TransformersBackend
+    from training.models import load_model_dir
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer = load_model_dir(model_dir, device=device, adapter_dir=adapter_dir)
+    return TransformersBackend(model, tokenizer, device)
+
+
+def measure_generation_throughput(
+    backend: GenerationBackend, prompts: Sequence[str], *, max_new_tokens: int = 32, batch_size: int = 16
+) -> dict[str, Any]:
+    """Greedy generation of ``prompts`` batched vs one prompt at a time (same backend, same prompts).
+
+    Returns prompts/s and tokens/s of both runs, ``speedup`` = batched prompts/s ÷ sequential, and
+    ``cpu_speedup``, the same ratio in CPU seconds of this process.
+    A warm-up call first, so neither run pays for one-time initialisation.
+    """
+    if not prompts:
+        raise ValueError("measure_generation_throughput needs at least one prompt")
+    backend.generate(list(prompts[:1]), max_new_tokens=2, batch_size=1)
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    batched = backend.generate(list(prompts), max_new_tokens=max_new_tokens, batch_size=batch_size)
+    batched_s, batched_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    sequential = [backend.generate([p], max_new_tokens=max_new_tokens, batch_size=1)[0] for p in prompts]
+    sequential_s, sequential_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+
+    n = len(prompts)
+    return {
+        "prompts": n,
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+        "batched_seconds": round(batched_s, 3),
+        "sequential_seconds": round(sequential_s, 3),
+        "batched_prompts_per_s": round(n / batched_s, 2),
+        "sequential_prompts_per_s": round(n / sequential_s, 2),
+        "batched_tokens_per_s": round(sum(g.new_tokens for g in batched) / batched_s, 1),
+        "sequential_tokens_per_s": round(sum(g.new_tokens for g in sequential) / sequential_s, 1),
+        "speedup": round(sequential_s / batched_s, 2),
+        # CPU seconds of this process: on a machine shared with other work, a steadier comparison
+        "cpu_speedup": round(sequential_cpu / batched_cpu, 2) if batched_cpu > 0 else None,
+        "same_text": sum(a.text == b.text for a, b in zip(batched, sequential, strict=True)) / n,
+    }

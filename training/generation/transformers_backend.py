@@ -1,0 +1,114 @@
+"""Generation with a transformers causal LM on CPU or CUDA: batched with left padding, greedy or sampled."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from training.generation import Generation
+
+
+class TransformersBackend:
+    """Wraps a loaded model (optionally a PEFT model with its adapter) and its tokenizer.
+
+    The tokenizer is switched to left padding and left truncation: generation continues from the
+    end of the prompt, so padding and any cut must be at the start.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, device: str | torch.device = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.device = torch.device(device)
+        tokenizer.padding_side = "left"
+        tokenizer.truncation_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.context_length = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+
+    def max_prompt_tokens(self, max_new_tokens: int) -> int:
+        return max(self.context_length - max_new_tokens, 1)
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        batch_size: int = 16,
+        seed: int | None = None,
+    ) -> list[Generation]:
+        """Generate for every prompt, in batches of similar length (less padding); results keep the
+        order of ``prompts``. ``seed`` makes sampling reproducible."""
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        if do_sample and temperature <= 0:
+            raise ValueError(f"temperature must be positive when sampling, got {temperature}")
+        if not prompts:
+            return []
+        if seed is not None:
+            torch.manual_seed(seed)
+        lengths = [len(ids) for ids in self.tokenizer(list(prompts))["input_ids"]]
+        order = sorted(range(len(prompts)), key=lambda i: (lengths[i], i))
+        results: list[Generation | None] = [None] * len(prompts)
+        for start in range(0, len(order), max(batch_size, 1)):
+            indices = order[start : start + max(batch_size, 1)]
+            batch = self._generate_batch([prompts[i] for i in indices], max_new_tokens, do_sample, temperature)
+            for index, generation in zip(indices, batch, strict=True):
+                results[index] = generation
+        return [r for r in results if r is not None]
+
+    def _generate_batch(
+        self, prompts: list[str], max_new_tokens: int, do_sample: bool, temperature: float
+    ) -> list[Generation]:
+        started = time.perf_counter()
+        encoded = self.tokenizer(
+            prompts,
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=self.max_prompt_tokens(max_new_tokens),
+        ).to(self.device)
+        sampling: dict[str, Any] = (
+            {"do_sample": True, "temperature": temperature, "top_k": None, "top_p": None}
+            if do_sample
+            else {"do_sample": False, "temperature": None, "top_k": None, "top_p": None}
+        )
+        with torch.inference_mode():
+            out = self.model.generate(
+                **encoded,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                return_dict_in_generate=True,
+                output_logits=True,
+                **sampling,
+            )
+        new_ids = out.sequences[:, encoded["input_ids"].shape[1] :]
+        # raw logits (before temperature or other processors): the model's own probability
+        logits = torch.stack(out.logits, dim=1).float()
+        token_logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new_ids.unsqueeze(-1)).squeeze(-1)
+        eos = self.tokenizer.eos_token_id
+        is_eos = new_ids == eos if eos is not None else torch.zeros_like(new_ids, dtype=torch.bool)
+        # a sequence's tokens run up to and including its first EOS; later positions are padding
+        generated = (torch.cumsum(is_eos.long(), dim=1) - is_eos.long()) == 0
+        counts = generated.sum(dim=1)
+        sums = (token_logprobs * generated).sum(dim=1)
+        latency_ms = (time.perf_counter() - started) * 1000 / len(prompts)
+        generations = []
+        for row in range(len(prompts)):
+            n = int(counts[row])
+            text_ids = [t for t in new_ids[row, :n].tolist() if t != eos]
+            generations.append(
+                Generation(
+                    text=self.tokenizer.decode(text_ids, skip_special_tokens=True).strip(),
+                    mean_logprob=float(sums[row]) / n if n else math.nan,
+                    latency_ms=latency_ms,
+                    new_tokens=n,
+                )
+            )
+        return generations
