@@ -215,7 +215,14 @@ def _wrong_values(annotation_text: str, nullable: bool) -> st.SearchStrategy[Any
         st.lists(st.integers(), max_size=2),
         st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
     ]
-    if "str" in annotation_text or "date" in annotation_text or "Literal" in annotation_text:
+    if annotation_text.startswith("list"):
+        scalars = [
+            st.text(max_size=5),
+            st.integers(),
+            st.booleans(),
+            st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+        ]
+    elif "str" in annotation_text or "date" in annotation_text or "Literal" in annotation_text:
         scalars += [st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.booleans()]
     elif "bool" in annotation_text:
         scalars += [st.integers(), st.text(max_size=5), st.floats(allow_nan=False, allow_infinity=False)]
@@ -227,13 +234,6 @@ def _wrong_values(annotation_text: str, nullable: bool) -> st.SearchStrategy[Any
         ]
     elif "float" in annotation_text:
         scalars += [st.text(max_size=5), st.booleans()]
-    elif "list" in annotation_text:
-        scalars = [
-            st.text(max_size=5),
-            st.integers(),
-            st.booleans(),
-            st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-        ]
     if not nullable:
         scalars.append(st.none())
     return st.one_of(scalars)
