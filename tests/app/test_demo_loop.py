@@ -3,6 +3,8 @@ loop end to end (seed → review → fixes → trigger → worker → gate, then
 
 from __future__ import annotations
 
+import os
+
 import datetime as dt
 import json
 from collections import Counter
@@ -263,6 +265,10 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("AUDITLOOP_RUN_DEMO_LOOP") != "1",
+    reason="the whole loop (base model build + two LoRA trainings) runs on request: AUDITLOOP_RUN_DEMO_LOOP=1",
+)
 def test_demo_loop_end_to_end(tmp_path: Path, loop_base_model: Path, cheap_argon2: None) -> None:
     env = {
         "AUDITLOOP_DATA_DIR": str(tmp_path / "configured"),
