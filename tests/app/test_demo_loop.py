@@ -3,10 +3,9 @@ loop end to end (seed → review → fixes → trigger → worker → gate, then
 
 from __future__ import annotations
 
-import os
-
 import datetime as dt
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
