@@ -165,6 +165,7 @@ def test_config_rejects_impossible_shapes() -> None:
 def test_default_build_writes_domain_shaped_answers(tmp_path: Path) -> None:
     """The real default build (about two minutes on two cores): its greedy answer to a held-out gold
     question has the curated answers' shape and cites a document."""
+    from audit.measures.text_metrics import rouge_l
     from training.generation.transformers_backend import TransformersBackend
     from training.prompts import build_prompt
     from training.retrieval import Retriever
@@ -177,4 +178,6 @@ def test_default_build_writes_domain_shaped_answers(tmp_path: Path) -> None:
     prompts = [build_prompt(g.question, retriever.search(g.question, 3)) for g in gold]
     model, tokenizer = models.load_model_dir(model_dir)
     answers = TransformersBackend(model, tokenizer).generate(prompts, max_new_tokens=48)
-    assert sum("(source:" in a.text for a in answers) >= len(answers) // 2
+    assert sum("(source:" in a.text for a in answers) >= 4
+    # measured on this build: mean ROUGE-L about 0.33 (HR lowest, about 0.22: the weak department)
+    assert sum(rouge_l(a.text, g.reference_answer) for a, g in zip(answers, gold, strict=True)) / len(gold) > 0.2

@@ -42,7 +42,8 @@ class TinyModelConfig:
     num_heads: int = 4  # head size 64: a size every attention kernel (vLLM included) supports
     intermediate_size: int = 704  # SwiGLU width, ~2.75 × hidden as in Llama
     context_length: int = 512  # max_position_embeddings
-    train_steps: int = 200  # the loss flattens out at about 0.35 by step 200 (one and a third epochs)
+    train_steps: int = 240  # 1.6 epochs: the loss flattens out at about 0.3; fewer steps left the majority
+    # departments under-trained (measured: 200 steps gave Compliance a lower ROUGE-L than HR)
     batch_size: int = 8  # sequences per optimizer step
     sequence_length: int = 320  # row length: one prompt-formatted example (~280 tokens) fits whole
     learning_rate: float = 2e-3
