@@ -162,6 +162,7 @@ def test_config_rejects_impossible_shapes() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # ~2 min on 2 idle cores; generous for a loaded CI machine
 def test_default_build_writes_domain_shaped_answers(tmp_path: Path) -> None:
     """The real default build (about two minutes on two cores): its greedy answer to a held-out gold
     question has the curated answers' shape and cites a document."""
