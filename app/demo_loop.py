@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import os
 import random
 import time
 from collections import Counter
@@ -254,7 +255,12 @@ def render_document(report: LoopReport, *, command: str) -> str:
     weak_all = view.get("by_department", {}).get(weak, {})
     candidate, corrupted, fixes = d.get("candidate", {}), d.get("corrupted", {}), d.get("fixes", {})
     counts = d.get("seed_counts", {})
-    overrides = " ".join(d.get("overrides", [])) or "none: the default recipe, training/configs/lora.yaml"
+    overrides = d.get("overrides", [])
+    recipe = "training/configs/lora.yaml" + (f" with {' '.join(overrides)}" if overrides else " as it is")
+    built = d.get("base_model_built_seconds")
+    base_model = f"`{d.get('base_model')}`" + (
+        f" (built in this run: {built} s)" if built is not None else " (cached from an earlier run)"
+    )
     lines = [
         "# The audit loop, proven on the demo company",
         "",
@@ -262,8 +268,9 @@ def render_document(report: LoopReport, *, command: str) -> str:
         command,
         "```",
         "",
-        f"One run on a fresh demo database (seed {d.get('seed')}, history ending {d.get('today')}), base model "
-        f"`{d.get('base_model')}`, recipe overrides: {overrides}. It took {d.get('seconds')} s.",
+        f"(`--markdown docs/demo-loop.md` writes this page.) One run on a fresh demo database (seed "
+        f"{d.get('seed')}, history ending {d.get('today')}); base model {base_model}; recipe {recipe}. "
+        f"The whole run took {d.get('seconds')} s on {d.get('cpus')} CPU cores.",
         "",
         f"## Before and after, per department ({gold.get('held_out')} held-out gold questions)",
         "",
@@ -290,14 +297,14 @@ def render_document(report: LoopReport, *, command: str) -> str:
         f"{counts.get('examples')} curated examples (dataset version 1); routing opened "
         f"{d.get('routing', {}).get('items_opened')} review items.",
         f"2. `sme.{weak.lower()}` decided the {weak} items through the review service: "
-        + ", ".join(f"{n} {what}" for what, n in d.get("review", {}).items())
+        + _counts(d.get("review", {}))
         + ". Wrong answers were confirmed with the root cause of their simulated error and the auditor's "
         "suggested correction; right answers that pulled in another department's documents as department bias.",
         f"3. Fixes: {fixes.get('proposed')} proposed ({fixes.get('refused')} refused: duplicates, gold-set "
         f"leaks, a second rebalance), {fixes.get('auto_applied')} auto-applied, {fixes.get('approved_by_lead')} "
-        f"approved by `lead` (applied by kind: {fixes.get('applied_by_kind')}) → dataset version "
-        f"{fixes.get('dataset_version')}, examples per department {fixes.get('examples_by_department')}.",
-        f"4. {_sentence(d.get('trigger', '').removeprefix('trigger: '))}",
+        f"approved by `lead` (applied: {_counts(fixes.get('applied_by_kind', {}))}) → dataset version "
+        f"{fixes.get('dataset_version')} ({_counts(fixes.get('examples_by_department', {}))} examples).",
+        f"4. {_sentence(d.get('trigger', '').removeprefix('trigger: '))}.",
         f"5. The worker trained `{candidate.get('model_version')}` (LoRA), evaluated it against the champion and "
         f"the gate said **{candidate.get('gate')}**:",
         *[f"   - {check}" for check in candidate.get("checks", [])],
@@ -344,6 +351,7 @@ class DemoLoop:
             "today": options.today.isoformat(),
             "base_model": settings.base_model,
             "overrides": list(self.overrides),
+            "cpus": os.cpu_count(),
         }
 
     def say(self, message: str) -> None:
@@ -441,8 +449,17 @@ class DemoLoop:
         from training.models import ensure_base_model
 
         self.say(f"base model: {self.settings.base_model}")
-        model_dir = ensure_base_model(self.settings, progress=lambda m: self.say(f"base model: {m}"))
+        started = time.perf_counter()
+        messages: list[str] = []
+
+        def progress(message: str) -> None:
+            messages.append(message)
+            self.say(f"base model: {message}")
+
+        model_dir = ensure_base_model(self.settings, progress=progress)
         self.details["base_model_dir"] = str(model_dir)
+        # the builder reports its steps; a cached model loads without a word
+        self.details["base_model_built_seconds"] = round(time.perf_counter() - started, 1) if messages else None
 
     def simulated_truth(self, corpus: DemoCorpus) -> dict[str, DemoAnswer]:
         """What really happened to each answer (the simulation's record): what the SME knows."""
@@ -768,7 +785,11 @@ def decide(real: DemoAnswer, detail: review_service.ReviewItemDetail, *, planted
 
 
 def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:]
+    return text[:1].upper() + text[1:].rstrip(".")
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items())
 
 
 def day_start(day: dt.date) -> dt.datetime:

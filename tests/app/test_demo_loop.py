@@ -55,7 +55,7 @@ def test_shuffle_moves_every_answer_to_another_question_and_keeps_them_all() -> 
 
 
 def test_shuffle_avoids_equal_answer_texts_and_existing_pairs() -> None:
-    # positions 0 and 1 share an answer text: neither may get the other's; "q1" already holds
+    # positions 2 and 3 share an answer text: neither may get the other's; "q1" already holds
     # "x" and "y", so those pairs must not be written again (examples are unique by the pair)
     questions = ["q1", "q1", "q2", "q3", "q4", "q5"]
     answers = ["x", "y", "same", "same", "z", "w"]
@@ -67,6 +67,14 @@ def test_shuffle_avoids_equal_answer_texts_and_existing_pairs() -> None:
         assert not originals & set(new_pairs)
         assert len(set(new_pairs)) == len(new_pairs)
         assert shuffled[2] != "same" and shuffled[3] != "same"
+
+
+def test_shuffle_steers_clear_of_pairs_stored_elsewhere() -> None:
+    questions, answers = ["q1", "q2", "q3"], ["a", "b", "c"]
+    # a 3-cycle has two possible directions; forbidding q1->b leaves only q1->c, q2->a, q3->b
+    stored_elsewhere = {example_content_hash("q1", "b")}
+    for seed in range(10):
+        assert shuffle_answers(questions, answers, seed=seed, forbidden=stored_elsewhere) == ["c", "a", "b"]
 
 
 def test_shuffle_refuses_what_cannot_be_shuffled() -> None:
