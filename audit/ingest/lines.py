@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from audit import checks
 from audit.ingest.records import InputRecord, violates_limits
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -134,12 +135,7 @@ def contains_nul(value: Any) -> bool:
 def _unstorable(value: Any) -> str | None:
     """What in a decoded JSON value cannot be stored as text: NUL, or a lone UTF-16 surrogate."""
     if isinstance(value, str):
-        if "\x00" in value:
-            return "a NUL character (\\u0000)"
-        for char in value:
-            if "\ud800" <= char <= "\udfff":
-                return f"a lone UTF-16 surrogate (\\u{ord(char):04x})"
-        return None
+        return checks.unstorable(value)
     items = [*value.keys(), *value.values()] if isinstance(value, dict) else value if isinstance(value, list) else ()
     for item in items:
         found = _unstorable(item)

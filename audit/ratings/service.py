@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from audit import checks
 from audit.auditlog import service as auditlog
 from audit.base import utcnow
 from audit.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
@@ -137,19 +138,16 @@ def _view(session: Session, rating: Rating, username: str) -> RatingView:
 
 
 def _text(field: str, value: str | None, limit: int) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(f"{field}: expected text, got {type(value).__name__}")
-    value = value.strip()
-    if len(value) > limit:
-        raise ValidationError(f"{field}: {len(value)} characters, at most {limit} allowed")
-    return value or None
+    return checks.text(field, value, limit)
 
 
 def _department(session: Session, field: str, ref: str | int | None) -> int | None:
     if ref is None or ref == "":
         return None
+    if isinstance(ref, bool) or not isinstance(ref, str | int):
+        raise ValidationError(f"{field}: expected a department name or id, got {type(ref).__name__}")
+    if isinstance(ref, int) and checks.row_id(field, ref) is None:
+        raise ValidationError(f"{field}: department {ref!r} does not exist")
     found = repo.department_id(session, ref)
     if found is None:
         raise ValidationError(f"{field}: department {ref!r} does not exist")
@@ -264,7 +262,8 @@ def submit_rating(
     repeat = _repeat_of(session, key, actor)
     if repeat is not None:
         return repeat
-    assignment = repo.assignment_for_update(session, assignment_id)
+    wanted = checks.row_id("assignment_id", assignment_id)
+    assignment = repo.assignment_for_update(session, wanted) if wanted is not None else None
     if assignment is None:
         raise NotFoundError(f"assignment {assignment_id} does not exist")
     if actor is not None and assignment.auditor_id != actor.id:
@@ -355,7 +354,8 @@ def edit_rating(
     repeat = _repeat_of(session, key, actor)
     if repeat is not None:
         return repeat
-    old = repo.rating_for_update(session, rating_id)
+    wanted = checks.row_id("rating_id", rating_id)
+    old = repo.rating_for_update(session, wanted) if wanted is not None else None
     if old is None:
         raise NotFoundError(f"rating {rating_id} does not exist")
     if actor is not None and old.auditor_id != actor.id:
@@ -420,7 +420,8 @@ def skip_assignment(
     cleaned = _text("reason", reason, SKIP_REASON_MAX)
     if cleaned is None:
         raise ValidationError("reason: say why the item is skipped")
-    assignment = repo.assignment_for_update(session, assignment_id)
+    wanted = checks.row_id("assignment_id", assignment_id)
+    assignment = repo.assignment_for_update(session, wanted) if wanted is not None else None
     if assignment is None:
         raise NotFoundError(f"assignment {assignment_id} does not exist")
     if actor is not None and assignment.auditor_id != actor.id:

@@ -88,6 +88,19 @@ def item_for_answer(session: Session, answer_id: int) -> ReviewItem | None:
     ).one_or_none()
 
 
+def lock_answer(session: Session, answer_id: int) -> int | None:
+    """Row-lock the answer for routing (PostgreSQL ``FOR NO KEY UPDATE``; SQLite's BEGIN IMMEDIATE
+    already serialises writers) and return its asker's department, None if it does not exist.
+
+    Two submits of one answer in concurrent READ COMMITTED transactions would otherwise each read
+    only their own rating and miss a disagreement between them. NO KEY UPDATE, not UPDATE: each
+    transaction already holds the KEY SHARE lock its rating's foreign key took on this row, and
+    UPDATE would deadlock against the other's."""
+    return session.scalars(
+        select(Answer.asker_department_id).where(Answer.id == answer_id).with_for_update(key_share=True)
+    ).first()
+
+
 def asker_department_id(session: Session, answer_id: int) -> int | None:
     return session.scalars(select(Answer.asker_department_id).where(Answer.id == answer_id)).first()
 

@@ -73,12 +73,17 @@ def reasons_for(
 
 
 def _open_or_extend(
-    session: Session, answer_id: int, reasons: tuple[str, ...], now: dt.datetime
+    session: Session,
+    answer_id: int,
+    reasons: tuple[str, ...],
+    now: dt.datetime,
+    *,
+    department_id: int | None = None,
 ) -> tuple[ReviewItem, str | None]:
     """Create the answer's review item or add reasons to it; returns it and "opened"/"extended"/None."""
     item = repo.item_for_answer(session, answer_id)
     if item is None:
-        department_id = repo.asker_department_id(session, answer_id)
+        department_id = department_id or repo.asker_department_id(session, answer_id)
         if department_id is None:
             raise NotFoundError(f"answer {answer_id} does not exist")
         item = ReviewItem(
@@ -136,6 +141,10 @@ def route_answer(
 ) -> ReviewItem | None:
     """Apply the rules to one answer's current ratings; the review item if any rule fires."""
     policy = policy or load_routing_policy(session)
+    # serialise routing per answer: the scores read next then include every committed rating
+    department_id = repo.lock_answer(session, answer_id)
+    if department_id is None:
+        raise NotFoundError(f"answer {answer_id} does not exist")
     scores = repo.current_scores(session, [answer_id]).get(answer_id, [])
     if not scores:
         return None
@@ -143,7 +152,7 @@ def route_answer(
     reasons = reasons_for(scores, gold_expectation(gold), policy)
     if not reasons:
         return None
-    item, _ = _open_or_extend(session, answer_id, reasons, now or utcnow())
+    item, _ = _open_or_extend(session, answer_id, reasons, now or utcnow(), department_id=department_id)
     return item
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from audit import checks
 from audit.auditlog import service as auditlog
 from audit.base import utcnow
 from audit.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
@@ -140,7 +141,8 @@ def _require_sme(actor: User | None) -> User:
 
 
 def _load(session: Session, actor: User | None, item_id: int) -> ReviewItemRow:
-    item = repo.item(session, item_id)
+    wanted = checks.row_id("item_id", item_id)
+    item = repo.item(session, wanted) if wanted is not None else None
     if item is None:
         raise NotFoundError(f"review item {item_id} does not exist")
     scope = _scope(session, actor)
@@ -367,14 +369,7 @@ def release(session: Session, *, actor: User | None, item_id: int, now: dt.datet
 
 
 def _note(note: str | None) -> str | None:
-    if note is None:
-        return None
-    if not isinstance(note, str):
-        raise ValidationError("note: expected text")
-    note = note.strip()
-    if len(note) > NOTE_MAX:
-        raise ValidationError(f"note: {len(note)} characters, at most {NOTE_MAX} allowed")
-    return note or None
+    return checks.text("note", note, NOTE_MAX)
 
 
 def _decide(
@@ -451,13 +446,13 @@ def confirm(
     sme = _require_sme(actor)
     if root_cause not in ROOT_CAUSES:
         raise ValidationError(f"root_cause: {root_cause!r} is not one of {', '.join(ROOT_CAUSES)}")
-    corrected = corrected_answer.strip() if isinstance(corrected_answer, str) else None
+    corrected = checks.text("corrected_answer", corrected_answer, CORRECTED_ANSWER_MAX)
     if root_cause in CONTENT_ROOT_CAUSES and not corrected:
         raise ValidationError(f"corrected_answer: required when the root cause is {root_cause}")
-    if corrected is not None and len(corrected) > CORRECTED_ANSWER_MAX:
-        raise ValidationError(f"corrected_answer: {len(corrected)} characters, at most {CORRECTED_ANSWER_MAX} allowed")
-    if correct_document_id is not None and session.get(Document, correct_document_id) is None:
-        raise ValidationError(f"correct_document_id: document {correct_document_id} does not exist")
+    if correct_document_id is not None:
+        document_id = checks.row_id("correct_document_id", correct_document_id)
+        if document_id is None or session.get(Document, document_id) is None:
+            raise ValidationError(f"correct_document_id: document {correct_document_id} does not exist")
     return _decide(
         session,
         sme=sme,

@@ -32,7 +32,6 @@ from audit.review.models import CONTENT_ROOT_CAUSES, ROOT_CAUSES
 from tests import factories as f
 from tests.reliability.conftest import changed_tables, fingerprint, report
 
-INT4_MAX = 2**31 - 1  # the id columns' range on PostgreSQL
 FULL_EXAMPLES = int(os.environ.get("AUDITLOOP_FUZZ_EXAMPLES", "200"))  # per property, in the slow run
 QUICK_EXAMPLES = 25  # per property, in the fast suite
 BUDGETS = [pytest.param(QUICK_EXAMPLES, id="quick"), pytest.param(FULL_EXAMPLES, id="full", marks=pytest.mark.slow)]
@@ -148,8 +147,9 @@ floats = st.floats(allow_nan=True, allow_infinity=True)
 containers = st.one_of(
     st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1)
 )
-# any text PostgreSQL and SQLite can store (NUL and lone surrogates are known defects, tested below)
+# any text PostgreSQL and SQLite can store; and text neither can (a NUL, a lone UTF-16 surrogate)
 storable_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=30)
+unstorable_text = st.tuples(storable_text, st.sampled_from(["\x00", "\ud800", "\udfff"]), storable_text).map("".join)
 
 
 def score() -> st.SearchStrategy[Drawn]:
@@ -164,15 +164,15 @@ def score() -> st.SearchStrategy[Drawn]:
     )
 
 
-def text_field(limit: int, *, nullable: bool = True, text_only: bool = False) -> st.SearchStrategy[Drawn]:
-    """Optional free text up to ``limit`` characters once stripped (and, unless ``text_only``, values
-    that are not text at all)."""
-    wrong_types = st.nothing() if text_only else st.one_of(st.integers(), floats, st.booleans(), containers)
+def text_field(limit: int, *, nullable: bool = True) -> st.SearchStrategy[Drawn]:
+    """Optional free text up to ``limit`` characters once stripped; too long, unstorable, or not text at all."""
+    wrong_types = st.one_of(st.integers(), floats, st.booleans(), containers)
     return st.one_of(
         ok(st.none()) if nullable else bad(st.none()),
         ok(storable_text),
         ok(st.integers(0, 40).map(lambda n: " " * n + "y" * (limit - n // 2) + " " * n)),  # exactly fits once stripped
         bad(st.integers(1, 100).map(lambda n: "z" * (limit + n))),
+        bad(unstorable_text),
         bad(wrong_types),
     )
 
@@ -186,18 +186,21 @@ def department_ref(world: World) -> st.SearchStrategy[tuple[Any, Expect, int | N
         st.sampled_from([(name, OK, id_) for name, id_ in names]),
         st.sampled_from([(id_, OK, id_) for _, id_ in names]),
         storable_text.filter(lambda t: t not in world.departments and t != "").map(lambda t: (t, frozenset({V}), None)),
-        st.integers(world.max_ids, INT4_MAX).map(lambda v: (v, frozenset({V}), None)),
+        st.integers(world.max_ids, 2**70).map(lambda v: (v, frozenset({V}), None)),
+        st.integers(-(2**70), 0).map(lambda v: (v, frozenset({V}), None)),
+        st.one_of(st.booleans(), floats, containers).map(lambda v: (v, frozenset({V}), None)),
     )
 
 
 def entity_id(own: int, foreign: list[tuple[int, type[Exception]]], world: World) -> st.SearchStrategy[Drawn]:
-    """An id: the actor's own, someone else's (PermissionDenied/Conflict), or unknown. Ids outside the
-    key column's range and ids that are not integers are known defects (see the tests at the end)."""
+    """An id: the actor's own, someone else's (PermissionDenied/Conflict), unknown (also beyond the key
+    column's range: NotFoundError), or not a whole number at all (ValidationError)."""
     return st.one_of(
         ok(st.just(own)),
         st.sampled_from([(id_, frozenset({err})) for id_, err in foreign]) if foreign else st.nothing(),
-        bad(st.integers(world.max_ids, INT4_MAX), NotFoundError),
-        bad(st.integers(-INT4_MAX, 0), NotFoundError),
+        bad(st.integers(world.max_ids, 2**70), NotFoundError),
+        bad(st.integers(-(2**70), 0), NotFoundError),
+        bad(st.one_of(st.booleans(), floats, st.text(max_size=3), containers)),
     )
 
 
@@ -407,7 +410,7 @@ def test_confirm_review(session: Session, world: World, budget: int) -> None:
             ),
             label="root_cause",
         )
-        corrected, e_corrected = data.draw(text_field(review.CORRECTED_ANSWER_MAX, text_only=True), label="corrected")
+        corrected, e_corrected = data.draw(text_field(review.CORRECTED_ANSWER_MAX), label="corrected")
         if (
             root_cause in CONTENT_ROOT_CAUSES
             and not e_corrected
@@ -417,7 +420,12 @@ def test_confirm_review(session: Session, world: World, budget: int) -> None:
         note, e_note = data.draw(text_field(review.NOTE_MAX), label="note")
         version, e_version = data.draw(row_version(world), label="expected_row_version")
         document, e_document = data.draw(
-            st.one_of(ok(st.none()), ok(st.just(world.document)), bad(st.integers(world.max_ids, INT4_MAX))),
+            st.one_of(
+                ok(st.none()),
+                ok(st.just(world.document)),
+                bad(st.integers(world.max_ids, 2**70)),
+                bad(st.one_of(st.booleans(), st.text(max_size=3), containers)),
+            ),
             label="correct_document_id",
         )
         call_and_check(
@@ -468,34 +476,9 @@ def test_dismiss_and_claim_review(session: Session, world: World, budget: int) -
     run()
 
 
-# ----------------------------------------------------------------------------- known defects
-# Inputs the properties above leave out because the services mishandle them today. Each case below
-# is a strict xfail: when the defect is fixed it passes, the xfail fails, and the input can join the
-# property again.
-
-ID_OUT_OF_RANGE = (
-    "audit/ratings/service.py, audit/review/service.py: an id beyond the key column's range (2**63 on SQLite, "
-    "2**31 on PostgreSQL) raises OverflowError / DataError instead of NotFoundError; fix: check ids are "
-    "ints in [1, 2**31-1] before the lookup and raise NotFoundError otherwise"
-)
-ID_NOT_AN_INT = (
-    "audit/ratings/service.py, audit/review/service.py: an id that is not an integer (an empty list) reaches "
-    "session.get and raises InvalidRequestError instead of ValidationError; fix: the same id check"
-)
-UNSTORABLE_TEXT = (
-    "audit/ratings/service.py _text, audit/review/service.py _note/confirm: text with NUL (PostgreSQL cannot "
-    "store it: DataError; SQLite stores it) or a lone surrogate (UnicodeEncodeError on both) is not refused; "
-    "fix: refuse both with ValidationError naming the field, as audit/ingest/lines.py does"
-)
-DEPARTMENT_WRONG_TYPE = (
-    "audit/ratings/service.py _department: a department given as True/False or a dict is sent to SQL "
-    "(True names department 1 on SQLite; ProgrammingError on PostgreSQL) instead of ValidationError; fix: "
-    "accept only str or int (not bool)"
-)
-CORRECTION_WRONG_TYPE = (
-    "audit/review/service.py confirm: a corrected_answer that is not text (e.g. 123) is silently dropped; "
-    "fix: raise ValidationError('corrected_answer: expected text')"
-)
+# ----------------------------------------------------------------------------- edge cases, one by one
+# The inputs that once reached SQL raw (audit/checks.py now refuses them): each named, on every
+# service that takes it, so a regression reads as the field and the service that broke.
 
 
 def misbehaving(session: Session, cases: dict[str, tuple[Expect, Callable[[], Any]]]) -> list[str]:
@@ -503,7 +486,7 @@ def misbehaving(session: Session, cases: dict[str, tuple[Expect, Callable[[], An
     found = []
     for name, (expect, call) in cases.items():
         try:
-            call_and_check(session, f"known defect: {name}", expect, call)
+            call_and_check(session, f"edge: {name}", expect, call)
         except Exception as exc:  # an assertion of the check, or the raw error the service let through
             found.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
     return found
@@ -514,7 +497,6 @@ def _submit(world: World, session: Session, **changes: Any) -> Callable[[], Any]
     return lambda: ratings.submit_rating(session, actor=world.alice, now=NOW, **values)
 
 
-@pytest.mark.xfail(strict=True, reason=ID_OUT_OF_RANGE)
 def test_an_id_beyond_the_column_range_is_not_found(session: Session, world: World) -> None:
     huge = 2**63
     not_found = frozenset({NotFoundError})
@@ -553,7 +535,6 @@ def test_an_id_beyond_the_column_range_is_not_found(session: Session, world: Wor
     assert misbehaving(session, cases) == []
 
 
-@pytest.mark.xfail(strict=True, reason=ID_NOT_AN_INT)
 def test_an_id_that_is_not_an_integer_is_refused(session: Session, world: World) -> None:
     refused = frozenset({V, NotFoundError})
     cases: dict[str, tuple[Expect, Callable[[], Any]]] = {
@@ -567,7 +548,6 @@ def test_an_id_that_is_not_an_integer_is_refused(session: Session, world: World)
     assert misbehaving(session, cases) == []
 
 
-@pytest.mark.xfail(strict=True, reason=UNSTORABLE_TEXT)
 @pytest.mark.parametrize("bad_char", ["\x00", "\ud800"], ids=["nul", "lone-surrogate"])
 def test_text_that_cannot_be_stored_is_refused(session: Session, world: World, bad_char: str) -> None:
     text = f"before{bad_char}after"
@@ -609,7 +589,6 @@ def test_text_that_cannot_be_stored_is_refused(session: Session, world: World, b
     assert misbehaving(session, cases) == []
 
 
-@pytest.mark.xfail(strict=True, reason=DEPARTMENT_WRONG_TYPE)
 def test_a_department_of_the_wrong_type_is_refused(session: Session, world: World) -> None:
     cases: dict[str, tuple[Expect, Callable[[], Any]]] = {
         f"favoured_department={value!r}": (
@@ -621,11 +600,10 @@ def test_a_department_of_the_wrong_type_is_refused(session: Session, world: Worl
     assert misbehaving(session, cases) == []
 
 
-@pytest.mark.xfail(strict=True, reason=CORRECTION_WRONG_TYPE)
 def test_a_corrected_answer_that_is_not_text_is_refused(session: Session, world: World) -> None:
     call_and_check(
         session,
-        "known defect: corrected_answer 123",
+        "edge: corrected_answer 123",
         frozenset({V}),
         lambda: review.confirm(
             session,

@@ -8,6 +8,8 @@ burst on each backend runs with the fast suite. The harness is ``tests/reliabili
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -44,6 +46,8 @@ def test_fifty_auditors_rate_a_hundred_items_each_on_postgres(migrated_postgres_
     result, state = measure(migrated_postgres_url, plan)
     report("load", result.line())
     assert_nothing_lost_or_doubled(plan, result, state)
+    # routing locks the answer row: a submit sees every committed partner rating
+    assert result.routing_misses == 0
 
 
 @pytest.mark.slow
@@ -60,6 +64,7 @@ def test_a_small_burst_on_postgres(migrated_postgres_url: str) -> None:
     result, state = measure(migrated_postgres_url, plan)
     report("load (small)", result.line())
     assert_nothing_lost_or_doubled(plan, result, state)
+    assert result.routing_misses == 0
 
 
 def test_a_small_burst_on_sqlite(sqlite_url: str) -> None:
@@ -72,13 +77,6 @@ def test_a_small_burst_on_sqlite(sqlite_url: str) -> None:
 
 
 # ----------------------------------------------------------------------------- what the load found
-
-ROUTING_RACE = (
-    "audit/review/routing.py route_answer: two submits of one answer in concurrent PostgreSQL transactions "
-    "each see only their own rating (READ COMMITTED), so a disagreement between them opens no review item "
-    "until the daily routing pass; fix: lock the answer row (SELECT ... FOR UPDATE on answers) in "
-    "route_answer before reading the current scores"
-)
 
 
 @pytest.fixture
@@ -113,26 +111,54 @@ def review_reasons(engine: Engine, answer_id: int) -> tuple[str, ...]:
         return tuple(item.reasons) if item is not None else ()
 
 
-def race_two_submits(engine: Engine, first: int, second: int, a1: int, a2: int) -> None:
-    """Both submits run before either commits (as two auditors pressing Submit at the same moment)."""
+def waiting_on_a_lock(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).scalar_one()
+        )
+
+
+def race_two_submits(engine: Engine, first: int, second: int, a1: int, a2: int) -> bool:
+    """Both submits start before either commits (as two auditors pressing Submit at the same moment):
+    the second runs in its own thread while the first's transaction is still open. Returns whether
+    the second had to wait for the first (routing serialises per answer)."""
     factory = make_session_factory(engine)
+    failures: list[BaseException] = []
     with factory() as one, factory() as two:
         submit_in_open_transaction(one, first, a1, 5)  # alone: nothing to route
-        submit_in_open_transaction(two, second, a2, 3)  # alone: nothing to route; together: 5 vs 3
+
+        def second_submit() -> None:
+            try:
+                submit_in_open_transaction(two, second, a2, 3)  # together with the first: 5 vs 3
+                two.commit()
+            except BaseException as exc:  # reported by the main thread
+                failures.append(exc)
+
+        thread = threading.Thread(target=second_submit)
+        thread.start()
+        deadline, waited = time.monotonic() + 30, False
+        while thread.is_alive() and time.monotonic() < deadline and not waited:
+            waited = waiting_on_a_lock(engine) > 0
+            time.sleep(0.02)
         one.commit()
-        two.commit()
+        thread.join(timeout=60)
+    assert not thread.is_alive(), "the second submit never finished"
+    assert failures == []
+    return waited
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason=ROUTING_RACE)
 def test_a_disagreement_between_two_simultaneous_submits_is_routed_at_once(two_auditors_one_answer) -> None:
     engine, first, second, a1, a2, answer_id = two_auditors_one_answer
-    race_two_submits(engine, first, second, a1, a2)
+    # the second submit's routing waits for the first to commit, then sees its rating
+    assert race_two_submits(engine, first, second, a1, a2) is True
     assert review_reasons(engine, answer_id) == ("disagreement",)
 
 
 @pytest.mark.postgres
-def test_the_daily_routing_pass_repairs_an_item_missed_by_the_race(two_auditors_one_answer) -> None:
+def test_the_daily_routing_pass_agrees_with_routing_at_submit(two_auditors_one_answer) -> None:
     engine, first, second, a1, a2, answer_id = two_auditors_one_answer
     race_two_submits(engine, first, second, a1, a2)
     with make_session_factory(engine).begin() as session:
