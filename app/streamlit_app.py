@@ -1,6 +1,7 @@
 """The auditloop web app (``streamlit run app/streamlit_app.py``): log in, then the pages the role may open.
 
-Every rerun: check the session's idle and absolute limits, re-read the user (a deactivated account or a
+Every rerun: check the session's idle and absolute limits, start a session for a single sign-on
+identity if there is one (``app.components.sso``), re-read the user (a deactivated account or a
 changed role takes effect at once), give ``st.navigation`` only the user's pages, draw the sidebar, run
 the page. Not logged in: the login page is the only page there is.
 """
@@ -11,7 +12,7 @@ import streamlit as st
 
 from app import services
 from app import session as login_session
-from app.components import guard
+from app.components import guard, sso
 from app.components.inert import escape_markdown
 from app.views import pages_for
 from audit.auditlog import service as auditlog
@@ -29,6 +30,8 @@ def _log_out() -> None:
             if user is not None:
                 auditlog.record(session, actor=user, action="logout", entity_type="user", entity_id=user.id)
     login_session.end(st.session_state, notice=login_session.LOGGED_OUT_NOTICE)
+    if sso.signed_in():
+        st.logout()  # drop the provider's identity cookie too, or the next run would sign in again
 
 
 def main() -> None:
@@ -39,8 +42,12 @@ def main() -> None:
         st.error(escape_markdown(f"auditloop cannot start: {exc}", max_length=1000))
         st.stop()
 
-    login_session.check(st.session_state)
+    status = login_session.check(st.session_state)
+    if status in ("idle_expired", "lifetime_expired") and sso.signed_in():
+        st.logout()  # auditloop's limits end single sign-on sessions too
     user = guard.current_user()
+    if user is None and sso.log_in_from_identity():
+        user = guard.current_user()
     if user is None:
         st.navigation([st.Page("views/login.py", title="Log in", url_path="login")], position="hidden").run()
         return

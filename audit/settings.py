@@ -30,6 +30,9 @@ class Settings:
     base_model: str
     demo_mode: bool
     secret_key_file: Path | None
+    # single sign-on (Streamlit's st.login, configured in .streamlit/secrets.toml [auth]): the ID-token
+    # claim whose value is the auditloop username
+    oidc_username_claim: str = "preferred_username"
 
     @property
     def is_sqlite(self) -> bool:
@@ -122,6 +125,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if secret_key_file is not None and not secret_key_file.is_file():
         raise ConfigurationError(f"AUDITLOOP_SECRET_KEY_FILE={secret_file_raw!r}: no such file")
 
+    claim = (get("oidc_username_claim") or "preferred_username").strip()
+    if not claim.replace("_", "").replace("-", "").replace(".", "").isalnum() or len(claim) > 64:
+        raise ConfigurationError(
+            f"AUDITLOOP_OIDC_USERNAME_CLAIM={claim!r}: expected an ID-token claim name such as "
+            "preferred_username or email"
+        )
+
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -129,4 +139,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         base_model=base_model,
         demo_mode=demo_mode,
         secret_key_file=secret_key_file,
+        oidc_username_claim=claim,
     )

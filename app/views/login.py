@@ -6,6 +6,7 @@ import streamlit as st
 
 from app import services
 from app import session as login_session
+from app.components import sso
 from app.components.feedback import forget_secrets
 from app.components.inert import escape_markdown
 from audit.org import service as org_service
@@ -17,6 +18,15 @@ st.caption("Human-in-the-loop evaluation and bias audit of the internal assistan
 notice = login_session.pop_notice(st.session_state)
 if notice:
     st.info(notice)
+
+if sso.configured():
+    refused = sso.refusal()
+    if refused is not None:
+        st.error(escape_markdown(refused, max_length=500))
+        st.button("Sign out of single sign-on", on_click=st.logout, key="login.sso_logout")
+    else:
+        st.button("Log in with single sign-on", on_click=st.login, type="primary", key="login.sso")
+    st.caption("or with an auditloop password")
 
 # clear_on_submit: the password must not stay in the session state after the attempt
 with st.form("login.form", clear_on_submit=True, enter_to_submit=True):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -171,6 +172,59 @@ class LoginResult:
 
 GENERIC_FAILURE = "Wrong username or password."
 LOCKED = "Too many failed attempts: this account is locked for 15 minutes."
+
+
+def no_account(identity: str) -> str:
+    return f"Single sign-on said you are {identity!r}, but auditloop has no active account of that name. Ask an administrator."
+
+
+def authenticate_identity(
+    session: Session, claims: Mapping[str, Any], *, claim: str, now: dt.datetime | None = None
+) -> LoginResult:
+    """Map an identity the OIDC provider vouched for (the ID token's claims) to an active database
+    user: ``claims[claim]`` is the username, compared case-insensitively. Users are never created here
+    (an administrator adds them, with their role); a locked account stays locked.
+
+    The caller commits, so that a refused identity is recorded too."""
+    now = now or utcnow()
+    value = claims.get(claim)
+    if not isinstance(value, str) or not value.strip():
+        auditlog.record(
+            session,
+            actor=None,
+            actor_name=str(claims.get("sub") or "unknown")[:64],
+            action="login.failed",
+            entity_type="user",
+            details={"method": "oidc", "reason": f"no {claim} claim"},
+        )
+        return LoginResult(None, f"Single sign-on sent no {claim!r} claim to name your auditloop account.")
+    identity = value.strip()
+    user = repo.user_by_username(session, identity.lower())
+    if user is None or not user.active:
+        auditlog.record(
+            session,
+            actor=None,
+            actor_name=identity[:64],
+            action="login.failed",
+            entity_type="user",
+            details={"method": "oidc", "reason": "unknown or inactive"},
+        )
+        return LoginResult(None, no_account(identity))
+    if user.locked_until is not None and user.locked_until > now:
+        auditlog.record(
+            session,
+            actor=user,
+            action="login.locked",
+            entity_type="user",
+            entity_id=user.id,
+            details={"method": "oidc"},
+        )
+        return LoginResult(None, LOCKED)
+    user.last_login_at = now
+    auditlog.record(
+        session, actor=user, action="login.success", entity_type="user", entity_id=user.id, details={"method": "oidc"}
+    )
+    return LoginResult(user, "Welcome.")
 
 
 def authenticate(session: Session, username: str, password: str, *, now: dt.datetime | None = None) -> LoginResult:

@@ -60,6 +60,7 @@ class StreamlitServer:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
+    extra_args: list[str] = field(default_factory=list)  # more `streamlit run` options
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -77,6 +78,7 @@ class StreamlitServer:
             str(self.port),
             "--server.address",
             "127.0.0.1",
+            *self.extra_args,
         ]
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         # cwd = repo root: Streamlit reads .streamlit/config.toml from the working directory

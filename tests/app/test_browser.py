@@ -271,3 +271,61 @@ def test_model_output_makes_the_browser_fetch_nothing(live: LiveApp, page: Any) 
     assert seen == []
     assert live.canary.requests == before
     assert page.locator(f'img[src*=":{port}"], a[href*=":{port}"], iframe[src*=":{port}"]').count() == 0
+
+
+# ----------------------------------------------------------------------------- single sign-on
+
+
+def test_single_sign_on_through_a_real_oidc_provider(sqlite_template: Path, tmp_path: Path) -> None:
+    """st.login against a running OpenID Connect provider (discovery, code flow, signed ID token
+    checked by Authlib): the identity maps to the database user and their role; a reload keeps the
+    session (the identity cookie); logging out drops it; an unknown identity is refused."""
+    from tests.app.oidc_provider import OIDCProvider
+
+    path = tmp_path / "auditloop.db"
+    shutil.copy(sqlite_template, path)
+    seed_company(f"sqlite:///{path}")
+    with OIDCProvider() as idp:
+        server = StreamlitServer(
+            script=REPO_ROOT / "app" / "streamlit_app.py",
+            env={
+                "AUDITLOOP_DATABASE_URL": f"sqlite:///{path}",
+                "AUDITLOOP_DATA_DIR": str(tmp_path / "data"),
+                "AUDITLOOP_DEMO_MODE": "false",
+            },
+            log_path=tmp_path / "server.log",
+        )
+        secrets_file = tmp_path / "secrets.toml"
+        secrets_file.write_text(idp.secrets_toml(server.url))
+        server.extra_args = ["--secrets.files", str(secrets_file)]
+        server.start()
+        try:
+            with chromium() as browser:
+                page = browser.new_page()
+                idp.claims = {"sub": "idp-lead", "preferred_username": "lead", "name": "The Lead"}
+                page.goto(server.url)
+                page.get_by_role("button", name="Log in with single sign-on").click()
+                page.get_by_text("(lead)").first.wait_for(timeout=30_000)
+                assert idp.token_requests == 1
+                page.reload()  # the identity cookie signs the new session in again, without the provider
+                page.get_by_text("(lead)").first.wait_for(timeout=30_000)
+                assert idp.token_requests == 1
+                page.get_by_role("button", name="Log out").click()
+                page.get_by_role("button", name="Log in with single sign-on").wait_for(timeout=30_000)
+                page.reload()
+                page.get_by_role("button", name="Log in with single sign-on").wait_for(timeout=30_000)
+                assert page.get_by_text("(lead)").count() == 0
+
+                idp.claims = {"sub": "idp-mallory", "preferred_username": "mallory"}
+                page.get_by_role("button", name="Log in with single sign-on").click()
+                page.get_by_text("has no active account").wait_for(timeout=30_000)
+                assert page.get_by_text("(mallory)").count() == 0
+                assert idp.token_requests == 2
+        finally:
+            server.stop()
+    with Session(create_engine(f"sqlite:///{path}")) as db:
+        from audit.auditlog.models import AuditLogEntry
+
+        entries = db.scalars(select(AuditLogEntry).where(AuditLogEntry.action.in_(["login.success", "login.failed"])))
+        oidc = [(e.action, e.actor_name) for e in entries if (e.details or {}).get("method") == "oidc"]
+    assert oidc == [("login.success", "lead"), ("login.success", "lead"), ("login.failed", "mallory")]

@@ -629,3 +629,94 @@ def test_auditor_with_nothing_left_is_told_so(company: SeededCompany, db: Sessio
     assert_clean(at)
     assert [s.value for s in at.success] == ["Nothing left to rate. Thank you!"]
     assert not at.get("form")
+
+
+# ----------------------------------------------------------------------------- single sign-on (st.login)
+# AppTest seeds ``st.user`` the way Streamlit fills it from a verified ID token; the mapping to the
+# users table, the refusals and the logout are the app's own.
+
+
+def sso_app(company: SeededCompany, **claims: object) -> AppTest:
+    at = app_as(company, None)
+    at.user = {"is_logged_in": bool(claims), **claims}
+    return at
+
+
+def sso_entries(db: Session, action: str) -> list[AuditLogEntry]:
+    entries = db.scalars(select(AuditLogEntry).where(AuditLogEntry.action == action)).all()
+    return [e for e in entries if (e.details or {}).get("method") == "oidc"]
+
+
+def test_without_an_auth_section_there_is_no_single_sign_on_button(company: SeededCompany) -> None:
+    at = app_as(company, None).run()
+    assert not [b for b in at.button if b.key == "login.sso"]
+
+
+def test_with_an_auth_section_the_login_page_offers_single_sign_on(company: SeededCompany) -> None:
+    at = sso_app(company).run()
+    assert_clean(at)
+    assert [b.label for b in at.button if b.key == "login.sso"] == ["Log in with single sign-on"]
+    assert [t.label for t in at.text_input] == ["Username", "Password"]  # passwords still work
+
+
+def test_a_provider_identity_naming_a_user_opens_that_users_pages(company: SeededCompany, db: Session) -> None:
+    at = sso_app(company, sub="idp-42", preferred_username="SME.Legal", email="x@example.com").run()
+    assert_clean(at)
+    assert at.session_state[login_session.USER_ID] == company.users["sme.legal"]
+    assert titles(at) == ["Review queue"]  # the role from the database, not from the provider
+    assert len(sso_entries(db, "login.success")) == 1
+    at.run()  # later runs reuse the session: one login, not one per run
+    assert len(sso_entries(db, "login.success")) == 1
+
+
+def test_the_username_claim_is_configurable(company: SeededCompany, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUDITLOOP_OIDC_USERNAME_CLAIM", "email")
+    at = sso_app(company, sub="idp-1", preferred_username="lead", email="admin").run()
+    assert at.session_state[login_session.USER_ID] == company.users["admin"]
+
+
+@pytest.mark.parametrize("case", ["unknown", "inactive", "no claim"])
+def test_an_identity_without_an_active_account_is_refused_once_and_recorded(
+    company: SeededCompany, db: Session, case: str
+) -> None:
+    if case == "inactive":
+        db.get_one(User, company.users["lead"]).active = False
+        db.commit()
+    claims = {"sub": "idp-7"} if case == "no claim" else {"sub": "idp-7", "preferred_username": "lead"}
+    if case == "unknown":
+        claims["preferred_username"] = "mallory"
+    at = sso_app(company, **claims).run()
+    assert_clean(at)
+    assert login_session.USER_ID not in at.session_state
+    assert titles(at) == ["auditloop"]
+    expected = "sent no 'preferred_username' claim" if case == "no claim" else "has no active account"
+    assert len(at.error) == 1 and expected in at.error[0].value.replace("\\", "")
+    assert [b.key for b in at.button if b.key.startswith("login.sso")] == ["login.sso_logout"]
+    at.run()
+    assert len(sso_entries(db, "login.failed")) == 1  # refused once per tab, not on every run
+
+
+def test_a_locked_account_stays_locked_for_single_sign_on(company: SeededCompany, db: Session) -> None:
+    db.get_one(User, company.users["lead"]).locked_until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+    db.commit()
+    at = sso_app(company, sub="idp-1", preferred_username="lead").run()
+    assert login_session.USER_ID not in at.session_state
+    assert [e.value.replace("\\", "") for e in at.error] == [org_service.LOCKED]
+
+
+def test_logout_also_drops_the_provider_identity(company: SeededCompany, db: Session) -> None:
+    at = sso_app(company, sub="idp-1", preferred_username="lead").run()
+    assert at.session_state[login_session.USER_ID] == company.users["lead"]
+    at.sidebar.button(key="shell.logout").click().run()
+    assert at.user["is_logged_in"] is False  # st.logout ran: the identity cookie goes too
+    assert titles(at) == ["auditloop"]
+    assert login_session.USER_ID not in at.session_state
+
+
+def test_the_idle_limit_ends_a_single_sign_on_session_too(company: SeededCompany) -> None:
+    at = sso_app(company, sub="idp-1", preferred_username="lead").run()
+    at.session_state[login_session.LAST_SEEN_AT] = time.time() - 31 * 60
+    at.run()
+    assert at.user["is_logged_in"] is False
+    assert login_session.USER_ID not in at.session_state
+    assert titles(at) == ["auditloop"]

@@ -93,3 +93,48 @@ def test_reset_password_clears_lockout(session) -> None:
     org.reset_password(session, actor=None, username="ann", password="another-long-password")
     assert user.locked_until is None
     assert org.authenticate(session, "ann", "another-long-password", now=NOW).ok
+
+
+# ----------------------------------------------------------------------------- single sign-on identities
+
+
+def _oidc_entries(session, action: str) -> list[AuditLogEntry]:
+    entries = session.scalars(select(AuditLogEntry).where(AuditLogEntry.action == action)).all()
+    return [e for e in entries if (e.details or {}).get("method") == "oidc"]
+
+
+def test_an_identity_maps_to_the_user_it_names_case_insensitively(session) -> None:
+    user = f.user(session, role="sme", username="dana")
+    now = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    result = org.authenticate_identity(
+        session, {"sub": "x", "preferred_username": " Dana "}, claim="preferred_username", now=now
+    )
+    assert result.user is user and user.last_login_at == now
+    assert [e.actor_name for e in _oidc_entries(session, "login.success")] == ["dana"]
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ({"sub": "x"}, "sent no 'preferred_username' claim"),
+        ({"sub": "x", "preferred_username": ""}, "sent no 'preferred_username' claim"),
+        ({"sub": "x", "preferred_username": ["dana"]}, "sent no 'preferred_username' claim"),
+        ({"sub": "x", "preferred_username": "nobody"}, "has no active account"),
+        ({"sub": "x", "preferred_username": "gone"}, "has no active account"),
+    ],
+)
+def test_an_identity_without_an_active_account_is_refused_and_recorded(session, claims, message: str) -> None:
+    f.user(session, username="dana")
+    f.user(session, username="gone", active=False)
+    result = org.authenticate_identity(session, claims, claim="preferred_username")
+    assert result.user is None and message in result.message
+    assert len(_oidc_entries(session, "login.failed")) == 1
+
+
+def test_a_locked_account_is_refused_for_single_sign_on_too(session) -> None:
+    user = f.user(session, username="dana")
+    now = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    user.locked_until = now + dt.timedelta(minutes=5)
+    result = org.authenticate_identity(session, {"email": "dana"}, claim="email", now=now)
+    assert result.user is None and result.message == org.LOCKED
+    assert len(_oidc_entries(session, "login.locked")) == 1
