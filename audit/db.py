@@ -7,12 +7,13 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 T = TypeVar("T")
 
@@ -62,6 +63,22 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def update_by_id(session: Session, entity: type[Any], row_id: int, values: dict[str, Any]) -> None:
+    """``UPDATE <table> SET values WHERE id = row_id`` as one statement, and the same values set on
+    the session's copy of the row, if it holds one (as loaded, not as a pending change).
+
+    The ORM's own "evaluate" synchronisation leaves attributes it never loaded unset, so a copy
+    created in this session would keep reading None for a column written here."""
+    session.execute(
+        update(entity).where(entity.id == row_id).values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    loaded = session.identity_map.get(session.identity_key(entity, row_id))
+    if loaded is not None:
+        for key, value in values.items():
+            set_committed_value(loaded, key, value)
 
 
 @contextlib.contextmanager

@@ -4,17 +4,94 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, null, select
 from sqlalchemy.orm import Session
 
+from audit.answers.models import Answer
+from audit.db import update_by_id
 from audit.org.models import Department, User
+from audit.policy.models import Policy
 from audit.ratings.models import Rating
+from audit.review.policy import POLICY_NAME as ROUTING_POLICY
 from audit.sampling.models import Assignment
 
 
 def by_idempotency_key(session: Session, key: str) -> Rating | None:
     return session.scalars(select(Rating).where(Rating.idempotency_key == key)).one_or_none()
+
+
+@dataclass(frozen=True)
+class SubmitTarget:
+    """What submitting a rating for an assignment needs to know, read in one statement."""
+
+    assignment_id: int
+    answer_id: int
+    auditor_id: int
+    status: str
+    asker_department_id: int
+    previous_rating_id: int | None  # the auditor's current rating of the answer (e.g. imported)
+    repeat_rating_id: int | None  # the rating already stored under the idempotency key
+    routing_settings: dict[str, Any] | None  # the stored routing policy (None: the defaults)
+
+
+def submit_target(session: Session, assignment_id: int, idempotency_key: str | None) -> SubmitTarget | None:
+    """The assignment and its answer, both row-locked on PostgreSQL (``FOR NO KEY UPDATE``), with the
+    rating its idempotency key already names, the auditor's current rating of the answer, and the
+    routing policy.
+
+    The assignment's lock queues two submits of it. The answer's lock is the one routing needs
+    (:func:`audit.review.repository.lock_answer`): submits of one answer by different auditors take
+    turns, so each one's routing reads the other's committed rating. Taken here, before this
+    transaction inserts its rating, it cannot deadlock against that insert's foreign-key KEY SHARE
+    lock. SQLite's BEGIN IMMEDIATE already serialises writers.
+    """
+    repeat = (
+        select(Rating.id).where(Rating.idempotency_key == idempotency_key).scalar_subquery()
+        if idempotency_key is not None
+        else null()
+    )
+    previous = (
+        select(Rating.id)
+        .where(Rating.answer_id == Assignment.answer_id, Rating.auditor_id == Assignment.auditor_id, Rating.is_current)
+        .correlate(Assignment)
+        .scalar_subquery()
+    )
+    routing = select(Policy.settings).where(Policy.name == ROUTING_POLICY).scalar_subquery()
+    row = session.execute(
+        select(
+            Assignment.id,
+            Assignment.answer_id,
+            Assignment.auditor_id,
+            Assignment.status,
+            Answer.asker_department_id,
+            previous,
+            repeat,
+            routing,
+        )
+        .join(Answer, Answer.id == Assignment.answer_id)
+        .where(Assignment.id == assignment_id)
+        .with_for_update(key_share=True, of=[Assignment.__table__, Answer.__table__])
+    ).first()
+    return None if row is None else SubmitTarget(*row)
+
+
+def close_assignment(session: Session, assignment_id: int, *, status: str, completed_at: dt.datetime) -> None:
+    """Mark an assignment done and clear its lock (one UPDATE by primary key)."""
+    update_by_id(
+        session, Assignment, assignment_id, {"status": status, "completed_at": completed_at, "locked_until": None}
+    )
+
+
+def retire_rating(session: Session, rating_id: int) -> None:
+    """Clear a rating's ``is_current`` (a newer row supersedes it)."""
+    update_by_id(session, Rating, rating_id, {"is_current": False})
+
+
+def rating(session: Session, rating_id: int) -> Rating | None:
+    return session.get(Rating, rating_id)
 
 
 def assignment_for_update(session: Session, assignment_id: int) -> Assignment | None:

@@ -259,24 +259,27 @@ def submit_rating(
     """Store the rating for an assignment of the actor's (``actor=None``: on behalf of its auditor)."""
     require(actor, "rate")
     key = _check_key(idempotency_key)
-    repeat = _repeat_of(session, key, actor)
-    if repeat is not None:
-        return repeat
     wanted = checks.row_id("assignment_id", assignment_id)
-    assignment = repo.assignment_for_update(session, wanted) if wanted is not None else None
-    if assignment is None:
+    # one statement: the assignment and its answer (row-locked), the idempotency key's rating, the
+    # auditor's current rating of the answer, the routing policy
+    target = repo.submit_target(session, wanted, key) if wanted is not None else None
+    if target is None or target.repeat_rating_id is not None:
+        repeat = _repeat_of(session, key, actor)
+        if repeat is not None:
+            return repeat
+    if target is None:
         raise NotFoundError(f"assignment {assignment_id} does not exist")
-    if actor is not None and assignment.auditor_id != actor.id:
+    if actor is not None and target.auditor_id != actor.id:
         raise PermissionDenied(f"assignment {assignment_id} is not assigned to {actor.username}")
-    auditor_name = actor.username if actor is not None else _username(session, assignment.auditor_id)
-    if assignment.status == "submitted":
-        stored = repo.current_rating(session, answer_id=assignment.answer_id, auditor_id=assignment.auditor_id)
+    auditor_name = actor.username if actor is not None else _username(session, target.auditor_id)
+    if target.status == "submitted":
+        stored = repo.current_rating(session, answer_id=target.answer_id, auditor_id=target.auditor_id)
         if stored is not None:
             return SubmitResult(rating=_view(session, stored, auditor_name), created=False)
         raise ConflictError(f"assignment {assignment_id} was already submitted")
-    if assignment.status == "skipped":
+    if target.status == "skipped":
         raise ConflictError(f"assignment {assignment_id} was skipped; it cannot be rated any more")
-    if assignment.status == "expired":
+    if target.status == "expired":
         raise ConflictError(
             f"assignment {assignment_id} expired (not finished within the lock time) and was handed to another auditor"
         )
@@ -294,38 +297,39 @@ def submit_rating(
         suggested_correction=suggested_correction,
         seconds_spent=seconds_spent,
     )
+    policy = routing.routing_policy_from(target.routing_settings)
     now = now or utcnow()
     # a historical (imported) rating by the same auditor is superseded, keeping one current row
-    previous = repo.current_rating(session, answer_id=assignment.answer_id, auditor_id=assignment.auditor_id)
-    if previous is not None:
-        previous.is_current = False
-        session.flush()
+    if target.previous_rating_id is not None:
+        repo.retire_rating(session, target.previous_rating_id)
     rating = Rating(
-        answer_id=assignment.answer_id,
-        auditor_id=assignment.auditor_id,
-        assignment_id=assignment.id,
+        answer_id=target.answer_id,
+        auditor_id=target.auditor_id,
+        assignment_id=target.assignment_id,
         **dataclasses.asdict(fields),
         rubric_version=RUBRIC_VERSION,
         origin="app",
         is_current=True,
-        supersedes_id=previous.id if previous is not None else None,
+        supersedes_id=target.previous_rating_id,
         idempotency_key=key,
         created_at=now,
     )
     session.add(rating)
-    assignment.status = "submitted"
-    assignment.completed_at = now
-    assignment.locked_until = None
     session.flush()
+    repo.close_assignment(session, target.assignment_id, status="submitted", completed_at=now)
     auditlog.record(
         session,
         actor=actor,
         action="rating.submit",
         entity_type="rating",
         entity_id=rating.id,
-        details={"assignment_id": assignment.id, "answer_id": assignment.answer_id},
+        details={"assignment_id": target.assignment_id, "answer_id": target.answer_id},
     )
-    routing.route_answer(session, assignment.answer_id, now=now)
+    # the entry above is inserted at commit, with any routing adds (one INSERT)
+    with session.no_autoflush:
+        routing.route_answer(
+            session, target.answer_id, policy=policy, now=now, locked_department_id=target.asker_department_id
+        )
     return SubmitResult(rating=_view(session, rating, auditor_name), created=True)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, aliased
 
 from audit.answers.models import Answer
 from audit.org.models import Department, User, user_departments
-from audit.ratings.models import Rating
+from audit.ratings.models import DIMENSIONS, Rating
 from audit.review.models import ReviewDecision, ReviewItem
 from audit.sampling.models import GoldItem
 
@@ -59,6 +59,36 @@ def current_scores(session: Session, answer_ids: Collection[int]) -> dict[int, l
                 CurrentScores(auditor_id, accuracy, completeness, relevance, coherence, bool(bias_flag))
             )
     return found
+
+
+def scores_and_gold(session: Session, answer_id: int) -> tuple[list[CurrentScores], dict[str, int | None] | None]:
+    """One answer's current ratings' scores and its gold item's expected scores (None: not gold), in
+    one statement: the answer by primary key, its current ratings and gold item by their answer_id
+    indexes."""
+    rows = session.execute(
+        select(
+            Rating.auditor_id,
+            Rating.accuracy,
+            Rating.completeness,
+            Rating.relevance,
+            Rating.coherence,
+            Rating.bias_flag,
+            GoldItem.id,
+            GoldItem.expected_accuracy,
+            GoldItem.expected_completeness,
+            GoldItem.expected_relevance,
+            GoldItem.expected_coherence,
+        )
+        .select_from(Answer)
+        .outerjoin(Rating, (Rating.answer_id == Answer.id) & Rating.is_current)
+        .outerjoin(GoldItem, GoldItem.answer_id == Answer.id)
+        .where(Answer.id == answer_id)
+    ).all()
+    scores = [CurrentScores(row[0], row[1], row[2], row[3], row[4], bool(row[5])) for row in rows if row[0] is not None]
+    gold = None
+    if rows and rows[0][6] is not None:
+        gold = dict(zip(DIMENSIONS, rows[0][7:11], strict=True))
+    return scores, gold
 
 
 def gold_items(session: Session, answer_ids: Collection[int]) -> dict[int, GoldItem]:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -136,20 +137,40 @@ def _open_or_extend(
     return item, "extended"
 
 
+def routing_policy_from(settings: Mapping[str, Any] | None) -> RoutingPolicy:
+    """The routing policy from stored settings the caller read (None: nothing stored), as
+    :func:`audit.review.policy.load_routing_policy` gives it: over the defaults, validated."""
+    known = {f.name for f in fields(RoutingPolicy)}
+    policy = RoutingPolicy(**{k: v for k, v in (settings or {}).items() if k in known})
+    policy.validate()
+    return policy
+
+
 def route_answer(
-    session: Session, answer_id: int, *, policy: RoutingPolicy | None = None, now: dt.datetime | None = None
+    session: Session,
+    answer_id: int,
+    *,
+    policy: RoutingPolicy | None = None,
+    now: dt.datetime | None = None,
+    locked_department_id: int | None = None,
 ) -> ReviewItem | None:
-    """Apply the rules to one answer's current ratings; the review item if any rule fires."""
+    """Apply the rules to one answer's current ratings; the review item if any rule fires.
+
+    ``locked_department_id``: the caller already holds the answer's row lock (``FOR NO KEY UPDATE``,
+    as :func:`audit.review.repository.lock_answer` takes it) and read the asker's department;
+    routing then does not lock again.
+    """
     policy = policy or load_routing_policy(session)
-    # serialise routing per answer: the scores read next then include every committed rating
-    department_id = repo.lock_answer(session, answer_id)
+    department_id = locked_department_id
+    if department_id is None:
+        # serialise routing per answer: the scores read next then include every committed rating
+        department_id = repo.lock_answer(session, answer_id)
     if department_id is None:
         raise NotFoundError(f"answer {answer_id} does not exist")
-    scores = repo.current_scores(session, [answer_id]).get(answer_id, [])
+    scores, gold = repo.scores_and_gold(session, answer_id)
     if not scores:
         return None
-    gold = repo.gold_items(session, [answer_id]).get(answer_id)
-    reasons = reasons_for(scores, gold_expectation(gold), policy)
+    reasons = reasons_for(scores, gold, policy)
     if not reasons:
         return None
     item, _ = _open_or_extend(session, answer_id, reasons, now or utcnow(), department_id=department_id)

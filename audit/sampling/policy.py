@@ -6,7 +6,9 @@ Stored in the ``policies`` table under the name ``"sampling"`` (admins edit it t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -76,5 +78,14 @@ def _share(field: str, value: object) -> None:
 def load_sampling_policy(session: Session) -> SamplingPolicy:
     """The stored sampling policy over the defaults, validated."""
     policy = policy_service.load(session, POLICY_NAME, SamplingPolicy)
+    policy.validate()
+    return policy
+
+
+def sampling_policy_from(settings: Mapping[str, Any] | None) -> SamplingPolicy:
+    """The policy from stored settings read by the caller (None: nothing stored), as
+    :func:`load_sampling_policy` gives it: over the defaults, unknown keys ignored, validated."""
+    known = {f.name for f in fields(SamplingPolicy)}
+    policy = SamplingPolicy(**{k: v for k, v in (settings or {}).items() if k in known})
     policy.validate()
     return policy

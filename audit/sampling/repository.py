@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from audit.answers.models import Answer
+from audit.db import update_by_id
 from audit.knowledge.models import Document
 from audit.org.models import Department, User
+from audit.policy.models import Policy
 from audit.sampling.models import Assignment, GoldItem, SampleBatch, SampleItem
+from audit.sampling.policy import POLICY_NAME as SAMPLING_POLICY
 
 # ---------------------------------------------------------------- drawing a sample
 
@@ -157,37 +160,103 @@ def assignments_per_auditor(session: Session, batch_id: int) -> dict[str, int]:
 # ---------------------------------------------------------------- the hot path
 
 
-def next_pending(session: Session, auditor_id: int) -> Row[Assignment, int, dt.date, dict[str, Any]] | None:
-    """The auditor's first pending assignment by position with its batch (id, date, parameters):
-    one range scan on (auditor_id, status, position) with LIMIT 1, then primary-key joins."""
-    return session.execute(
-        select(Assignment, SampleBatch.id, SampleBatch.sample_date, SampleBatch.parameters)
+@dataclass(frozen=True)
+class PendingItem:
+    """The auditor's next pending assignment with everything the rating page shows of it."""
+
+    assignment_id: int
+    answer_id: int
+    batch_id: int
+    sample_date: dt.date
+    item_id_range: tuple[int, int] | None  # the batch's lowest and highest sample item id, if recorded
+    question: str
+    answer_text: str
+    department: str  # the asker's department
+    sources: list[dict[str, Any]]
+    answered_at: dt.datetime
+    policy_settings: dict[str, Any] | None  # the stored sampling policy (None: the defaults)
+    done: int | None  # the auditor's submitted or skipped items in the batch (None: no item range)
+    pending: int | None  # ... and pending ones
+
+
+def _batch_progress(statuses: tuple[str, ...]) -> Any:
+    """Correlated count of the outer assignment's auditor's assignments in the outer batch with these
+    statuses: a range scan on (auditor_id, status, position) bounded by the batch's item id range
+    (positions are sample item ids), each row's batch checked by primary key."""
+    mine = aliased(Assignment)
+    item = aliased(SampleItem)
+    return (
+        select(func.count())
+        .select_from(mine)
+        .join(item, item.id == mine.sample_item_id)
+        .where(
+            mine.auditor_id == Assignment.auditor_id,
+            mine.status.in_(statuses),
+            mine.position.between(
+                SampleBatch.parameters[("item_id_range", 0)].as_integer(),
+                SampleBatch.parameters[("item_id_range", 1)].as_integer(),
+            ),
+            item.batch_id == SampleBatch.id,
+        )
+        .correlate(Assignment, SampleBatch)
+        .scalar_subquery()
+    )
+
+
+def next_for_rating(session: Session, auditor_id: int) -> PendingItem | None:
+    """The auditor's first pending assignment by position, in one statement: the range scan on
+    (auditor_id, status, position) with LIMIT 1, primary-key joins to its item, batch, answer and the
+    asker's department, the sampling policy's row, and the auditor's progress in the batch."""
+    policy = select(Policy.settings).where(Policy.name == SAMPLING_POLICY).scalar_subquery()
+    row = session.execute(
+        select(
+            Assignment.id,
+            Assignment.answer_id,
+            SampleBatch.id,
+            SampleBatch.sample_date,
+            SampleBatch.parameters[("item_id_range", 0)].as_integer(),
+            SampleBatch.parameters[("item_id_range", 1)].as_integer(),
+            Answer.question,
+            Answer.answer_text,
+            Department.name,
+            Answer.sources,
+            Answer.created_at,
+            policy,
+            _batch_progress(("submitted", "skipped")),
+            _batch_progress(("pending",)),
+        )
         .join(SampleItem, SampleItem.id == Assignment.sample_item_id)
         .join(SampleBatch, SampleBatch.id == SampleItem.batch_id)
+        .join(Answer, Answer.id == Assignment.answer_id)
+        .join(Department, Department.id == Answer.asker_department_id)
         .where(Assignment.auditor_id == auditor_id, Assignment.status == "pending")
         .order_by(Assignment.position)
         .limit(1)
     ).first()
+    if row is None:
+        return None
+    assignment_id, answer_id, batch_id, sample_date, low, high, question, text, department, sources, at = row[:11]
+    has_range = low is not None and high is not None
+    return PendingItem(
+        assignment_id=assignment_id,
+        answer_id=answer_id,
+        batch_id=batch_id,
+        sample_date=sample_date,
+        item_id_range=(int(low), int(high)) if has_range else None,
+        question=question,
+        answer_text=text,
+        department=department,
+        sources=list(sources or []),
+        answered_at=at,
+        policy_settings=row[11],
+        done=int(row[12]) if has_range else None,
+        pending=int(row[13]) if has_range else None,
+    )
 
 
-@dataclass(frozen=True)
-class AnswerForRating:
-    id: int
-    question: str
-    answer_text: str
-    department: str
-    sources: list[dict[str, Any]]
-    created_at: dt.datetime
-
-
-def answer_for_rating(session: Session, answer_id: int) -> AnswerForRating | None:
-    """What the rating page shows of an answer (only those columns)."""
-    row = session.execute(
-        select(Answer.id, Answer.question, Answer.answer_text, Department.name, Answer.sources, Answer.created_at)
-        .join(Department, Department.id == Answer.asker_department_id)
-        .where(Answer.id == answer_id)
-    ).first()
-    return None if row is None else AnswerForRating(*row)
+def lock_assignment(session: Session, assignment_id: int, locked_until: dt.datetime) -> None:
+    """Set the assignment's lock time (one UPDATE by primary key)."""
+    update_by_id(session, Assignment, assignment_id, {"locked_until": locked_until})
 
 
 def batch_item_range(session: Session, batch_id: int) -> tuple[int, int] | None:
@@ -240,21 +309,29 @@ def source_views(session: Session, sources: Sequence[dict[str, Any]]) -> tuple[S
     """
     int_ids = [s["document_id"] for s in sources if isinstance(s.get("document_id"), int)]
     str_ids = [s["document_id"] for s in sources if isinstance(s.get("document_id"), str)]
-    documents: dict[int | str, tuple[Document, str]] = {}
+    documents: dict[int | str, Row[int, str, str, int, int | None, str]] = {}
     if int_ids or str_ids:
         conditions = []
         if int_ids:
             conditions.append(Document.id.in_(int_ids))
         if str_ids:
             conditions.append(Document.external_id.in_(str_ids))
+        # only what the view shows: a document's body can be long
         rows = session.execute(
-            select(Document, Department.name)
+            select(
+                Document.id,
+                Document.external_id,
+                Document.title,
+                Document.version,
+                Document.superseded_by_id,
+                Department.name,
+            )
             .join(Department, Department.id == Document.department_id)
             .where(conditions[0] if len(conditions) == 1 else conditions[0] | conditions[1])
         )
-        for document, dept_name in rows:
-            documents[document.id] = (document, dept_name)
-            documents[document.external_id] = (document, dept_name)
+        for row in rows:
+            documents[row[0]] = row
+            documents[row[1]] = row
     views = []
     for source in sources:
         key = source.get("document_id")
@@ -273,15 +350,15 @@ def source_views(session: Session, sources: Sequence[dict[str, Any]]) -> tuple[S
                 )
             )
             continue
-        document, dept_name = found
+        document_id, external_id, title, version, superseded_by_id, dept_name = found
         views.append(
             SourceView(
-                document_id=document.id,
-                external_id=document.external_id,
-                title=document.title,
+                document_id=document_id,
+                external_id=external_id,
+                title=title,
                 department=dept_name,
-                version=document.version,
-                outdated=document.superseded_by_id is not None,
+                version=version,
+                outdated=superseded_by_id is not None,
                 score=float(score) if isinstance(score, int | float) else None,
             )
         )

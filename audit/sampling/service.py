@@ -59,12 +59,12 @@ from sqlalchemy.orm import Session
 
 from audit.auditlog import service as auditlog
 from audit.base import utcnow
-from audit.errors import ConflictError, NotFoundError, ValidationError
+from audit.errors import NotFoundError, ValidationError
 from audit.org.models import User
 from audit.permissions import require
 from audit.sampling import repository as repo
 from audit.sampling.models import Assignment, SampleBatch, SampleItem
-from audit.sampling.policy import MAX_SAMPLE_SIZE, SamplingPolicy, load_sampling_policy
+from audit.sampling.policy import MAX_SAMPLE_SIZE, SamplingPolicy, load_sampling_policy, sampling_policy_from
 from audit.sampling.repository import SourceView
 
 STRATEGY = "stratified-department-confidence/v1"
@@ -684,36 +684,31 @@ def auditor_progress(session: Session, *, actor: User, batch_id: int) -> Progres
 def next_item(session: Session, *, actor: User, now: dt.datetime | None = None) -> NextItem | None:
     """The auditor's next pending item (oldest batch first), locked for ``lock_minutes``; None when done.
 
-    Asking again before finishing returns the same item and renews the lock.
+    Asking again before finishing returns the same item and renews the lock. Three statements: the
+    item with its answer, policy and progress; the lock; the answer's sources (when it cites any).
     """
     auditor = _require_auditor(actor)
-    found = repo.next_pending(session, auditor.id)
+    found = repo.next_for_rating(session, auditor.id)
     if found is None:
         return None
-    assignment, batch_id, sample_date, parameters = found
     now = now or utcnow()
-    policy = load_sampling_policy(session)
-    assignment.locked_until = now + dt.timedelta(minutes=policy.lock_minutes)
-    session.flush()
-    answer = repo.answer_for_rating(session, assignment.answer_id)
-    if answer is None:  # the foreign key makes this impossible short of manual deletes
-        raise ConflictError(f"assignment {assignment.id}: answer {assignment.answer_id} is gone")
-    item_range = parameters.get("item_id_range") if parameters else None
+    policy = sampling_policy_from(found.policy_settings)
+    locked_until = now + dt.timedelta(minutes=policy.lock_minutes)
+    repo.lock_assignment(session, found.assignment_id, locked_until)
+    if found.done is not None and found.pending is not None:
+        progress = Progress(done=found.done, total=found.done + found.pending)
+    else:  # a batch drawn before item id ranges were recorded
+        progress = _progress(session, auditor_id=auditor.id, batch_id=found.batch_id)
     return NextItem(
-        assignment_id=assignment.id,
-        answer_id=answer.id,
-        batch_id=batch_id,
-        sample_date=sample_date,
-        question=answer.question,
-        answer_text=answer.answer_text,
-        department=answer.department,
-        sources=repo.source_views(session, answer.sources or []),
-        answered_at=answer.created_at,
-        locked_until=assignment.locked_until,
-        progress=_progress(
-            session,
-            auditor_id=auditor.id,
-            batch_id=batch_id,
-            item_range=(int(item_range[0]), int(item_range[1])) if item_range else None,
-        ),
+        assignment_id=found.assignment_id,
+        answer_id=found.answer_id,
+        batch_id=found.batch_id,
+        sample_date=found.sample_date,
+        question=found.question,
+        answer_text=found.answer_text,
+        department=found.department,
+        sources=repo.source_views(session, found.sources) if found.sources else (),
+        answered_at=found.answered_at,
+        locked_until=locked_until,
+        progress=progress,
     )
