@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, update
+from sqlalchemy import Engine, Update, bindparam, create_engine, event, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -65,16 +65,31 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+_UPDATE_BY_ID: dict[tuple[type[Any], tuple[str, ...]], Update] = {}
+
+
+def _update_by_id_statement(entity: type[Any], keys: tuple[str, ...]) -> Update:
+    statement = _UPDATE_BY_ID.get((entity, keys))
+    if statement is None:
+        statement = (
+            update(entity)
+            .where(entity.id == bindparam("row_id"))
+            .values({key: bindparam(f"new_{key}") for key in keys})
+            .execution_options(synchronize_session=False)
+        )
+        _UPDATE_BY_ID[(entity, keys)] = statement
+    return statement
+
+
 def update_by_id(session: Session, entity: type[Any], row_id: int, values: dict[str, Any]) -> None:
-    """``UPDATE <table> SET values WHERE id = row_id`` as one statement, and the same values set on
-    the session's copy of the row, if it holds one (as loaded, not as a pending change).
+    """``UPDATE <table> SET values WHERE id = row_id`` as one statement (built once per entity and
+    columns), and the same values set on the session's copy of the row, if it holds one, as loaded
+    (not as a pending change).
 
     The ORM's own "evaluate" synchronisation leaves attributes it never loaded unset, so a copy
     created in this session would keep reading None for a column written here."""
-    session.execute(
-        update(entity).where(entity.id == row_id).values(**values),
-        execution_options={"synchronize_session": False},
-    )
+    statement = _update_by_id_statement(entity, tuple(sorted(values)))
+    session.execute(statement, {"row_id": row_id, **{f"new_{key}": value for key, value in values.items()}})
     loaded = session.identity_map.get(session.identity_key(entity, row_id))
     if loaded is not None:
         for key, value in values.items():

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, null, select
+from sqlalchemy import Row, Select, bindparam, null, select
 from sqlalchemy.orm import Session
 
 from audit.answers.models import Answer
@@ -37,21 +38,11 @@ class SubmitTarget:
     routing_settings: dict[str, Any] | None  # the stored routing policy (None: the defaults)
 
 
-def submit_target(session: Session, assignment_id: int, idempotency_key: str | None) -> SubmitTarget | None:
-    """The assignment and its answer, both row-locked on PostgreSQL (``FOR NO KEY UPDATE``), with the
-    rating its idempotency key already names, the auditor's current rating of the answer, and the
-    routing policy.
-
-    The assignment's lock queues two submits of it. The answer's lock is the one routing needs
-    (:func:`audit.review.repository.lock_answer`): submits of one answer by different auditors take
-    turns, so each one's routing reads the other's committed rating. Taken here, before this
-    transaction inserts its rating, it cannot deadlock against that insert's foreign-key KEY SHARE
-    lock. SQLite's BEGIN IMMEDIATE already serialises writers.
-    """
+@functools.cache
+def _submit_target_statement(*, with_key: bool) -> Select[*tuple[Any, ...]]:
+    """Built once per variant: constructing it costs more than running it."""
     repeat = (
-        select(Rating.id).where(Rating.idempotency_key == idempotency_key).scalar_subquery()
-        if idempotency_key is not None
-        else null()
+        select(Rating.id).where(Rating.idempotency_key == bindparam("key")).scalar_subquery() if with_key else null()
     )
     previous = (
         select(Rating.id)
@@ -60,7 +51,7 @@ def submit_target(session: Session, assignment_id: int, idempotency_key: str | N
         .scalar_subquery()
     )
     routing = select(Policy.settings).where(Policy.name == ROUTING_POLICY).scalar_subquery()
-    row = session.execute(
+    return (
         select(
             Assignment.id,
             Assignment.answer_id,
@@ -72,9 +63,24 @@ def submit_target(session: Session, assignment_id: int, idempotency_key: str | N
             routing,
         )
         .join(Answer, Answer.id == Assignment.answer_id)
-        .where(Assignment.id == assignment_id)
+        .where(Assignment.id == bindparam("assignment_id"))
         .with_for_update(key_share=True, of=[Assignment.__table__, Answer.__table__])
-    ).first()
+    )
+
+
+def submit_target(session: Session, assignment_id: int, idempotency_key: str | None) -> SubmitTarget | None:
+    """The assignment and its answer, both row-locked on PostgreSQL (``FOR NO KEY UPDATE``), with the
+    rating its idempotency key already names, the auditor's current rating of the answer, and the
+    routing policy.
+
+    The assignment's lock queues two submits of it. The answer's lock is the one routing needs
+    (:func:`audit.review.repository.lock_answer`): submits of one answer by different auditors take
+    turns, so each one's routing reads the other's committed rating. Taken here, before this
+    transaction inserts its rating, it cannot deadlock against that insert's foreign-key KEY SHARE
+    lock. SQLite's BEGIN IMMEDIATE already serialises writers.
+    """
+    statement = _submit_target_statement(with_key=idempotency_key is not None)
+    row = session.execute(statement, {"assignment_id": assignment_id, "key": idempotency_key}).first()
     return None if row is None else SubmitTarget(*row)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from audit.answers.models import Answer
@@ -61,11 +63,9 @@ def current_scores(session: Session, answer_ids: Collection[int]) -> dict[int, l
     return found
 
 
-def scores_and_gold(session: Session, answer_id: int) -> tuple[list[CurrentScores], dict[str, int | None] | None]:
-    """One answer's current ratings' scores and its gold item's expected scores (None: not gold), in
-    one statement: the answer by primary key, its current ratings and gold item by their answer_id
-    indexes."""
-    rows = session.execute(
+@functools.cache
+def _scores_and_gold_statement() -> Select[*tuple[Any, ...]]:
+    return (
         select(
             Rating.auditor_id,
             Rating.accuracy,
@@ -82,8 +82,15 @@ def scores_and_gold(session: Session, answer_id: int) -> tuple[list[CurrentScore
         .select_from(Answer)
         .outerjoin(Rating, (Rating.answer_id == Answer.id) & Rating.is_current)
         .outerjoin(GoldItem, GoldItem.answer_id == Answer.id)
-        .where(Answer.id == answer_id)
-    ).all()
+        .where(Answer.id == bindparam("answer_id"))
+    )
+
+
+def scores_and_gold(session: Session, answer_id: int) -> tuple[list[CurrentScores], dict[str, int | None] | None]:
+    """One answer's current ratings' scores and its gold item's expected scores (None: not gold), in
+    one statement: the answer by primary key, its current ratings and gold item by their answer_id
+    indexes."""
+    rows = session.execute(_scores_and_gold_statement(), {"answer_id": answer_id}).all()
     scores = [CurrentScores(row[0], row[1], row[2], row[3], row[4], bool(row[5])) for row in rows if row[0] is not None]
     gold = None
     if rows and rows[0][6] is not None:

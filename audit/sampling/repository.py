@@ -8,11 +8,12 @@ lookup on ``ix_assignments_auditor_id_status_position`` bounded by one auditor's
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from audit.answers.models import Answer
@@ -203,12 +204,11 @@ def _batch_progress(statuses: tuple[str, ...]) -> Any:
     )
 
 
-def next_for_rating(session: Session, auditor_id: int) -> PendingItem | None:
-    """The auditor's first pending assignment by position, in one statement: the range scan on
-    (auditor_id, status, position) with LIMIT 1, primary-key joins to its item, batch, answer and the
-    asker's department, the sampling policy's row, and the auditor's progress in the batch."""
+@functools.cache
+def _next_for_rating_statement() -> Select[*tuple[Any, ...]]:
+    """Built once: constructing it (aliases, JSON paths, subqueries) costs more than running it."""
     policy = select(Policy.settings).where(Policy.name == SAMPLING_POLICY).scalar_subquery()
-    row = session.execute(
+    return (
         select(
             Assignment.id,
             Assignment.answer_id,
@@ -229,10 +229,17 @@ def next_for_rating(session: Session, auditor_id: int) -> PendingItem | None:
         .join(SampleBatch, SampleBatch.id == SampleItem.batch_id)
         .join(Answer, Answer.id == Assignment.answer_id)
         .join(Department, Department.id == Answer.asker_department_id)
-        .where(Assignment.auditor_id == auditor_id, Assignment.status == "pending")
+        .where(Assignment.auditor_id == bindparam("auditor_id"), Assignment.status == "pending")
         .order_by(Assignment.position)
         .limit(1)
-    ).first()
+    )
+
+
+def next_for_rating(session: Session, auditor_id: int) -> PendingItem | None:
+    """The auditor's first pending assignment by position, in one statement: the range scan on
+    (auditor_id, status, position) with LIMIT 1, primary-key joins to its item, batch, answer and the
+    asker's department, the sampling policy's row, and the auditor's progress in the batch."""
+    row = session.execute(_next_for_rating_statement(), {"auditor_id": auditor_id}).first()
     if row is None:
         return None
     assignment_id, answer_id, batch_id, sample_date, low, high, question, text, department, sources, at = row[:11]
