@@ -50,8 +50,23 @@ class Rating(Base):
             sqlite_where=text("is_current = 1"),
             postgresql_where=text("is_current"),
         ),
-        Index("ix_ratings_answer_id", "answer_id"),
+        Index("ix_ratings_answer_id_created_at", "answer_id", "created_at"),
         Index("ix_ratings_created_at", "created_at"),
+        # every column the reports read, after the window's keys: they read a window's current
+        # ratings from this index alone (audit/measures/repository.py)
+        Index(
+            "ix_ratings_report",
+            "is_current",
+            "created_at",
+            "answer_id",
+            "auditor_id",
+            "assignment_id",
+            *DIMENSIONS,
+            "bias_flag",
+            "sources_correct",
+            "favoured_department_id",
+            "disfavoured_department_id",
+        ),
         Index("ix_ratings_auditor_id_created_at", "auditor_id", "created_at"),
     )
 
