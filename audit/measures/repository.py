@@ -1,7 +1,14 @@
 """SQL aggregates behind the reports: the database groups and sums; Python finishes the ratios.
 
 Every query reads CURRENT ratings only (``ratings.is_current``), of every origin (app, imported,
-simulated), made inside the scope's window on ``ratings.created_at`` (indexed).
+simulated), made inside the scope's window on ``ratings.created_at``.
+
+Two covering indexes keep a month of a million-answer company under a second (migration
+c3d4e5f6a7b8): ``ix_ratings_report`` (is_current, created_at, then every rating column a report
+reads), so a window's current ratings come from the index alone, and ``ix_answers_report`` (id and
+the answer columns the reports group by), so each rated answer is looked up in a few megabytes of
+index rather than in the wide answers rows (on SQLite through ``INDEXED BY``: its planner always
+prefers the rowid). Rows reach pandas column by column, never as one object per row.
 """
 
 from __future__ import annotations
@@ -10,22 +17,31 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
+    Date,
     Executable,
     Float,
     Select,
     String,
+    Table,
     and_,
     case,
     cast,
+    column,
     distinct,
     func,
     select,
+    text,
     true,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import TableClause
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from audit.answers.models import Answer
 from audit.fixes.models import DataFix
@@ -60,43 +76,116 @@ def _window(column: Any, scope: Scope) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _answer_filters(scope: Scope) -> list[ColumnElement[bool]]:
+class _IndexedTable(TableClause):
+    """Some columns of a table, read on SQLite through a named index (``answers INDEXED BY ix``);
+    rendered as the plain table elsewhere. SQLite's planner looks a row up by rowid whenever it
+    can, even where a covering index would save reading a wide row per lookup."""
+
+    inherit_cache = True
+    _traverse_internals = [*TableClause._traverse_internals, ("index_name", InternalTraversal.dp_string)]
+
+    def __init__(self, table: Table, index_name: str) -> None:
+        index = next((index for index in table.indexes if index.name == index_name), None)
+        if index is None:
+            raise ValueError(f"{table.name} has no index {index_name!r}")
+        super().__init__(table.name, *(column(c.name, c.type) for c in index.columns))
+        self.index_name = index_name
+
+
+@compiles(_IndexedTable)
+def _compile_indexed_table(element: _IndexedTable, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.visit_table(element, **kw)
+
+
+@compiles(_IndexedTable, "sqlite")
+def _compile_indexed_table_sqlite(element: _IndexedTable, compiler: SQLCompiler, **kw: Any) -> str:
+    rendered = compiler.visit_table(element, **kw)
+    if kw.get("asfrom"):
+        rendered += f" INDEXED BY {compiler.preparer.quote(element.index_name)}"
+    return rendered
+
+
+REPORT_WORK_MEM = "64MB"
+
+# answers as the window reports join them: the columns of ix_answers_report, read through it
+REPORT_ANSWERS = _IndexedTable(Answer.__table__, "ix_answers_report")  # type: ignore[arg-type]
+
+
+def _answer_filters(scope: Scope, answers: Any = Answer.__table__) -> list[ColumnElement[bool]]:
     """Filters on the answers a report covers. Written ``column + 0 = id`` so that no index can serve
     them: SQLite (without ANALYZE statistics) would otherwise drive the join from the answers of
     the model version, a third of a million rows, and probe ratings for each, when walking the
     window's ratings and looking their answers up by primary key is bounded by what is rated."""
     conditions: list[ColumnElement[bool]] = []
     if scope.model_version_id is not None:
-        conditions.append(Answer.model_version_id + 0 == scope.model_version_id)
+        conditions.append(answers.c.model_version_id + 0 == scope.model_version_id)
     if scope.department_id is not None:
-        conditions.append(Answer.asker_department_id + 0 == scope.department_id)
+        conditions.append(answers.c.asker_department_id + 0 == scope.department_id)
     return conditions
 
 
-def _current_ratings(scope: Scope) -> list[ColumnElement[bool]]:
-    """Current ratings in the window, on answers passing the filters (the query joins answers).
+def _current_ratings(scope: Scope, answers: Any = REPORT_ANSWERS) -> list[ColumnElement[bool]]:
+    """Current ratings in the window, on answers passing the filters (the query joins ``answers``).
 
-    ``is_current IS TRUE`` rather than ``= TRUE`` on purpose: SQLite would match the partial index
-    of current ratings and fetch every row through it by rowid, several times slower than the
-    plain table scan a whole-table report needs (a window still uses the created_at index).
+    ``is_current = TRUE`` leads ``ix_ratings_report`` (is_current, created_at, ...): the window is
+    one range of that index, and the index holds every column the reports read.
     """
-    return [Rating.is_current.is_(True), *_window(Rating.created_at, scope), *_answer_filters(scope)]
+    return [Rating.is_current == true(), *_window(Rating.created_at, scope), *_answer_filters(scope, answers)]
 
 
-def _utc_day(session: Session, column: Any) -> ColumnElement[str]:
-    """The UTC calendar day of a timestamp as 'YYYY-MM-DD'. SQLite keeps UTC timestamps as ISO text
-    (see ``UTCDateTime``), so the day is the first ten characters."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD", type_=String)
+def _utc_day(session: Session, column: Any) -> ColumnElement[Any]:
+    """The UTC calendar day of a timestamp: a date on PostgreSQL (cheaper to compute and to sort
+    than text), 'YYYY-MM-DD' on SQLite, which keeps UTC timestamps as ISO text (see
+    ``UTCDateTime``) so that the day is the first ten characters. ``_day_text`` evens them out."""
+    if _is_postgres(session):
+        return cast(func.timezone("UTC", column), Date)
     return func.substr(column, 1, 10, type_=String)
 
 
-def _frame(session: Session, query: Executable) -> pd.DataFrame:
-    """Run a Core query into a frame. Rows become plain tuples first: handed Row objects, pandas
-    probes each one's attributes, which costs more than the query at 200k rows."""
+def _day_text(days: pd.Series) -> pd.Series:
+    return days.map(lambda day: day.isoformat() if isinstance(day, dt.date) else day)
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _frame(session: Session, query: Executable, *, floats: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Run a Core query into a frame, column by column: the driver's rows are transposed once and
+    each column becomes one array (``floats`` as float64, NULL as NaN), so nothing is built per
+    row and pandas never probes Row objects (at 200k rows that costs more than the query)."""
     result = session.connection().execute(query)
     names = list(result.keys())
-    return pd.DataFrame([tuple(row) for row in result.all()], columns=names)
+    # the driver's own tuples: the queries select numbers, text and dates, which need no result
+    # processing, and a Row object per row would cost as much as the query
+    rows = result.cursor.fetchall()
+    result.close()
+    if not rows:
+        return pd.DataFrame(columns=names).astype(dict.fromkeys(floats, float))
+    columns = zip(*rows, strict=True)
+    data = {name: _column(values, as_float=name in floats) for name, values in zip(names, columns, strict=True)}
+    return pd.DataFrame(data, columns=names)
+
+
+def _column(values: tuple[Any, ...], *, as_float: bool) -> Any:
+    """One column's values as an array: float64 (NULL as NaN) when asked, plain numbers as numpy
+    infers them, anything else (text, dates, numbers with NULLs) as pandas infers it."""
+    if as_float:
+        return np.array(values, dtype=float)
+    if isinstance(values[0], int | float):
+        array = np.array(values)
+        if array.dtype.kind in "iufb":
+            return array
+    return pd.Series(list(values))
+
+
+def _tune(session: Session) -> None:
+    """On PostgreSQL, for this transaction only (``SET LOCAL``): no JIT compilation, which costs a
+    tenth of a second per statement on queries that run in a few hundred milliseconds, and enough
+    work_mem to sort and hash a month of ratings in memory rather than in temporary files."""
+    if _is_postgres(session):
+        session.execute(text("SET LOCAL jit = off"))
+        session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
 
 
 def _epoch_hours(session: Session, column: Any) -> ColumnElement[Any]:
@@ -144,6 +233,7 @@ def quality_cells(session: Session, scope: Scope) -> pd.DataFrame:
     (the answer was never sampled). One pass over the ratings with primary-key lookups, grouped
     once. Columns: day, model_version_id, department_id, dimension and the five sums.
     """
+    _tune(session)
     day = _utc_day(session, Rating.created_at).label("day")
     other_items = SampleItem.__table__.alias("answer_sample_items")
     first_sample_item = (
@@ -163,10 +253,12 @@ def quality_cells(session: Session, scope: Scope) -> pd.DataFrame:
             _float_sum(weight * value).label(f"{dimension}|weighted_total"),
             _float_sum(case((value.is_not(None), weight))).label(f"{dimension}|weight_total"),
         ]
-    keys = [day, Answer.model_version_id, Answer.asker_department_id]
+    answers = REPORT_ANSWERS
+    keys = [day, answers.c.model_version_id, answers.c.asker_department_id]
     query = (
         select(*keys, *columns)
-        .join(Answer, Answer.id == Rating.answer_id)
+        .select_from(Rating)
+        .join(answers, answers.c.id == Rating.answer_id)
         .outerjoin(Assignment, Assignment.id == Rating.assignment_id)
         # COALESCE evaluates the subquery only for ratings without an assignment
         .outerjoin(SampleItem, SampleItem.id == func.coalesce(Assignment.sample_item_id, first_sample_item))
@@ -175,6 +267,7 @@ def quality_cells(session: Session, scope: Scope) -> pd.DataFrame:
         .order_by(*keys)
     )
     wide = _frame(session, query).rename(columns={"asker_department_id": "department_id"})
+    wide["day"] = _day_text(wide["day"])
     key_names = ["day", "model_version_id", "department_id"]
     stat_names = ["n", "total", "total_sq", "weighted_total", "weight_total"]
     parts = [
@@ -194,17 +287,18 @@ def quality_cells(session: Session, scope: Scope) -> pd.DataFrame:
 def multi_rated_ratings(session: Session, scope: Scope) -> pd.DataFrame:
     """Current ratings (answer_id, auditor username, the four dimensions) of the answers that at
     least two auditors rated in the scope: the only rows agreement can use."""
+    _tune(session)
     multi_rated = select(Rating.answer_id).where(*_current_ratings(scope)).group_by(Rating.answer_id)
     if scope.filters_answers:
-        multi_rated = multi_rated.join(Answer, Answer.id == Rating.answer_id)
+        multi_rated = multi_rated.join(REPORT_ANSWERS, REPORT_ANSWERS.c.id == Rating.answer_id)
     multi_rated = multi_rated.having(func.count() >= 2)
     query = select(Rating.answer_id, Rating.auditor_id, *(getattr(Rating, d) for d in DIMENSIONS)).where(
-        Rating.is_current.is_(True), *_window(Rating.created_at, scope), Rating.answer_id.in_(multi_rated)
+        Rating.is_current == true(), *_window(Rating.created_at, scope), Rating.answer_id.in_(multi_rated)
     )
-    frame = _frame(session, query)
+    frame = _frame(session, query, floats=DIMENSIONS)
     usernames = dict(session.execute(select(User.id, User.username)).tuples().all())
     frame.insert(1, "auditor", frame.pop("auditor_id").map(usernames))
-    return frame.astype({dimension: float for dimension in DIMENSIONS})
+    return frame
 
 
 # --- calibration -----------------------------------------------------------------------------------
@@ -231,7 +325,7 @@ def calibration_sums(session: Session, scope: Scope) -> pd.DataFrame:
         .group_by(User.username)
     )
     if scope.filters_answers:
-        query = query.join(Answer, Answer.id == Rating.answer_id)
+        query = query.join(REPORT_ANSWERS, REPORT_ANSWERS.c.id == Rating.answer_id)
     wide = _frame(session, query)
     parts = []
     for dimension in DIMENSIONS:
@@ -250,7 +344,9 @@ def fairness_sums(session: Session, scope: Scope) -> pd.DataFrame:
     of each dimension; bias flags over ratings; sources 'yes' over non-null sources verdicts);
     distinct rated answers and those citing another department; accuracy sums and counts on
     answers citing another department and on the others."""
-    cites_other = Answer.cites_other_department == true()
+    _tune(session)
+    answers = REPORT_ANSWERS
+    cites_other = answers.c.cites_other_department == true()
     columns: list[Any] = [func.count().label("ratings")]
     for dimension in DIMENSIONS:
         column = getattr(Rating, dimension)
@@ -273,10 +369,11 @@ def fairness_sums(session: Session, scope: Scope) -> pd.DataFrame:
     # grouped by id, named afterwards: a join to departments could lead SQLite to drive the query
     # from a department's answers instead of from the ratings
     query = (
-        select(Answer.asker_department_id, *columns)
-        .join(Answer, Answer.id == Rating.answer_id)
+        select(answers.c.asker_department_id, *columns)
+        .select_from(Rating)
+        .join(answers, answers.c.id == Rating.answer_id)
         .where(*_current_ratings(scope))
-        .group_by(Answer.asker_department_id)
+        .group_by(answers.c.asker_department_id)
     )
     frame = _frame(session, query)
     frame.insert(0, "department", frame.pop("asker_department_id").map(department_names(session)))
@@ -287,11 +384,13 @@ def bias_flag_matrix(session: Session, scope: Scope, *, side: str = "favoured") 
     """Counts of current bias-flagged ratings by asker department × the department an auditor named
     as favoured (``side="favoured"``) or disfavoured: columns asker, named, flags."""
     named_id = Rating.favoured_department_id if side == "favoured" else Rating.disfavoured_department_id
+    answers = REPORT_ANSWERS
     query = (
-        select(Answer.asker_department_id.label("asker"), named_id.label("named"), func.count().label("flags"))
-        .join(Answer, Answer.id == Rating.answer_id)
+        select(answers.c.asker_department_id.label("asker"), named_id.label("named"), func.count().label("flags"))
+        .select_from(Rating)
+        .join(answers, answers.c.id == Rating.answer_id)
         .where(*_current_ratings(scope), Rating.bias_flag == true(), named_id.is_not(None))
-        .group_by(Answer.asker_department_id, named_id)
+        .group_by(answers.c.asker_department_id, named_id)
     )
     frame = _frame(session, query)
     names = department_names(session)
@@ -332,6 +431,7 @@ def funnel_events(session: Session, scope: Scope) -> pd.DataFrame:
             hours(sampled_answers.c.sampled_at).label("sampled_at"),
             hours(first_rating).label("rated_at"),
         ),
+        floats=("sampled_at", "rated_at"),
     )
 
     applied = and_(DataFix.review_item_id == ReviewItem.id, DataFix.status == "applied")
@@ -359,7 +459,8 @@ def funnel_events(session: Session, scope: Scope) -> pd.DataFrame:
     )
     if scope.filters_answers:
         reviews = reviews.join(Answer, Answer.id == ReviewItem.answer_id).where(*_answer_filters(scope))
-    frame = steps.merge(_frame(session, reviews), on="answer_id", how="left")
+    review_times = ("flagged_at", "reviewed_at", "fixed_at", "fix_dataset_number")
+    frame = steps.merge(_frame(session, reviews, floats=review_times), on="answer_id", how="left")
     numeric = ["sampled_at", "rated_at", "flagged_at", "reviewed_at", "fixed_at", "fix_dataset_number"]
     frame[numeric] = frame[numeric].astype(float)
     return frame
