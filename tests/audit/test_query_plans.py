@@ -59,7 +59,7 @@ def capturing(connection: Connection) -> Iterator[Captured]:
     statements: Captured = []
 
     def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if not executemany and not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+        if not executemany and not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK", "SET ")):
             statements.append((statement, parameters))
 
     event.listen(connection, "before_cursor_execute", record)
