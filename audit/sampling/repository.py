@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, func, select
+from sqlalchemy import Row, Select, bindparam, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from audit.answers.models import Answer
@@ -177,7 +177,7 @@ class PendingItem:
     answered_at: dt.datetime
     policy_settings: dict[str, Any] | None  # the stored sampling policy (None: the defaults)
     done: int | None  # the auditor's submitted or skipped items in the batch (None: no item range)
-    pending: int | None  # ... and pending ones
+    total: int | None  # ... and those plus the pending ones
 
 
 def _batch_progress(statuses: tuple[str, ...]) -> Any:
@@ -192,7 +192,7 @@ def _batch_progress(statuses: tuple[str, ...]) -> Any:
         .join(item, item.id == mine.sample_item_id)
         .where(
             mine.auditor_id == Assignment.auditor_id,
-            mine.status.in_(statuses),
+            mine.status.in_([literal(status) for status in statuses]),  # not an expanding IN: fixed SQL
             mine.position.between(
                 SampleBatch.parameters[("item_id_range", 0)].as_integer(),
                 SampleBatch.parameters[("item_id_range", 1)].as_integer(),
@@ -223,7 +223,9 @@ def _next_for_rating_statement() -> Select[*tuple[Any, ...]]:
             Answer.created_at,
             policy,
             _batch_progress(("submitted", "skipped")),
-            _batch_progress(("pending",)),
+            # not ("pending",) alone: PostgreSQL would then count every auditor's pending rows on the
+            # (status, locked_until) index instead of this auditor's on (auditor_id, status, position)
+            _batch_progress(("pending", "submitted", "skipped")),
         )
         .join(SampleItem, SampleItem.id == Assignment.sample_item_id)
         .join(SampleBatch, SampleBatch.id == SampleItem.batch_id)
@@ -257,7 +259,7 @@ def next_for_rating(session: Session, auditor_id: int) -> PendingItem | None:
         answered_at=at,
         policy_settings=row[11],
         done=int(row[12]) if has_range else None,
-        pending=int(row[13]) if has_range else None,
+        total=int(row[13]) if has_range else None,
     )
 
 

@@ -695,8 +695,8 @@ def next_item(session: Session, *, actor: User, now: dt.datetime | None = None) 
     policy = sampling_policy_from(found.policy_settings)
     locked_until = now + dt.timedelta(minutes=policy.lock_minutes)
     repo.lock_assignment(session, found.assignment_id, locked_until)
-    if found.done is not None and found.pending is not None:
-        progress = Progress(done=found.done, total=found.done + found.pending)
+    if found.done is not None and found.total is not None:
+        progress = Progress(done=found.done, total=found.total)
     else:  # a batch drawn before item id ranges were recorded
         progress = _progress(session, auditor_id=auditor.id, batch_id=found.batch_id)
     return NextItem(
