@@ -401,13 +401,11 @@ def draw_sample(
     start, end = _window(sample_date, policy.window_days)
 
     frame = repo.sampling_frame(session, start=start, end=end)
-    size = len(frame)
     gold = _ordered_gold(session, default_rng(_seed(sample_date) + 1))
     plan = plan_sample(
-        # np.fromiter per column: np.array over SQLAlchemy rows probes each row for the array protocol
-        answer_ids=np.fromiter((r[0] for r in frame), dtype=np.int64, count=size),
-        department_ids=np.fromiter((r[1] for r in frame), dtype=np.int64, count=size),
-        confidences=np.fromiter((np.nan if r[2] is None else r[2] for r in frame), dtype=np.float64, count=size),
+        answer_ids=frame.answer_ids,
+        department_ids=frame.department_ids,
+        confidences=frame.confidences,
         gold=gold,
         department_names=repo.department_names(session),
         policy=policy,
