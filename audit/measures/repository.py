@@ -415,6 +415,8 @@ def funnel_events(session: Session, scope: Scope) -> pd.DataFrame:
     def hours(column: Any) -> ColumnElement[Any]:
         return _epoch_hours(session, column)
 
+    _tune(session)
+
     sampled = select(SampleItem.answer_id, func.min(SampleItem.created_at).label("sampled_at")).where(
         *_window(SampleItem.created_at, scope)
     )
@@ -424,15 +426,12 @@ def funnel_events(session: Session, scope: Scope) -> pd.DataFrame:
     first_rating = (
         select(func.min(Rating.created_at)).where(Rating.answer_id == sampled_answers.c.answer_id).scalar_subquery()
     )
-    steps = _frame(
-        session,
-        select(
-            sampled_answers.c.answer_id,
-            hours(sampled_answers.c.sampled_at).label("sampled_at"),
-            hours(first_rating).label("rated_at"),
-        ),
-        floats=("sampled_at", "rated_at"),
+    first_steps = select(
+        sampled_answers.c.answer_id,
+        hours(sampled_answers.c.sampled_at).label("sampled_at"),
+        hours(first_rating).label("rated_at"),  # from ix_ratings_answer_id_created_at alone
     )
+    steps = _frame(session, first_steps, floats=("sampled_at", "rated_at"))
 
     applied = and_(DataFix.review_item_id == ReviewItem.id, DataFix.status == "applied")
     first_fix = select(func.min(DataFix.decided_at)).where(applied).scalar_subquery()
