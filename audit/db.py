@@ -90,6 +90,11 @@ def update_by_id(session: Session, entity: type[Any], row_id: int, values: dict[
     created in this session would keep reading None for a column written here."""
     statement = _update_by_id_statement(entity, tuple(sorted(values)))
     session.execute(statement, {"row_id": row_id, **{f"new_{key}": value for key, value in values.items()}})
+    sync_loaded(session, entity, row_id, values)
+
+
+def sync_loaded(session: Session, entity: type[Any], row_id: int, values: dict[str, Any]) -> None:
+    """Set values just written by a Core UPDATE on the session's copy of the row, if it holds one."""
     loaded = session.identity_map.get(session.identity_key(entity, row_id))
     if loaded is not None:
         for key, value in values.items():

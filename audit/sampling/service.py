@@ -684,6 +684,8 @@ def next_item(session: Session, *, actor: User, now: dt.datetime | None = None) 
 
     Asking again before finishing returns the same item and renews the lock. Three statements: the
     item with its answer, policy and progress; the lock; the answer's sources (when it cites any).
+    On PostgreSQL the transaction commits without waiting for the WAL flush (the lock is a lease:
+    see ``repository.lock_assignment``), so call it in a unit of work of its own.
     """
     auditor = _require_auditor(actor)
     found = repo.next_for_rating(session, auditor.id)

@@ -7,7 +7,7 @@ import datetime as dt
 from collections import Counter
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from audit.errors import ConflictError
@@ -118,6 +118,20 @@ def test_assign_fills_slots_left_open_when_auditors_were_missing(session: Sessio
 
 
 # ---------------------------------------------------------------- next item and locks
+
+
+def test_next_item_lock_commits_without_waiting_for_the_wal_flush_on_postgresql(session: Session) -> None:
+    """The lock is a lease: on PostgreSQL its transaction alone commits asynchronously."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("synchronous_commit is a PostgreSQL setting")
+    auditor = f.user(session)
+    f.assignment(session, ans=_answers(session, "Ops", 1)[0], auditor=auditor)
+    assert session.scalar(text("SELECT current_setting('synchronous_commit')")) == "on"
+    assert sampling.next_item(session, actor=auditor, now=NOW) is not None
+    assert session.scalar(text("SELECT current_setting('synchronous_commit')")) == "off"
+    with session.get_bind().engine.connect() as other:  # type: ignore[union-attr]
+        assert other.scalar(text("SELECT current_setting('synchronous_commit')")) == "on"  # local to it
+    assert session.scalar(select(Assignment.locked_until)) == NOW + dt.timedelta(minutes=30)
 
 
 def test_next_item_hands_out_in_order_locks_and_counts_progress(session: Session) -> None:
