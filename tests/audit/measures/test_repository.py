@@ -1,0 +1,149 @@
+"""The repository's plumbing: the covering indexes the window reports read (SQLite's plans), answers
+read through ``INDEXED BY`` on SQLite only, and frames built column by column from driver tuples."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import Connection, event, literal, null, select, union_all
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from audit.answers.models import Answer
+from audit.measures import repository, service
+from audit.measures.repository import REPORT_ANSWERS, Scope
+from audit.ratings.models import Rating
+from tests import factories as f
+
+DAY = dt.date(2026, 11, 2)
+
+
+def at(hour: int) -> dt.datetime:
+    return dt.datetime.combine(DAY, dt.time(hour), tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def rated(session: Session) -> Session:
+    """Two departments, two answers rated by two auditors each, and a superseded rating."""
+    legal, hr = f.department(session, "Legal"), f.department(session, "HR")
+    v1 = f.model_version(session, "v1")
+    alice, bob = f.user(session, username="alice"), f.user(session, username="bob")
+    for dept, scores in ((legal, (5, 4)), (hr, (2, 3))):
+        ans = f.answer(session, dept=dept, model=v1)
+        for auditor, score in zip((alice, bob), scores, strict=True):
+            # bob leaves completeness out on Legal's answer: a NULL the frame must keep as NaN
+            completeness = None if (dept, auditor) == (legal, bob) else 4
+            f.rating(session, ans=ans, auditor=auditor, accuracy=score, completeness=completeness, created_at=at(10))
+    old = f.rating(session, ans=f.answer(session, dept=hr, model=v1), auditor=alice, accuracy=1, created_at=at(9))
+    old.is_current = False
+    session.flush()
+    return session
+
+
+def _statements(session: Session, work: Any) -> list[tuple[str, Any]]:
+    connection: Connection = session.connection()
+    seen: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        work()
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    return seen
+
+
+def _sqlite_plan(session: Session, statement: str, parameters: Any) -> str:
+    rows = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+    return "\n".join(str(row[-1]) for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("report", "answers_indexed"),
+    [("quality", True), ("agreement", False), ("fairness", True)],
+)
+@pytest.mark.parametrize("filtered", [False, True])
+def test_window_reports_read_the_covering_indexes_on_sqlite(
+    rated: Session, report: str, answers_indexed: bool, filtered: bool
+) -> None:
+    session = rated
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("SQLite's plans; PostgreSQL's are checked at scale by tests/audit/test_query_plans.py")
+    filters = service.ReportFilters(date_from=DAY, date_to=DAY, department="HR" if filtered else None)
+    statements = _statements(session, lambda: service.report(session, actor=None, name=report, filters=filters))
+    plans = [_sqlite_plan(session, s, p) for s, p in statements if "FROM ratings" in s]
+    assert plans, "no statement read the ratings"
+    main = plans[0]
+    assert "COVERING INDEX ix_ratings_report" in main, main
+    if answers_indexed or filtered:
+        assert "COVERING INDEX ix_answers_report" in main, main
+    assert "SCAN ratings" not in main and "SCAN answers" not in main, main
+
+
+def test_answers_are_read_through_their_index_on_sqlite_only() -> None:
+    query = select(REPORT_ANSWERS.c.asker_department_id).join(Rating, Rating.answer_id == REPORT_ANSWERS.c.id)
+    on_sqlite = str(query.compile(dialect=sqlite.dialect()))
+    on_postgres = str(query.compile(dialect=postgresql.dialect()))
+    assert "FROM answers INDEXED BY ix_answers_report JOIN ratings" in on_sqlite
+    assert "INDEXED BY" not in on_postgres and "FROM answers JOIN ratings" in on_postgres
+    # only the index's columns are there: a report cannot read a column the index lacks
+    assert set(REPORT_ANSWERS.c.keys()) == {"id", "model_version_id", "asker_department_id", "cites_other_department"}
+
+
+def test_an_index_that_does_not_exist_is_refused() -> None:
+    with pytest.raises(ValueError, match="answers has no index 'ix_nope'"):
+        repository._IndexedTable(Answer.__table__, "ix_nope")  # type: ignore[arg-type]
+
+
+def test_frames_are_built_column_by_column(session: Session) -> None:
+    rows = union_all(
+        select(literal(1).label("n"), literal("a").label("name"), literal(2).label("x"), literal(1.5).label("y")),
+        select(literal(2), literal("b"), null(), literal(None)),
+    )
+    frame = repository._frame(session, select(rows.subquery()), floats=("x", "y"))
+    assert list(frame.columns) == ["n", "name", "x", "y"]
+    assert frame["n"].tolist() == [1, 2] and frame["n"].dtype.kind == "i"
+    assert frame["name"].tolist() == ["a", "b"]
+    np.testing.assert_array_equal(frame["x"].to_numpy(), [2.0, np.nan])
+    np.testing.assert_array_equal(frame["y"].to_numpy(), [1.5, np.nan])
+    assert frame["x"].dtype == float and frame["y"].dtype == float
+
+
+def test_an_empty_result_keeps_its_columns(session: Session) -> None:
+    query = select(Rating.answer_id, Rating.accuracy).where(Rating.id < 0)
+    frame = repository._frame(session, query, floats=("accuracy",))
+    assert list(frame.columns) == ["answer_id", "accuracy"] and frame.empty
+    assert frame["accuracy"].dtype == float
+
+
+def test_multi_rated_ratings_of_the_window(rated: Session) -> None:
+    scope = Scope(start=at(0), end=at(0) + dt.timedelta(days=1))
+    frame = repository.multi_rated_ratings(rated, scope).sort_values(["answer_id", "auditor"])
+    # the superseded rating and the answer rated once are not there
+    assert len(frame) == 4
+    assert frame["auditor"].tolist() == ["alice", "bob", "alice", "bob"]
+    assert frame["accuracy"].tolist() == [5.0, 4.0, 2.0, 3.0] and frame["accuracy"].dtype == float
+    np.testing.assert_array_equal(frame["completeness"].to_numpy(), [4.0, np.nan, 4.0, 4.0])
+
+
+def test_quality_days_are_text_on_both_databases(rated: Session) -> None:
+    cells = repository.quality_cells(rated, Scope())
+    assert set(cells["day"]) == {DAY.isoformat()}
+    accuracy = cells[cells["dimension"] == "accuracy"].set_index("department_id")
+    assert sorted(accuracy["n"].tolist()) == [2.0, 2.0]
+    assert sorted(accuracy["total"].tolist()) == [5.0, 9.0]
+
+
+def test_frame_matches_pandas_on_the_same_rows(rated: Session) -> None:
+    query = select(Rating.answer_id, Rating.auditor_id, Rating.accuracy).order_by(Rating.id)
+    expected = pd.DataFrame(
+        [tuple(r) for r in rated.execute(query).all()], columns=["answer_id", "auditor_id", "accuracy"]
+    )
+    frame = repository._frame(rated, query, floats=("accuracy",))
+    pd.testing.assert_frame_equal(frame, expected.astype({"accuracy": float}), check_dtype=False)
