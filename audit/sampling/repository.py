@@ -366,6 +366,27 @@ class SourceView:
     score: float | None
 
 
+@functools.cache
+def _source_documents_statement() -> Select[*tuple[Any, ...]]:
+    """Documents by id or external id, only what a source view shows (a body can be long); built
+    once, the id lists bound as expanding parameters."""
+    return (
+        select(
+            Document.id,
+            Document.external_id,
+            Document.title,
+            Document.version,
+            Document.superseded_by_id,
+            Department.name,
+        )
+        .join(Department, Department.id == Document.department_id)
+        .where(
+            Document.id.in_(bindparam("ids", expanding=True))
+            | Document.external_id.in_(bindparam("external_ids", expanding=True))
+        )
+    )
+
+
 def source_views(session: Session, sources: Sequence[dict[str, Any]]) -> tuple[SourceView, ...]:
     """Resolve an answer's ``sources`` JSON (document ids or external ids) against the documents table.
 
@@ -375,24 +396,7 @@ def source_views(session: Session, sources: Sequence[dict[str, Any]]) -> tuple[S
     str_ids = [s["document_id"] for s in sources if isinstance(s.get("document_id"), str)]
     documents: dict[int | str, Row[int, str, str, int, int | None, str]] = {}
     if int_ids or str_ids:
-        conditions = []
-        if int_ids:
-            conditions.append(Document.id.in_(int_ids))
-        if str_ids:
-            conditions.append(Document.external_id.in_(str_ids))
-        # only what the view shows: a document's body can be long
-        rows = session.execute(
-            select(
-                Document.id,
-                Document.external_id,
-                Document.title,
-                Document.version,
-                Document.superseded_by_id,
-                Department.name,
-            )
-            .join(Department, Department.id == Document.department_id)
-            .where(conditions[0] if len(conditions) == 1 else conditions[0] | conditions[1])
-        )
+        rows = session.execute(_source_documents_statement(), {"ids": int_ids, "external_ids": str_ids})
         for row in rows:
             documents[row[0]] = row
             documents[row[1]] = row
