@@ -276,7 +276,7 @@ def test_model_output_makes_the_browser_fetch_nothing(live: LiveApp, page: Any) 
 # ----------------------------------------------------------------------------- single sign-on
 
 
-def test_single_sign_on_through_a_real_oidc_provider(sqlite_template: Path, tmp_path: Path) -> None:
+def test_single_sign_on_through_a_real_oidc_provider(sqlite_template: Path, tmp_path: Path, page: Any) -> None:
     """st.login against a running OpenID Connect provider (discovery, code flow, signed ID token
     checked by Authlib): the identity maps to the database user and their role; a reload keeps the
     session (the identity cookie); logging out drops it; an unknown identity is refused."""
@@ -300,27 +300,25 @@ def test_single_sign_on_through_a_real_oidc_provider(sqlite_template: Path, tmp_
         server.extra_args = ["--secrets.files", str(secrets_file)]
         server.start()
         try:
-            with chromium() as browser:
-                page = browser.new_page()
-                idp.claims = {"sub": "idp-lead", "preferred_username": "lead", "name": "The Lead"}
-                page.goto(server.url)
-                page.get_by_role("button", name="Log in with single sign-on").click()
-                page.get_by_text("(lead)").first.wait_for(timeout=30_000)
-                assert idp.token_requests == 1
-                page.reload()  # the identity cookie signs the new session in again, without the provider
-                page.get_by_text("(lead)").first.wait_for(timeout=30_000)
-                assert idp.token_requests == 1
-                page.get_by_role("button", name="Log out").click()
-                page.get_by_role("button", name="Log in with single sign-on").wait_for(timeout=30_000)
-                page.reload()
-                page.get_by_role("button", name="Log in with single sign-on").wait_for(timeout=30_000)
-                assert page.get_by_text("(lead)").count() == 0
+            idp.claims = {"sub": "idp-lead", "preferred_username": "lead", "name": "The Lead"}
+            page.goto(server.url)
+            page.get_by_role("button", name="Log in with single sign-on").click()
+            page.get_by_text("(lead)").first.wait_for(timeout=30_000)
+            assert idp.token_requests == 1
+            page.reload()  # the identity cookie signs the new session in again, without the provider
+            page.get_by_text("(lead)").first.wait_for(timeout=30_000)
+            assert idp.token_requests == 1
+            page.get_by_role("button", name="Log out").click()
+            page.get_by_role("button", name="Log in with single sign-on").wait_for(timeout=30_000)
+            page.reload()
+            page.get_by_role("button", name="Log in with single sign-on").wait_for(timeout=30_000)
+            assert page.get_by_text("(lead)").count() == 0
 
-                idp.claims = {"sub": "idp-mallory", "preferred_username": "mallory"}
-                page.get_by_role("button", name="Log in with single sign-on").click()
-                page.get_by_text("has no active account").wait_for(timeout=30_000)
-                assert page.get_by_text("(mallory)").count() == 0
-                assert idp.token_requests == 2
+            idp.claims = {"sub": "idp-mallory", "preferred_username": "mallory"}
+            page.get_by_role("button", name="Log in with single sign-on").click()
+            page.get_by_text("has no active account").wait_for(timeout=30_000)
+            assert page.get_by_text("(mallory)").count() == 0
+            assert idp.token_requests == 2
         finally:
             server.stop()
     with Session(create_engine(f"sqlite:///{path}")) as db:
