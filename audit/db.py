@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Update, bindparam, create_engine, event, update
+from sqlalchemy import CursorResult, Engine, Executable, Update, bindparam, create_engine, event, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -75,10 +75,19 @@ def _update_by_id_statement(entity: type[Any], keys: tuple[str, ...]) -> Update:
             update(entity)
             .where(entity.id == bindparam("row_id"))
             .values({key: bindparam(f"new_{key}") for key in keys})
-            .execution_options(synchronize_session=False)
         )
         _UPDATE_BY_ID[(entity, keys)] = statement
     return statement
+
+
+def core_execute(session: Session, statement: Executable, parameters: dict[str, Any]) -> CursorResult[*tuple[Any, ...]]:
+    """Run a Core statement (plain columns, no entities) on the session's connection and
+    transaction, without the ORM's per-statement work (about 0.1 ms of CPU each, a good part of a
+    hot-path statement on SQLite). Pending changes are flushed first exactly when
+    ``session.execute`` would flush them (autoflush on, i.e. not inside ``no_autoflush``)."""
+    if session.autoflush:
+        session.flush()
+    return session.connection().execute(statement, parameters)
 
 
 def update_by_id(session: Session, entity: type[Any], row_id: int, values: dict[str, Any]) -> None:
@@ -89,7 +98,7 @@ def update_by_id(session: Session, entity: type[Any], row_id: int, values: dict[
     The ORM's own "evaluate" synchronisation leaves attributes it never loaded unset, so a copy
     created in this session would keep reading None for a column written here."""
     statement = _update_by_id_statement(entity, tuple(sorted(values)))
-    session.execute(statement, {"row_id": row_id, **{f"new_{key}": value for key, value in values.items()}})
+    core_execute(session, statement, {"row_id": row_id, **{f"new_{key}": value for key, value in values.items()}})
     sync_loaded(session, entity, row_id, values)
 
 

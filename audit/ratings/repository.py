@@ -12,7 +12,7 @@ from sqlalchemy import Row, Select, bindparam, null, select
 from sqlalchemy.orm import Session
 
 from audit.answers.models import Answer
-from audit.db import update_by_id
+from audit.db import core_execute, update_by_id
 from audit.org.models import Department, User
 from audit.policy.models import Policy
 from audit.ratings.models import Rating
@@ -80,7 +80,7 @@ def submit_target(session: Session, assignment_id: int, idempotency_key: str | N
     lock. SQLite's BEGIN IMMEDIATE already serialises writers.
     """
     statement = _submit_target_statement(with_key=idempotency_key is not None)
-    row = session.execute(statement, {"assignment_id": assignment_id, "key": idempotency_key}).first()
+    row = core_execute(session, statement, {"assignment_id": assignment_id, "key": idempotency_key}).first()
     return None if row is None else SubmitTarget(*row)
 
 

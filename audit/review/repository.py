@@ -12,6 +12,7 @@ from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from audit.answers.models import Answer
+from audit.db import core_execute
 from audit.org.models import Department, User, user_departments
 from audit.ratings.models import DIMENSIONS, Rating
 from audit.review.models import ReviewDecision, ReviewItem
@@ -90,7 +91,7 @@ def scores_and_gold(session: Session, answer_id: int) -> tuple[list[CurrentScore
     """One answer's current ratings' scores and its gold item's expected scores (None: not gold), in
     one statement: the answer by primary key, its current ratings and gold item by their answer_id
     indexes."""
-    rows = session.execute(_scores_and_gold_statement(), {"answer_id": answer_id}).all()
+    rows = core_execute(session, _scores_and_gold_statement(), {"answer_id": answer_id}).all()
     scores = [CurrentScores(row[0], row[1], row[2], row[3], row[4], bool(row[5])) for row in rows if row[0] is not None]
     gold = None
     if rows and rows[0][6] is not None:

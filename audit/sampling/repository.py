@@ -18,7 +18,7 @@ from sqlalchemy import Row, Select, Update, bindparam, func, literal, select, up
 from sqlalchemy.orm import Session, aliased
 
 from audit.answers.models import Answer
-from audit.db import sync_loaded
+from audit.db import core_execute, sync_loaded
 from audit.knowledge.models import Document
 from audit.org.models import Department, User
 from audit.policy.models import Policy
@@ -272,7 +272,7 @@ def next_for_rating(session: Session, auditor_id: int) -> PendingItem | None:
     """The auditor's first pending assignment by position, in one statement: the range scan on
     (auditor_id, status, position) with LIMIT 1, primary-key joins to its item, batch, answer and the
     asker's department, the sampling policy's row, and the auditor's progress in the batch."""
-    row = session.execute(_next_for_rating_statement(), {"auditor_id": auditor_id}).first()
+    row = core_execute(session, _next_for_rating_statement(), {"auditor_id": auditor_id}).first()
     if row is None:
         return None
     assignment_id, answer_id, batch_id, sample_date, low, high, question, text, department, sources, at = row[:11]
@@ -305,7 +305,7 @@ def _lock_statement(*, postgres: bool) -> Update:
         # set_config(..., is_local => true) is SET LOCAL: this transaction only, evaluated once for
         # the one row the primary key finds (volatile: never folded into the plan)
         statement = statement.where(func.set_config("synchronous_commit", "off", True).is_not(None))
-    return statement.execution_options(synchronize_session=False)
+    return statement
 
 
 def lock_assignment(session: Session, assignment_id: int, locked_until: dt.datetime) -> None:
@@ -319,7 +319,9 @@ def lock_assignment(session: Session, assignment_id: int, locked_until: dt.datet
     in the same transaction (the rating page's next-item transaction writes nothing else).
     """
     postgres = session.get_bind().dialect.name == "postgresql"
-    session.execute(_lock_statement(postgres=postgres), {"assignment_id": assignment_id, "locked_until": locked_until})
+    core_execute(
+        session, _lock_statement(postgres=postgres), {"assignment_id": assignment_id, "locked_until": locked_until}
+    )
     sync_loaded(session, Assignment, assignment_id, {"locked_until": locked_until})
 
 
@@ -396,7 +398,7 @@ def source_views(session: Session, sources: Sequence[dict[str, Any]]) -> tuple[S
     str_ids = [s["document_id"] for s in sources if isinstance(s.get("document_id"), str)]
     documents: dict[int | str, Row[int, str, str, int, int | None, str]] = {}
     if int_ids or str_ids:
-        rows = session.execute(_source_documents_statement(), {"ids": int_ids, "external_ids": str_ids})
+        rows = core_execute(session, _source_documents_statement(), {"ids": int_ids, "external_ids": str_ids})
         for row in rows:
             documents[row[0]] = row
             documents[row[1]] = row
