@@ -7,6 +7,8 @@ that far): hours subtract and take medians without a datetime object per value.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -50,7 +52,19 @@ def first_models_with_fix(fix_dataset_numbers: pd.Series, jobs: pd.DataFrame) ->
     return result
 
 
-def funnel(events: pd.DataFrame) -> pd.DataFrame:
+@dataclass(frozen=True)
+class FunnelHead:
+    """The first two steps, counted by the database over every sampled answer: how many were
+    sampled, how many of those got rated, and the median hours from sampling to the first rating
+    (NaN when none was rated). With it, ``funnel`` needs events only for the answers that can go
+    further (those with a review item), a few percent of a month's sampled answers."""
+
+    sampled: int
+    rated: int
+    rated_median_hours: float
+
+
+def funnel(events: pd.DataFrame, *, head: FunnelHead | None = None) -> pd.DataFrame:
     """Counts and median waits per step.
 
     ``events`` has one row per sampled answer and a column of hours per step (see ``STEPS``). An
@@ -58,23 +72,32 @@ def funnel(events: pd.DataFrame) -> pd.DataFrame:
     grow down the funnel. Over the answers reaching a step: ``median_hours`` is the median of (its
     time − the awaited event's time), ``median_hours_from_sampled`` the median time since it was
     sampled; ``share_of_previous`` = count / previous count. NaN where nothing reached the step.
+
+    With ``head``, the "sampled" and "rated" rows are the head's, and ``events`` may hold only the
+    sampled answers that have a review item: no other answer reaches "flagged", so every later step
+    comes out the same as over all sampled answers.
     """
     reached = pd.Series(True, index=events.index)
     rows = []
     previous_count = 0
     for step, column, awaited in STEPS:
         reached &= events[column].notna()
-        count = int(reached.sum())
-        at = events.loc[reached, column]
+        if head is not None and step in ("sampled", "rated"):
+            count = head.sampled if step == "sampled" else head.rated
+            median = head.rated_median_hours if step == "rated" and count else np.nan
+            median_from_sampled = median
+        else:
+            count = int(reached.sum())
+            at = events.loc[reached, column]
+            median = (at - events.loc[reached, awaited]).median() if awaited and count else np.nan
+            median_from_sampled = (at - events.loc[reached, "sampled_at"]).median() if awaited and count else np.nan
         rows.append(
             {
                 "step": step,
                 "count": count,
                 "share_of_previous": count / previous_count if previous_count else np.nan,
-                "median_hours": (at - events.loc[reached, awaited]).median() if awaited and count else np.nan,
-                "median_hours_from_sampled": (at - events.loc[reached, "sampled_at"]).median()
-                if awaited and count
-                else np.nan,
+                "median_hours": median,
+                "median_hours_from_sampled": median_from_sampled,
             }
         )
         previous_count = count

@@ -46,6 +46,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from audit.answers.models import Answer
 from audit.fixes.models import DataFix
 from audit.knowledge.models import DatasetVersion
+from audit.measures.funnel import FunnelHead
 from audit.modelops.models import ModelVersion, TrainingJob
 from audit.org.models import Department, User
 from audit.ratings.models import DIMENSIONS, Rating
@@ -401,38 +402,65 @@ def bias_flag_matrix(session: Session, scope: Scope, *, side: str = "favoured") 
 # --- funnel ----------------------------------------------------------------------------------------
 
 
-def funnel_events(session: Session, scope: Scope) -> pd.DataFrame:
-    """One row per answer sampled in the window (on ``sample_items.created_at``), its steps as hours
-    since the epoch (NaN where not reached): sampled_at (first sampling), rated_at (its first
-    rating, superseded ones included), flagged_at (review item created), reviewed_at (the SME's
-    decision) with ``decision``, fixed_at (its first applied fix), and fix_dataset_number (the
-    dataset version that fix produced).
+def _sampled_answers(scope: Scope) -> Any:
+    """Answers sampled in the window (on ``sample_items.created_at``) passing the answer filters,
+    each with its first sampling time in the window: columns answer_id, sampled_at."""
+    sampled = select(SampleItem.answer_id, func.min(SampleItem.created_at).label("sampled_at")).where(
+        *_window(SampleItem.created_at, scope)
+    )
+    if scope.filters_answers:
+        sampled = sampled.join(Answer, Answer.id == SampleItem.answer_id).where(*_answer_filters(scope))
+    return sampled.group_by(SampleItem.answer_id).subquery()
 
-    Two queries: every sampled answer carries two times; only the few with a review item carry
-    the rest, so the review side is read from review items that have a sample item in scope.
+
+def _first_rating(answer_id: Any) -> Any:
+    """The answer's first rating time, superseded ratings included (ix_ratings_answer_id_created_at
+    alone answers it)."""
+    return select(func.min(Rating.created_at)).where(Rating.answer_id == answer_id).scalar_subquery()
+
+
+def funnel_head(session: Session, scope: Scope) -> FunnelHead:
+    """The funnel's first two steps over every answer sampled in the window: sampled, rated (with
+    a rating, superseded ones included) and the median hours from sampling to the first rating.
+
+    The database hands over one number per sampled answer, its wait (first rating − sampling, in
+    hours since the epoch, each as ``_epoch_hours`` gives it, then subtracted: the arithmetic the
+    full events frame would do), NULL where not rated; pandas takes the median, so a month's 160k
+    sampled answers cross as one float each instead of a row of times.
+    """
+    _tune(session)
+    sampled = _sampled_answers(scope)
+    rated_at = _epoch_hours(session, _first_rating(sampled.c.answer_id))
+    waits = _frame(
+        session, select((rated_at - _epoch_hours(session, sampled.c.sampled_at)).label("wait")), floats=("wait",)
+    )["wait"]
+    rated = waits.dropna()
+    return FunnelHead(
+        sampled=len(waits),
+        rated=len(rated),
+        rated_median_hours=float(rated.median()) if len(rated) else float("nan"),
+    )
+
+
+def funnel_events(session: Session, scope: Scope) -> pd.DataFrame:
+    """One row per answer sampled in the window (on ``sample_items.created_at``) that has a review
+    item — the only answers that can go past "rated" (see ``FunnelHead`` for the first two steps
+    over every sampled answer) — its steps as hours since the epoch (NaN where not reached):
+    sampled_at (first sampling in the window), rated_at (its first rating, superseded ones
+    included), flagged_at (review item created), reviewed_at (the SME's decision) with
+    ``decision``, fixed_at (its first applied fix), and fix_dataset_number (the dataset version
+    that fix produced). One query, driven by the review items (an answer has at most one).
     """
 
     def hours(column: Any) -> ColumnElement[Any]:
         return _epoch_hours(session, column)
 
     _tune(session)
-
-    sampled = select(SampleItem.answer_id, func.min(SampleItem.created_at).label("sampled_at")).where(
-        *_window(SampleItem.created_at, scope)
+    first_sampled = (
+        select(func.min(SampleItem.created_at))
+        .where(SampleItem.answer_id == ReviewItem.answer_id, *_window(SampleItem.created_at, scope))
+        .scalar_subquery()
     )
-    if scope.filters_answers:
-        sampled = sampled.join(Answer, Answer.id == SampleItem.answer_id).where(*_answer_filters(scope))
-    sampled_answers = sampled.group_by(SampleItem.answer_id).subquery()
-    first_rating = (
-        select(func.min(Rating.created_at)).where(Rating.answer_id == sampled_answers.c.answer_id).scalar_subquery()
-    )
-    first_steps = select(
-        sampled_answers.c.answer_id,
-        hours(sampled_answers.c.sampled_at).label("sampled_at"),
-        hours(first_rating).label("rated_at"),  # from ix_ratings_answer_id_created_at alone
-    )
-    steps = _frame(session, first_steps, floats=("sampled_at", "rated_at"))
-
     applied = and_(DataFix.review_item_id == ReviewItem.id, DataFix.status == "applied")
     first_fix = select(func.min(DataFix.decided_at)).where(applied).scalar_subquery()
     fix_number = (
@@ -447,6 +475,8 @@ def funnel_events(session: Session, scope: Scope) -> pd.DataFrame:
     reviews = (
         select(
             ReviewItem.answer_id,
+            hours(first_sampled).label("sampled_at"),
+            hours(_first_rating(ReviewItem.answer_id)).label("rated_at"),
             hours(ReviewItem.created_at).label("flagged_at"),
             hours(ReviewDecision.created_at).label("reviewed_at"),
             ReviewDecision.decision,
@@ -458,10 +488,9 @@ def funnel_events(session: Session, scope: Scope) -> pd.DataFrame:
     )
     if scope.filters_answers:
         reviews = reviews.join(Answer, Answer.id == ReviewItem.answer_id).where(*_answer_filters(scope))
-    review_times = ("flagged_at", "reviewed_at", "fixed_at", "fix_dataset_number")
-    frame = steps.merge(_frame(session, reviews, floats=review_times), on="answer_id", how="left")
-    numeric = ["sampled_at", "rated_at", "flagged_at", "reviewed_at", "fixed_at", "fix_dataset_number"]
-    frame[numeric] = frame[numeric].astype(float)
+    numeric = ("sampled_at", "rated_at", "flagged_at", "reviewed_at", "fixed_at", "fix_dataset_number")
+    frame = _frame(session, reviews, floats=numeric)
+    frame[list(numeric)] = frame[list(numeric)].astype(float)
     return frame
 
 

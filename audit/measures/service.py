@@ -214,13 +214,15 @@ def funnel(session: Session, *, actor: User | None, filters: ReportFilters = Rep
     """Answers sampled in the window and how many got rated, flagged, reviewed, confirmed, fixed,
     into a trained model and into a promoted one, with the median hours each step took."""
     require(actor, "view_dashboards")
-    events = repository.funnel_events(session, resolve_scope(session, filters))
+    scope = resolve_scope(session, filters)
+    head = repository.funnel_head(session, scope)
+    events = repository.funnel_events(session, scope)
     events["confirmed_at"] = events["reviewed_at"].where(events["decision"] == "confirm")
     models = funnel_measures.first_models_with_fix(
         events["fix_dataset_number"].where(events["fixed_at"].notna()), repository.succeeded_jobs(session)
     )
     events = events.join(models)
-    steps = funnel_measures.funnel(events)
+    steps = funnel_measures.funnel(events, head=head)
     return {
         "steps": [
             {

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit.measures.funnel import first_models_with_fix, funnel
+from audit.measures.funnel import FunnelHead, first_models_with_fix, funnel
 
 nan = np.nan
 
@@ -84,3 +84,48 @@ def test_funnel_of_nothing() -> None:
     steps = funnel(pd.DataFrame({c: pd.Series(dtype=float) for c in columns}))
     assert steps["count"].tolist() == [0] * 8
     assert steps["median_hours"].isna().all() and steps["share_of_previous"].isna().all()
+
+
+def _random_events(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """Sampled answers with random later steps, each reached with some chance, in hours."""
+    sampled = rng.uniform(0, 100, n)
+    events = {"sampled_at": sampled}
+    previous = sampled
+    for column, chance in (
+        ("rated_at", 0.8),
+        ("flagged_at", 0.2),
+        ("reviewed_at", 0.8),
+        ("confirmed_at", 0.5),
+        ("fixed_at", 0.7),
+        ("trained_at", 0.6),
+        ("promoted_at", 0.5),
+    ):
+        previous = np.where(rng.random(n) < chance, previous + rng.exponential(10, n), nan)
+        events[column] = previous
+    # a flag without a rating happens (a review item opened another way): it must stop at "rated"
+    events["flagged_at"][: n // 20] = sampled[: n // 20] + 1.0
+    return pd.DataFrame(events)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_head_and_the_flagged_answers_give_the_whole_funnel(seed: int) -> None:
+    events = _random_events(np.random.default_rng(seed), 2_001 + seed)
+    rated = events["rated_at"].notna()
+    head = FunnelHead(
+        sampled=len(events),
+        rated=int(rated.sum()),
+        rated_median_hours=float((events["rated_at"] - events["sampled_at"])[rated].median()),
+    )
+    # only the answers with a review item (a flag) are handed over with the head
+    flagged = events[events["flagged_at"].notna()].reset_index(drop=True)
+    assert len(flagged) < len(events) / 2
+    pd.testing.assert_frame_equal(funnel(flagged, head=head), funnel(events))
+
+
+def test_a_head_with_nothing_rated() -> None:
+    columns = ["sampled_at", "rated_at", "flagged_at", "reviewed_at", "confirmed_at", "fixed_at"]
+    columns += ["trained_at", "promoted_at"]
+    nothing = pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
+    steps = funnel(nothing, head=FunnelHead(sampled=5, rated=0, rated_median_hours=nan)).set_index("step")
+    assert steps["count"].tolist() == [5, 0, 0, 0, 0, 0, 0, 0]
+    assert steps.loc["rated", "share_of_previous"] == 0.0 and np.isnan(steps.loc["rated", "median_hours"])

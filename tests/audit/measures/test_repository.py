@@ -147,3 +147,30 @@ def test_frame_matches_pandas_on_the_same_rows(rated: Session) -> None:
     )
     frame = repository._frame(rated, query, floats=("accuracy",))
     pd.testing.assert_frame_equal(frame, expected.astype({"accuracy": float}), check_dtype=False)
+
+
+def test_funnel_head_counts_and_the_median_wait(session: Session) -> None:
+    legal = f.department(session, "Legal")
+    v1 = f.model_version(session, "v1")
+    alice, bob = f.user(session, username="alice"), f.user(session, username="bob")
+    answers = [f.answer(session, dept=legal, model=v1) for _ in range(6)]
+    for ans in answers[:5]:
+        f.sample_item(session, ans=ans, weight=1.0, created_at=at(0), sample_date=DAY)
+    # waits 1, 2, 4 and 10 hours; the fourth answer's first rating was superseded: it still counts
+    for ans, hour in zip(answers[:3], (1, 2, 4), strict=True):
+        f.rating(session, ans=ans, auditor=alice, accuracy=3, created_at=at(hour))
+    first = f.rating(session, ans=answers[3], auditor=alice, accuracy=3, created_at=at(10))
+    first.is_current = False
+    f.rating(session, ans=answers[3], auditor=bob, accuracy=4, created_at=at(20))
+    f.rating(session, ans=answers[5], auditor=bob, accuracy=4, created_at=at(3))  # never sampled
+    session.flush()
+    head = repository.funnel_head(session, Scope())
+    # five sampled (the fifth never rated), four rated, median of 1, 2, 4, 10 = (2 + 4) / 2
+    assert (head.sampled, head.rated) == (5, 4)
+    assert head.rated_median_hours == pytest.approx(3.0)
+    filtered = repository.funnel_head(session, Scope(model_version_id=v1.id, department_id=legal.id))
+    assert filtered == head
+    later = repository.funnel_head(session, Scope(start=at(1)))
+    assert (later.sampled, later.rated) == (0, 0) and np.isnan(later.rated_median_hours)
+    # no review item: no answer can go past "rated", so no events
+    assert repository.funnel_events(session, Scope()).empty
