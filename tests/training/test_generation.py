@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -39,6 +41,21 @@ def test_batched_greedy_generation_equals_one_by_one(backend: TransformersBacken
     assert [g.new_tokens for g in batched] == [g.new_tokens for g in one_by_one]
     for a, b in zip(batched, one_by_one, strict=True):
         assert a.mean_logprob == pytest.approx(b.mean_logprob, abs=1e-4)
+
+
+def test_the_cpu_backend_uses_a_static_cache_with_the_same_greedy_output(
+    backend: TransformersBackend, prompts: list[str]
+) -> None:
+    assert backend.cache_implementation == "static"  # CPU: pre-allocated, no per-step concatenation
+    dynamic = TransformersBackend(backend.model, backend.tokenizer, "cpu", cache_implementation="dynamic")
+    static_out = backend.generate(prompts, max_new_tokens=12, batch_size=4)
+    dynamic_out = dynamic.generate(prompts, max_new_tokens=12, batch_size=4)
+    assert [g.text for g in static_out] == [g.text for g in dynamic_out]
+    assert [g.new_tokens for g in static_out] == [g.new_tokens for g in dynamic_out]
+    for a, b in zip(static_out, dynamic_out, strict=True):
+        assert a.mean_logprob == pytest.approx(b.mean_logprob, abs=1e-4)
+    with pytest.raises(ValueError, match="cache_implementation"):
+        TransformersBackend(backend.model, backend.tokenizer, "cpu", cache_implementation="paged")
 
 
 def test_confidence_is_the_mean_log_probability_of_the_generated_tokens(
@@ -105,6 +122,38 @@ def test_throughput_measure_compares_batched_with_one_by_one(backend: Transforme
     assert result["same_text"] == 1.0
     assert result["speedup"] == pytest.approx(result["sequential_seconds"] / result["batched_seconds"], rel=0.02)
     assert result["speedup"] > 1.0  # eight short prompts in one batch beat eight separate calls
+
+
+class _RecordingBackend:
+    """Answers every prompt with its own text reversed and records each call's prompts."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def generate(
+        self, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int = 16, **_: Any
+    ) -> list[Generation]:
+        self.calls.append(list(prompts))
+        return [Generation(text=p[::-1], mean_logprob=-1.0, latency_ms=1.0, new_tokens=max_new_tokens) for p in prompts]
+
+
+def test_throughput_measure_takes_turns_batch_by_batch() -> None:
+    fake = _RecordingBackend()
+    prompts = [f"p{i}" for i in range(5)]
+    result = measure_generation_throughput(fake, prompts, max_new_tokens=3, batch_size=2)
+    # warm-up, then batched/one-by-one, one-by-one/batched, batched/one-by-one over the three batches
+    assert fake.calls == [
+        ["p0"],
+        ["p0", "p1"], ["p0"], ["p1"],
+        ["p2"], ["p3"], ["p2", "p3"],
+        ["p4"], ["p4"],
+    ]  # fmt: skip
+    assert result["rounds"] == 3 and result["prompts"] == 5
+    assert result["same_text"] == 1.0 and result["new_tokens_per_prompt"] == 3
+    with pytest.raises(ValueError, match="at least one prompt"):
+        measure_generation_throughput(fake, [], max_new_tokens=3)
+    with pytest.raises(ValueError, match="batch_size"):
+        measure_generation_throughput(fake, prompts, max_new_tokens=3, batch_size=0)
 
 
 @pytest.mark.gpu

@@ -79,25 +79,39 @@ def measure_generation_throughput(
 
     Returns prompts/s and tokens/s of both runs, ``speedup`` = batched prompts/s ÷ sequential, and
     ``cpu_speedup``, the same ratio in CPU seconds of this process.
-    A warm-up call first, so neither run pays for one-time initialisation.
+    A warm-up call first, so neither run pays for one-time initialisation. The two ways take turns,
+    one batch of prompts at a time, in the order batched/one-by-one, then one-by-one/batched, and so
+    on: on a machine shared with other work, a change of load in the middle of the measurement then
+    weighs on both instead of on whichever ran second.
     """
     if not prompts:
         raise ValueError("measure_generation_throughput needs at least one prompt")
+    if max_new_tokens < 1 or batch_size < 1:
+        raise ValueError(f"max_new_tokens and batch_size must be at least 1, got {max_new_tokens}, {batch_size}")
     backend.generate(list(prompts[:1]), max_new_tokens=2, batch_size=1)
 
-    started, cpu_started = time.perf_counter(), time.process_time()
-    batched = backend.generate(list(prompts), max_new_tokens=max_new_tokens, batch_size=batch_size)
-    batched_s, batched_cpu = time.perf_counter() - started, time.process_time() - cpu_started
-
-    started, cpu_started = time.perf_counter(), time.process_time()
-    sequential = [backend.generate([p], max_new_tokens=max_new_tokens, batch_size=1)[0] for p in prompts]
-    sequential_s, sequential_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    batched: list[Generation] = []
+    sequential: list[Generation] = []
+    batched_s = sequential_s = batched_cpu = sequential_cpu = 0.0
+    chunks = [list(prompts[i : i + batch_size]) for i in range(0, len(prompts), batch_size)]
+    for round_number, chunk in enumerate(chunks):
+        for way in ("batched", "sequential") if round_number % 2 == 0 else ("sequential", "batched"):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            if way == "batched":
+                batched += backend.generate(chunk, max_new_tokens=max_new_tokens, batch_size=batch_size)
+                batched_s += time.perf_counter() - started
+                batched_cpu += time.process_time() - cpu_started
+            else:
+                sequential += [backend.generate([p], max_new_tokens=max_new_tokens, batch_size=1)[0] for p in chunk]
+                sequential_s += time.perf_counter() - started
+                sequential_cpu += time.process_time() - cpu_started
 
     n = len(prompts)
     return {
         "prompts": n,
         "batch_size": batch_size,
         "max_new_tokens": max_new_tokens,
+        "rounds": len(chunks),
         "batched_seconds": round(batched_s, 6),
         "sequential_seconds": round(sequential_s, 6),
         "batched_prompts_per_s": round(n / batched_s, 2),
@@ -108,4 +122,5 @@ def measure_generation_throughput(
         # CPU seconds of this process: on a machine shared with other work, a steadier comparison
         "cpu_speedup": round(sequential_cpu / batched_cpu, 2) if batched_cpu > 0 else None,
         "same_text": sum(a.text == b.text for a, b in zip(batched, sequential, strict=True)) / n,
+        "new_tokens_per_prompt": round(sum(g.new_tokens for g in batched) / n, 2),
     }

@@ -11,18 +11,51 @@ import torch
 
 from training.generation import Generation
 
+CACHE_IMPLEMENTATIONS = ("auto", "static", "dynamic")
+
+
+def _supports_static_cache(model: Any) -> bool:
+    """transformers < 5 marks the architectures whose attention can use a pre-allocated cache; from 5 on
+    every architecture that takes a ``Cache`` can (and generate falls back to its own cache otherwise)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PEFT model's base
+    return bool(getattr(base, "_supports_static_cache", True))
+
 
 class TransformersBackend:
     """Wraps a loaded model (optionally a PEFT model with its adapter) and its tokenizer.
 
     The tokenizer is switched to left padding and left truncation: generation continues from the
     end of the prompt, so padding and any cut must be at the start.
+
+    The KV cache: on CPU a static cache, allocated once per batch for prompt + new tokens
+    (``cache_implementation="static"``). transformers' default dynamic cache concatenates every
+    layer's keys and values with the new token's at each step, re-copying the whole cache: at batch
+    16 with ~250-token prompts on the tiny model that copy took a fifth of a batched call's CPU time
+    and made a batched decoding step cost 2.6× a single prompt's (static: 1.6×). On CUDA the dynamic
+    cache stays: there transformers compiles the model for a static cache, which pays off only for
+    long-lived fixed shapes (serving on GPU is vLLM's job). ``cache_implementation``: "auto" (that
+    choice), "static" or "dynamic".
     """
 
-    def __init__(self, model: Any, tokenizer: Any, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        device: str | torch.device = "cpu",
+        *,
+        cache_implementation: str = "auto",
+    ) -> None:
+        if cache_implementation not in CACHE_IMPLEMENTATIONS:
+            raise ValueError(
+                f"cache_implementation must be one of {', '.join(CACHE_IMPLEMENTATIONS)}, got {cache_implementation!r}"
+            )
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.device = torch.device(device)
+        if cache_implementation == "auto":
+            static = self.device.type == "cpu" and _supports_static_cache(model)
+            cache_implementation = "static" if static else "dynamic"
+        self.cache_implementation = cache_implementation
         tokenizer.padding_side = "left"
         tokenizer.truncation_side = "left"
         if tokenizer.pad_token_id is None:
@@ -78,9 +111,11 @@ class TransformersBackend:
             if do_sample
             else {"do_sample": False, "temperature": None, "top_k": None, "top_p": None}
         )
+        cache: dict[str, Any] = {"cache_implementation": "static"} if self.cache_implementation == "static" else {}
         with torch.inference_mode():
             out = self.model.generate(
                 **encoded,
+                **cache,
                 max_new_tokens=max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.tokenizer.eos_token_id,

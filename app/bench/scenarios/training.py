@@ -187,9 +187,12 @@ def _generation(ctx: Context, model_dir: Path, model_label: str) -> list[Figure]
     import torch
 
     from training.generation import choose_backend, measure_generation_throughput
+    from training.generation.transformers_backend import TransformersBackend
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     backend = choose_backend(model_dir, prefer="transformers", device=device)
+    if not isinstance(backend, TransformersBackend):
+        raise RuntimeError(f"expected the transformers backend, got {type(backend).__name__}")
     prompts = _prompts()
     runs: list[dict[str, Any]] = []
     for run in range(ctx.runs):
@@ -200,11 +203,18 @@ def _generation(ctx: Context, model_dir: Path, model_label: str) -> list[Figure]
         )
         ctx.progress(
             f"generation run {run + 1}/{ctx.runs}: batched {runs[-1]['batched_prompts_per_s']} prompts/s, "
-            f"one by one {runs[-1]['sequential_prompts_per_s']} prompts/s"
+            f"one by one {runs[-1]['sequential_prompts_per_s']} prompts/s "
+            f"(wall {runs[-1]['speedup']}×, CPU {runs[-1]['cpu_speedup']}×, same text {runs[-1]['same_text']:.0%})"
         )
+    lengths = sorted(len(ids) for ids in backend.tokenizer(prompts)["input_ids"])
     notes = (
-        f"{model_label} on {device}, transformers backend, {len(prompts)} prompts, batch {GENERATION_BATCH}, "
-        f"up to {GENERATION_TOKENS} new tokens, greedy"
+        f"{model_label} on {device}, transformers backend ({backend.cache_implementation} KV cache, "
+        f"{torch.get_num_threads()} torch threads), {len(prompts)} prompts of {lengths[0]}–{lengths[-1]} tokens "
+        f"(median {statistics.median(lengths):g}; demo questions with 2 retrieved documents), batch {GENERATION_BATCH}, "
+        f"up to {GENERATION_TOKENS} new tokens ({statistics.median(r['new_tokens_per_prompt'] for r in runs):g} "
+        f"per prompt), greedy; batched and one-by-one take turns batch by batch; CPU-time ratio "
+        f"{statistics.median(r['cpu_speedup'] or 0 for r in runs):.2f}×; same text "
+        f"{min(r['same_text'] for r in runs):.0%}"
     )
     prompts_figure = ctx.figure(
         "generation: batched prompts/s",
