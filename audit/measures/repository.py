@@ -163,12 +163,16 @@ def _frame(session: Session, query: Executable, *, floats: tuple[str, ...] = ())
     result.close()
     if not rows:
         return pd.DataFrame(columns=names).astype(dict.fromkeys(floats, float))
-    columns = zip(*rows, strict=True)
-    data = {name: _column(values, as_float=name in floats) for name, values in zip(names, columns, strict=True)}
+    if all(name in floats for name in names):
+        numbers = np.array(rows, dtype=float).reshape(len(rows), len(names))
+        return pd.DataFrame({name: numbers[:, j] for j, name in enumerate(names)}, columns=names)
+    block = np.empty((len(rows), len(names)), dtype=object)
+    block[:] = rows
+    data = {name: _column(block[:, j].tolist(), as_float=name in floats) for j, name in enumerate(names)}
     return pd.DataFrame(data, columns=names)
 
 
-def _column(values: tuple[Any, ...], *, as_float: bool) -> Any:
+def _column(values: list[Any], *, as_float: bool) -> Any:
     """One column's values as an array: float64 (NULL as NaN) when asked, plain numbers as numpy
     infers them, anything else (text, dates, numbers with NULLs) as pandas infers it."""
     if as_float:
@@ -177,7 +181,7 @@ def _column(values: tuple[Any, ...], *, as_float: bool) -> Any:
         array = np.array(values)
         if array.dtype.kind in "iufb":
             return array
-    return pd.Series(list(values))
+    return pd.Series(values)
 
 
 def _tune(session: Session) -> None:
