@@ -66,6 +66,7 @@ def test_both_sides_store_every_row_and_report_wall_and_cpu_ratios(backend: str,
     assert len(figure.extra["floor_runs"]) == 2
     assert len(figure.extra["cpu_ratio_runs"]) == 2 and all(r > 0 for r in figure.extra["cpu_ratio_runs"])
     assert "CPU-time ratio" in figure.notes
+    assert all(len(figure.extra["cpu_seconds_runs"][side]) == 2 for side in ("service", "floor"))
     assert list(tmp_path.glob("auditloop-bench-ingest-*")) == []  # the answers file is cleaned up
 
 

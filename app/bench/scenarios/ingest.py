@@ -87,6 +87,7 @@ def measure(ctx: Context) -> list[Figure]:
         service_rates: list[float] = []
         floor_rates: list[float] = []
         cpu_ratios: list[float] = []  # floor CPU seconds / service CPU seconds, per run
+        cpu_seconds: dict[str, list[float]] = {"service": [], "floor": []}
         for run in range(runs):
             # odd runs load the floor first, so neither side always follows the other's disk writes
             order = ("service", "floor") if run % 2 == 0 else ("floor", "service")
@@ -99,9 +100,13 @@ def measure(ctx: Context) -> list[Figure]:
             service_rates.append(count / timed["service"].seconds)
             floor_rates.append(count / timed["floor"].seconds)
             cpu_ratios.append(timed["floor"].cpu_seconds / timed["service"].cpu_seconds)
+            for side, entry in timed.items():
+                cpu_seconds[side].append(entry.cpu_seconds)
             ctx.progress(
-                f"ingest run {run + 1}/{runs}: service {service_rates[-1]:,.0f} rows/s, "
-                f"raw driver {floor_rates[-1]:,.0f} rows/s (CPU-time ratio {cpu_ratios[-1]:.2f})"
+                f"ingest run {run + 1}/{runs}: service {service_rates[-1]:,.0f} rows/s "
+                f"({timed['service'].seconds:.1f} s, {timed['service'].cpu_seconds:.1f} s CPU), "
+                f"raw driver {floor_rates[-1]:,.0f} rows/s "
+                f"({timed['floor'].seconds:.1f} s, {timed['floor'].cpu_seconds:.1f} s CPU); CPU-time ratio {cpu_ratios[-1]:.2f}"
             )
     finally:
         path.unlink(missing_ok=True)
@@ -126,6 +131,8 @@ def measure(ctx: Context) -> list[Figure]:
         # this process's CPU seconds, floor / service: what the ratio would be on an idle machine
         # (SQLite does its work in this thread; on PostgreSQL the server's share is not counted)
         "cpu_ratio_runs": cpu_ratios,
+        # wall seconds far above CPU seconds mean the side waited (other processes, the disk)
+        "cpu_seconds_runs": cpu_seconds,
     }
     return [figure]
 
