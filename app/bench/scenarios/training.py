@@ -184,16 +184,44 @@ def _prompts() -> list[str]:
 
 
 def _generation(ctx: Context, model_dir: Path, model_label: str) -> list[Figure]:
+    """Batched vs one-by-one generation with torch's thread count, and on CPU again with one thread.
+
+    On CPU the target is judged on the one-thread row. With two threads on a machine shared with other
+    work, OpenMP's worker threads spin-wait at every operation's barrier and a descheduled one holds up
+    the other: the many tiny operations of one-by-one decoding suffer most (measured on 2 cores under a
+    load of 5–12: 6–10× the CPU time of one thread, against 3–6× for batched generation), which
+    inflates the speed-up. One thread has no barrier to wait at, so its ratio is what batching itself
+    buys. On an idle machine a second thread should help the compute-bound batched prefill more than
+    the overhead-bound one-by-one decoding, so the one-thread ratio is the conservative one.
+    """
     import torch
 
-    from training.generation import choose_backend, measure_generation_throughput
-    from training.generation.transformers_backend import TransformersBackend
+    from training.generation import choose_backend
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     backend = choose_backend(model_dir, prefer="transformers", device=device)
+    prompts = _prompts()
+    threads = torch.get_num_threads()
+    figures = _generation_figures(ctx, backend, prompts, model_label, device, judged=device != "cpu" or threads == 1)
+    if device == "cpu" and threads != 1:
+        torch.set_num_threads(1)
+        try:
+            figures += _generation_figures(ctx, backend, prompts, model_label, device, judged=True, suffix=", 1 thread")
+        finally:
+            torch.set_num_threads(threads)
+    return figures
+
+
+def _generation_figures(
+    ctx: Context, backend: Any, prompts: list[str], model_label: str, device: str, *, judged: bool, suffix: str = ""
+) -> list[Figure]:
+    import torch
+
+    from training.generation import measure_generation_throughput
+    from training.generation.transformers_backend import TransformersBackend
+
     if not isinstance(backend, TransformersBackend):
         raise RuntimeError(f"expected the transformers backend, got {type(backend).__name__}")
-    prompts = _prompts()
     runs: list[dict[str, Any]] = []
     for run in range(ctx.runs):
         runs.append(
@@ -202,7 +230,7 @@ def _generation(ctx: Context, model_dir: Path, model_label: str) -> list[Figure]
             )
         )
         ctx.progress(
-            f"generation run {run + 1}/{ctx.runs}: batched {runs[-1]['batched_prompts_per_s']} prompts/s, "
+            f"generation{suffix} run {run + 1}/{ctx.runs}: batched {runs[-1]['batched_prompts_per_s']} prompts/s, "
             f"one by one {runs[-1]['sequential_prompts_per_s']} prompts/s "
             f"(wall {runs[-1]['speedup']}×, CPU {runs[-1]['cpu_speedup']}×, same text {runs[-1]['same_text']:.0%})"
         )
@@ -216,20 +244,25 @@ def _generation(ctx: Context, model_dir: Path, model_label: str) -> list[Figure]
         f"{statistics.median(r['cpu_speedup'] or 0 for r in runs):.2f}×; same text "
         f"{min(r['same_text'] for r in runs):.0%}"
     )
+    if not judged:
+        notes += "; on a loaded machine thread-pool spin-waits inflate this ratio: the target is judged at 1 thread"
     prompts_figure = ctx.figure(
-        "generation: batched prompts/s",
+        f"generation{suffix}: batched prompts/s",
         "prompts/s",
         [r["batched_prompts_per_s"] for r in runs],
         higher_is_better=True,
-        target=f"≥ {GENERATION_TARGET:g}× one prompt at a time",
+        target=f"≥ {GENERATION_TARGET:g}× one prompt at a time" if judged else "",
         notes=notes,
     )
     sequential = statistics.median(r["sequential_prompts_per_s"] for r in runs)
     with_floor(
-        prompts_figure, sequential, "one prompt at a time (ratio = batching speed-up)", min_ratio=GENERATION_TARGET
+        prompts_figure,
+        sequential,
+        "one prompt at a time (ratio = batching speed-up)",
+        min_ratio=GENERATION_TARGET if judged else None,
     )
     tokens_figure = ctx.figure(
-        "generation: batched tokens/s",
+        f"generation{suffix}: batched tokens/s",
         "tokens/s",
         [r["batched_tokens_per_s"] for r in runs],
         higher_is_better=True,
