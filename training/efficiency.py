@@ -7,14 +7,16 @@
 
 Two shapes are measured. On the built-in tiny model (~4M parameters, 8 × 256-token batches) the
 activations dominate: weights, gradients and AdamW moments are a few tens of MiB beside hundreds of
-MiB of activations, so LoRA cannot save much memory there and its ratio to full fine-tuning is near
-1. That is the truth for that model, not for real deployments: at the sizes LoRA is used for, the
-parameters dominate. ``parameter_dominated_config()`` is a Llama-shaped model of ~106M parameters,
-randomly initialised (memory and step time do not depend on the weights' values), trained on short
-sequences: full fine-tuning holds weights + gradients + two AdamW moments (16 bytes per parameter in
-fp32), LoRA holds the frozen weights (4 bytes per parameter) plus the adapters' share of the rest.
-The LoRA settings (r, alpha, dropout, target modules) are the recipe's (``training/configs/lora.yaml``)
-unless given.
+MiB of activations, so LoRA cannot save memory there: its ratio to full fine-tuning is about 1 (up to
+1.15 with the recipe's LoRA dropout, which keeps a dropped-out copy of each adapted layer's input for
+the backward pass). That is the truth for that model, not for real deployments: at the sizes LoRA is
+used for, the parameters dominate. ``parameter_dominated_config()`` is a Llama-shaped model of ~106M
+parameters, randomly initialised (memory and step time do not depend on the weights' values),
+trained on short sequences: full fine-tuning holds weights + gradients + two AdamW moments (16 bytes
+per parameter in fp32), LoRA the frozen weights (4 bytes per parameter) plus its adapters' state.
+``recipe_lora_settings()`` gives the recipe's LoRA settings (r, alpha, dropout, target modules of
+``training/configs/lora.yaml``), which the bench passes to both measurements; without them the
+functions here default to r=16, alpha=2·r, no dropout, q/k/v/o.
 
 Peak memory is measured on CPU as the process's peak resident set (``VmHWM``, reset through
 ``/proc/self/clear_refs`` once the model is loaded) minus the resident set before the model was
