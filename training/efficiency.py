@@ -7,8 +7,8 @@
 
 Two shapes are measured. On the built-in tiny model (~4M parameters, 8 × 256-token batches) the
 activations dominate: weights, gradients and AdamW moments are a few tens of MiB beside hundreds of
-MiB of activations, so LoRA cannot save memory there: its ratio to full fine-tuning is about 1 (up to
-1.15 with the recipe's LoRA dropout, which keeps a dropped-out copy of each adapted layer's input for
+MiB of activations, so LoRA cannot save memory there: its ratio to full fine-tuning is about 1 (1.0 to
+1.25 measured with the recipe's LoRA dropout, which keeps a dropped-out copy of each adapted input for
 the backward pass). That is the truth for that model, not for real deployments: at the sizes LoRA is
 used for, the parameters dominate. ``parameter_dominated_config()`` is a Llama-shaped model of ~106M
 parameters, randomly initialised (memory and step time do not depend on the weights' values),
