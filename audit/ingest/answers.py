@@ -7,13 +7,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from audit.auditlog import service as auditlog
 from audit.ingest import bulk
+from audit.ingest import lines as lines_module
 from audit.ingest import repository as repo
-from audit.ingest.bulk import CONTENT_HASH, EXTERNAL_ID
+from audit.ingest.bulk import CONTENT_HASH, EXTERNAL_ID, MODEL_ID
 from audit.ingest.lines import Problem, RawLine, check_fields, contains_nul, decode_object, known_names
 from audit.ingest.records import (
     MAX_ANSWER_CHARS,
@@ -42,29 +46,30 @@ def answer_content_hash(record: AnswerRecord, encoder: msgspec.json.Encoder) -> 
     return hashlib.sha256(encoder.encode(record)).hexdigest()
 
 
-class AnswerIngester:
-    """Decode, check and store answers chunk by chunk (see the module docstring)."""
+class AnswerBuilder:
+    """Decode and check one answer line into its row in storage form, given the name maps. Runs in the
+    ingesting process, or (large files) in the worker process of :mod:`audit.ingest.pipeline`, so it
+    needs no database: an unknown model version is handed to ``register`` (which returns its id)."""
 
-    def __init__(self, run: IngestRun) -> None:
-        self.run = run
-        session = run.session
-        self.connection = session.connection()
-        self.departments = org_repo.department_ids_by_name(session)
-        self.documents = set(repo.document_ids_by_external_id(session))
-        self.models = repo.model_version_ids_by_name(session)
+    def __init__(
+        self,
+        *,
+        departments: dict[str, int],
+        documents: set[str],
+        models: dict[str, int],
+        dialect: str,
+        stored_ingested_at: object,
+        register: Callable[[str], int],
+    ) -> None:
+        self.departments = departments
+        self.documents = documents
+        self.models = models
         self.decoder = msgspec.json.Decoder(AnswerRecord)
         self.encoder = msgspec.json.Encoder()
         self.encode = self.encoder.encode
-        self.stored_timestamp = bulk.storage_timestamp(self.connection)
-        self.stored_ingested_at = self.stored_timestamp(run.ingested_at)
-        self.sqlite = self.connection.dialect.name == "sqlite"
-        # rows from first_new_id on were inserted by this file; rows it updated are remembered
-        self.last_id = bulk.max_answer_id(self.connection)
-        self.first_new_id = self.last_id + 1
-        self.updated_hashes: dict[str, str] = {}
-        self.updates: list[tuple[int, bulk.StoredAnswer]] = []
-
-    # -- one line ---------------------------------------------------------------------------------
+        self.stored_timestamp = bulk.timestamp_formatter(dialect)
+        self.stored_ingested_at = stored_ingested_at
+        self._register_model = register
 
     def build(self, raw: bytes) -> bulk.StoredAnswer | None:
         """The row, in storage form, for a valid line; None if anything is wrong (then :meth:`explain`
@@ -150,6 +155,38 @@ class AnswerIngester:
     def _unknown_department(self, name: str) -> str:
         return f"unknown department {name!r} ({known_names(self.departments, 'departments')})"
 
+
+class AnswerIngester:
+    """Decode, check and store answers chunk by chunk (see the module docstring)."""
+
+    def __init__(self, run: IngestRun) -> None:
+        self.run = run
+        session = run.session
+        self.connection = session.connection()
+        self.departments = org_repo.department_ids_by_name(session)
+        self.documents = set(repo.document_ids_by_external_id(session))
+        self.models = repo.model_version_ids_by_name(session)
+        self.dialect = self.connection.dialect.name
+        self.stored_ingested_at = bulk.storage_timestamp(self.connection)(run.ingested_at)
+        self.builder = AnswerBuilder(
+            departments=self.departments,
+            documents=self.documents,
+            models=self.models,
+            dialect=self.dialect,
+            stored_ingested_at=self.stored_ingested_at,
+            register=self._register_model,
+        )
+        self.build = self.builder.build
+        self.explain = self.builder.explain
+        self.sqlite = self.dialect == "sqlite"
+        # rows from first_new_id on were inserted by this file; rows it updated are remembered
+        self.last_id = bulk.max_answer_id(self.connection)
+        self.first_new_id = self.last_id + 1
+        self.updated_hashes: dict[str, str] = {}
+        self.updates: list[tuple[int, bulk.StoredAnswer]] = []
+        # a stored row's source line: the raw bytes (read here), or its offset (read by the pipeline's worker)
+        self.line_bytes: Callable[[Any], bytes | None] = _same
+
     def _register_model(self, name: str) -> int:
         """Model versions the production assistant names are registered on first sight."""
         model = ModelVersion(name=name, hyperparameters={}, evaluation={}, gate_result={})
@@ -173,7 +210,7 @@ class AnswerIngester:
         run = self.run
         build = self.build
         rows: list[bulk.StoredAnswer] = []
-        sources: list[tuple[int, bytes]] = []  # (line number, raw line) of each row, for rejections
+        sources: list[tuple[int, Any]] = []  # (line number, raw line) of each row, for rejections
         for line in lines:
             number, raw = line
             row = build(raw) if raw is not None else None
@@ -181,7 +218,57 @@ class AnswerIngester:
                 run.reject(number, self.explain(raw), raw)
                 continue
             rows.append(row)
-            sources.append(line)  # type: ignore[arg-type]
+            sources.append(line)
+        self.store_chunk(rows, sources)
+
+    def ingest_pipelined(self, path: Path, *, chunk_lines: int, on_bytes: Callable[[int], None] | None) -> None:
+        """The whole file, decoded and checked by a worker process (:mod:`audit.ingest.pipeline`) while
+        this one stores the chunks it has sent: rejections, model registrations and rows arrive in line
+        order, so counts, messages, the rejected-lines file and the stored rows are those of
+        :meth:`ingest_chunk` on the same file."""
+        from audit.ingest import pipeline  # noqa: PLC0415 - only large files need it
+
+        config = pipeline.WorkerConfig(
+            path=str(path),
+            chunk_lines=chunk_lines,
+            max_line_bytes=lines_module.MAX_LINE_BYTES,
+            departments=self.departments,
+            documents=self.documents,
+            models=self.models,
+            dialect=self.dialect,
+            stored_ingested_at=self.stored_ingested_at,
+        )
+        run = self.run
+        placeholders: dict[int, int] = {}  # the worker's stand-in id for a new model version: its real id
+        with path.open("rb") as source_file, pipeline.start_worker(config) as chunks:
+
+            def line_bytes(offset: int) -> bytes | None:
+                source_file.seek(offset)
+                return source_file.readline(lines_module.MAX_LINE_BYTES + 1)
+
+            self.line_bytes = line_bytes
+            for chunk in chunks:
+                run.counts.read += chunk.lines
+                # a line's rejection or model came before the rows of the chunk, as in ingest_chunk
+                for number, problems, raw in chunk.rejects:
+                    run.reject(number, problems, raw)
+                for placeholder, name in chunk.new_models:
+                    placeholders[placeholder] = self._register_model(name)
+                rows = chunk.rows
+                if placeholders:
+                    rows = [
+                        row
+                        if row[MODEL_ID] > 0
+                        else (*row[:MODEL_ID], placeholders[row[MODEL_ID]], *row[MODEL_ID + 1 :])
+                        for row in rows
+                    ]
+                self.store_chunk(rows, chunk.sources)
+                if on_bytes is not None and chunk.bytes_read:
+                    on_bytes(chunk.bytes_read)
+        self.line_bytes = _same
+
+    def store_chunk(self, rows: list[bulk.StoredAnswer], sources: list[tuple[int, Any]]) -> None:
+        """Store the rows of one chunk; ``sources`` holds each row's (line number, :attr:`line_bytes` key)."""
         if self.sqlite:
             self._store_sqlite(rows, sources)
         else:
@@ -190,7 +277,7 @@ class AnswerIngester:
             self.run.counts.updated += bulk.update_stored_answers(self.connection, self.updates)
             self.updates = []
 
-    def _store_sqlite(self, rows: list[bulk.StoredAnswer], sources: list[tuple[int, bytes]]) -> None:
+    def _store_sqlite(self, rows: list[bulk.StoredAnswer], sources: list[tuple[int, Any]]) -> None:
         """Insert first (the unique index skips ids already stored), then look at the skipped rows only."""
         stored_before = self.last_id
         inserted = bulk.insert_new_stored_answers_sqlite(self.connection, rows)
@@ -208,7 +295,7 @@ class AnswerIngester:
                 continue
             self._resolve(number, raw, row, answer_id, stored_hash, first_line=inserted_now.get(external_id))
 
-    def _store_checked(self, rows: list[bulk.StoredAnswer], sources: list[tuple[int, bytes]]) -> None:
+    def _store_checked(self, rows: list[bulk.StoredAnswer], sources: list[tuple[int, Any]]) -> None:
         """Look the ids up first (COPY cannot skip conflicts), then insert only the new rows."""
         existing = bulk.existing_answers(self.connection, [row[EXTERNAL_ID] for row in rows])
         inserts: list[bulk.StoredAnswer] = []
@@ -229,13 +316,14 @@ class AnswerIngester:
     def _resolve(
         self,
         number: int,
-        raw: bytes,
+        raw: Any,
         row: bulk.StoredAnswer,
         answer_id: int,
         stored_hash: str,
         first_line: int | None = None,
     ) -> None:
-        """A line whose external_id is stored already: unchanged, updated, or rejected."""
+        """A line whose external_id is stored already: unchanged, updated, or rejected. ``raw`` is the
+        line's :attr:`line_bytes` key, read only to write a rejected line."""
         run = self.run
         external_id = row[EXTERNAL_ID]
         content_hash = row[CONTENT_HASH]
@@ -247,14 +335,18 @@ class AnswerIngester:
             run.reject(
                 number,
                 [("external_id", f"{external_id!r} appears earlier in this file{where} with other content")],
-                raw,
+                self.line_bytes(raw),
             )
         elif run.options.update:
             self.updates.append((answer_id, row))
             self.updated_hashes[external_id] = content_hash
         else:
             message = f"answer {external_id!r} is already stored with other content (use --update to replace it)"
-            run.reject(number, [("external_id", message)], raw)
+            run.reject(number, [("external_id", message)], self.line_bytes(raw))
 
     def finish(self) -> None:
         """Answers are stored chunk by chunk; nothing is left to do at the end."""
+
+
+def _same(raw: Any) -> Any:
+    return raw

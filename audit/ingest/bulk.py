@@ -40,7 +40,7 @@ class AnswerRow(NamedTuple):
 
 # A row in storage form: AnswerRow's fields, timestamps as the backend stores them.
 StoredAnswer = tuple[Any, ...]
-EXTERNAL_ID, CONTENT_HASH = 0, 11  # positions in AnswerRow / StoredAnswer
+EXTERNAL_ID, MODEL_ID, CONTENT_HASH = 0, 4, 11  # positions in AnswerRow / StoredAnswer
 
 _ANSWER_COLUMNS = (
     "external_id",
@@ -100,7 +100,12 @@ def _aware(value: dt.datetime) -> dt.datetime:
 def storage_timestamp(connection: Connection) -> Callable[[dt.datetime], Any]:
     """How this backend takes a timestamp in :func:`insert_stored_answers`: text on SQLite, the
     aware datetime itself on PostgreSQL (timestamptz)."""
-    return sqlite_timestamp if connection.dialect.name == "sqlite" else _aware
+    return timestamp_formatter(connection.dialect.name)
+
+
+def timestamp_formatter(dialect: str) -> Callable[[dt.datetime], Any]:
+    """:func:`storage_timestamp` by the backend's dialect name (``"sqlite"``, ``"postgresql"``)."""
+    return sqlite_timestamp if dialect == "sqlite" else _aware
 
 
 def to_storage(connection: Connection, rows: Sequence[AnswerRow]) -> list[StoredAnswer]:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from audit.auditlog import service as auditlog
 from audit.base import utcnow
 from audit.errors import ConflictError, NotFoundError, ValidationError
+from audit.ingest import pipeline
 from audit.ingest.answers import AnswerIngester
 from audit.ingest.documents import DocumentIngester
 from audit.ingest.examples import ExampleIngester
@@ -141,9 +142,12 @@ def ingest_file(
                 rejected_sink=sink,
             )
             ingester = INGESTERS[kind](run)
-            for chunk in read_chunks(path, chunk_lines=options.chunk_lines, on_bytes=on_bytes):
-                run.counts.read += len(chunk)
-                ingester.ingest_chunk(chunk)
+            if isinstance(ingester, AnswerIngester) and pipeline.use_pipeline(path):
+                ingester.ingest_pipelined(path, chunk_lines=options.chunk_lines, on_bytes=on_bytes)
+            else:
+                for chunk in read_chunks(path, chunk_lines=options.chunk_lines, on_bytes=on_bytes):
+                    run.counts.read += len(chunk)
+                    ingester.ingest_chunk(chunk)
             ingester.finish()
     except (DBAPIError, driver_error) as exc:
         savepoint.rollback()

@@ -74,3 +74,15 @@ def _answers_file(tmp_path: Path, count: int) -> Path:
     path = tmp_path / f"answers-{count}.jsonl"
     scenario.write_answers_file(path, count)
     return path
+
+
+def test_the_service_cpu_time_counts_its_decoding_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from audit.ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "PIPELINE_MIN_BYTES", 0)
+    monkeypatch.setattr(pipeline, "available_cpus", lambda: 2)
+    count = 300
+    with scenario._fresh(_context("sqlite", count, 1, tmp_path)) as engine:
+        timed = scenario._ingest_with_service(engine, _answers_file(tmp_path, count), count)
+    assert timed.worker_cpu_seconds > 0  # the worker ran, and its time is part of the service's
+    assert timed.all_cpu_seconds == timed.cpu_seconds + timed.worker_cpu_seconds
