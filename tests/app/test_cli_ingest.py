@@ -221,3 +221,45 @@ def test_usage_errors_exit_2(env, tmp_path, args: list[str]) -> None:
     path = write_jsonl(tmp_path / "a.jsonl", [answer("a-1")])
     result = run(env, *(a.format(file=path) for a in args))
     assert result.exit_code == 2, result.output
+
+
+def through_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every answers file goes through the decoding worker, as a large file does (audit.ingest.pipeline)."""
+    from audit.ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "PIPELINE_MIN_BYTES", 0)
+    monkeypatch.setattr(pipeline, "available_cpus", lambda: 2)
+
+
+def test_through_the_worker_the_output_is_the_same(both_url, tmp_path, monkeypatch) -> None:
+    env, database_url = env_for(both_url, tmp_path), both_url
+    path = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [answer("a-1"), answer("a-2", asker_department="Sales"), answer("a-3", created_at="2026-03-01T10:00:00")],
+    )
+    single = run(env, "ingest", "answers", str(path), "--json")
+    through_worker(monkeypatch)
+    piped = run(env, "ingest", "answers", str(path), "--json")
+    assert (piped.exit_code, piped.stderr) == (single.exit_code, single.stderr) == (1, piped.stderr)
+    assert {**json.loads(piped.stdout), "seconds": 0, "rows_per_second": 0} == {
+        **json.loads(single.stdout),
+        "seconds": 0,
+        "rows_per_second": 0,
+    }
+    assert count(database_url, Answer.id) == 0
+    stored = run(env, "ingest", "answers", str(path), "--skip-invalid")
+    assert stored.exit_code == 0 and count(database_url, Answer.id) == 1
+    assert [json.loads(line)["line"] for line in Path(f"{path}.rejected.jsonl").read_text().splitlines()] == [2, 3]
+
+
+def test_a_failing_worker_is_one_clear_error(env, sqlite_only_url, tmp_path, monkeypatch) -> None:
+    from audit.ingest import pipeline
+
+    through_worker(monkeypatch)
+    monkeypatch.setattr(pipeline, "WORKER_ARGS", ("-c", "import os; os._exit(9)"))
+    path = write_jsonl(tmp_path / "answers.jsonl", [answer("a-1")])
+    result = run(env, "ingest", "answers", str(path))
+    assert result.exit_code == 1
+    assert "Error: the worker process decoding the file failed: it stopped without finishing" in result.stderr
+    assert result.stderr.rstrip().endswith("nothing was stored")
+    assert count(sqlite_only_url, Answer.id) == 0
