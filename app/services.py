@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import session as login_session
 from audit import schema
-from audit.db import make_engine, make_session_factory, session_scope
+from audit.db import make_engine, make_read_session_factory, make_session_factory, session_scope
 from audit.errors import AuditloopError, PermissionDenied
 from audit.org import repository as org_repo
 from audit.org.models import User
@@ -76,6 +76,11 @@ def _session_factory_for(database_url: str) -> sessionmaker[Session]:
     return make_session_factory(_engine_for(database_url))
 
 
+@st.cache_resource(show_spinner=False)
+def _read_session_factory_for(database_url: str) -> sessionmaker[Session]:
+    return make_read_session_factory(_engine_for(database_url))
+
+
 def engine() -> Engine:
     return _engine_for(settings().database_url)
 
@@ -87,8 +92,9 @@ def new_session() -> Session:
 @contextlib.contextmanager
 def read_only() -> Iterator[Session]:
     """A session for reads: never committed; closing it ends the transaction and detaches what was read
-    (with its loaded attributes intact, so pages can use the objects afterwards)."""
-    session = new_session()
+    (with its loaded attributes intact, so pages can use the objects afterwards). On SQLite it takes
+    no write lock (``make_read_session_factory``)."""
+    session = _read_session_factory_for(settings().database_url)()
     try:
         yield session
     finally:
@@ -114,6 +120,21 @@ def unit_of_work() -> Iterator[UnitOfWork]:
     if login_session.check(st.session_state) != "active" or user_id is None:
         raise PermissionDenied("you are not logged in, or your session has ended: log in again")
     with transaction() as session:
+        actor = org_repo.user_by_id(session, user_id)
+        if actor is None or not actor.active:
+            raise PermissionDenied("your account is no longer active")
+        yield UnitOfWork(session=session, actor=actor)
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[UnitOfWork]:
+    """Like ``unit_of_work`` for pages that only read (reports, dashboards): the same session check,
+    the user re-read and the services' permission checks, in a read-only transaction that is never
+    committed, so a long report does not hold SQLite's write lock while auditors submit."""
+    user_id = login_session.user_id(st.session_state)
+    if login_session.check(st.session_state) != "active" or user_id is None:
+        raise PermissionDenied("you are not logged in, or your session has ended: log in again")
+    with read_only() as session:
         actor = org_repo.user_by_id(session, user_id)
         if actor is None or not actor.active:
             raise PermissionDenied("your account is no longer active")

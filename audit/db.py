@@ -32,10 +32,16 @@ def _on_sqlite_connect(dbapi_connection, connection_record) -> None:  # type: ig
     cursor.close()
 
 
+#: Execution option marking a connection's transactions as reads only (``make_read_session_factory``).
+READ_ONLY = "auditloop_read_only"
+
+
 def _on_sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
     # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of
     # one failing with "database is locked" when it upgrades a read lock mid-transaction.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A read-only transaction takes no write lock (plain BEGIN): under WAL it reads a snapshot while
+    # writers go on, so a dashboard's second-long report never holds up an auditor's submit.
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
@@ -63,6 +69,13 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reading only (reports, dashboards, lists): same pool, but on SQLite their
+    transactions do not take the write lock. Never write through them: SQLite would have to upgrade
+    the read lock mid-transaction, which fails at once with "database is locked" under contention."""
+    return sessionmaker(bind=engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 _UPDATE_BY_ID: dict[tuple[type[Any], tuple[str, ...]], Update] = {}

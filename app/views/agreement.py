@@ -23,7 +23,7 @@ filters = report_filters("agreement")
 
 agreement: dict[str, Any] = {"dimensions": {}, "pairs": []}
 calibration: dict[str, Any] = {"rows": []}
-with show_errors(), services.unit_of_work() as uow:
+with show_errors(), services.reading() as uow:
     agreement = measures_service.agreement(uow.session, actor=uow.actor, filters=filters)
     calibration = measures_service.calibration(uow.session, actor=uow.actor, filters=filters)
 

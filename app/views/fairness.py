@@ -25,7 +25,7 @@ st.title("Fairness")
 filters = report_filters("fairness", with_department=False)
 
 report: dict[str, Any] | None = None
-with show_errors(), services.unit_of_work() as uow:
+with show_errors(), services.reading() as uow:
     report = measures_service.fairness(uow.session, actor=uow.actor, filters=filters)
 if report is None:
     st.stop()

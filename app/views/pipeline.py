@@ -26,7 +26,7 @@ show_flash()
 filters = report_filters("pipeline")
 
 funnel: dict[str, Any] = {"steps": []}
-with show_errors(), services.unit_of_work() as uow:
+with show_errors(), services.reading() as uow:
     funnel = measures_service.funnel(uow.session, actor=uow.actor, filters=filters)
 steps = pd.DataFrame(
     funnel["steps"], columns=["step", "count", "share_of_previous", "median_hours", "median_hours_from_sampled"]

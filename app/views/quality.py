@@ -22,7 +22,7 @@ st.title("Quality")
 filters = report_filters("quality")
 
 report: dict[str, Any] = {"rows": [], "confidence": measures_service.CONFIDENCE}
-with show_errors(), services.unit_of_work() as uow:
+with show_errors(), services.reading() as uow:
     report = measures_service.quality(uow.session, actor=uow.actor, filters=filters)
 
 frame = pd.DataFrame(
