@@ -14,10 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
-from sqlalchemy import Connection
+
+if TYPE_CHECKING:  # the decoding worker (audit.ingest.pipeline) imports this module without SQLAlchemy
+    from sqlalchemy import Connection
 
 
 class AnswerRow(NamedTuple):

@@ -4,7 +4,7 @@ On SQLite the ingest is CPU-bound and its two halves are about even: decoding, c
 formatting a line (Python, ~10 µs) and inserting its row (the driver, ~12-16 µs). A thread cannot
 overlap them (SQLite takes the GIL back per row), a second process can. The worker
 (``python -m audit.ingest.pipeline``) reads the file, builds each valid line's row with the same
-:class:`~audit.ingest.answers.AnswerBuilder` as the single-process path, explains each invalid line,
+:class:`~audit.ingest.answer_rows.AnswerBuilder` as the single-process path, explains each invalid line,
 and streams one :class:`Chunk` per ``chunk_lines`` lines through a pipe; the pipe's small buffer keeps
 it at most about one chunk ahead. The ingesting process registers new model versions, inserts,
 resolves repeated ids and commits: everything that touches the database stays in one transaction.
@@ -189,7 +189,7 @@ def read_lines_at(path: Path, chunk_lines: int, max_line_bytes: int) -> Iterator
 def produce(config: WorkerConfig, out: IO[bytes]) -> None:
     """Send every chunk of ``config.path`` to ``out``, then ``("end",)``."""
     from audit.ingest import lines  # noqa: PLC0415 - the worker imports only what it uses
-    from audit.ingest.answers import AnswerBuilder  # noqa: PLC0415
+    from audit.ingest.answer_rows import AnswerBuilder  # noqa: PLC0415
 
     lines.MAX_LINE_BYTES = config.max_line_bytes  # the parent's, also in explain()'s message
     stand_ins = itertools.count(-1, -1)
