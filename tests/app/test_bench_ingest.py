@@ -81,6 +81,7 @@ def test_the_service_cpu_time_counts_its_decoding_worker(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(pipeline, "PIPELINE_MIN_BYTES", 0)
     monkeypatch.setattr(pipeline, "available_cpus", lambda: 2)
+    monkeypatch.setattr(pipeline, "spare_cpus", lambda: 1.0)
     count = 300
     with scenario._fresh(_context("sqlite", count, 1, tmp_path)) as engine:
         timed = scenario._ingest_with_service(engine, _answers_file(tmp_path, count), count)

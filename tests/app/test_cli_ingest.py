@@ -229,6 +229,7 @@ def through_worker(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(pipeline, "PIPELINE_MIN_BYTES", 0)
     monkeypatch.setattr(pipeline, "available_cpus", lambda: 2)
+    monkeypatch.setattr(pipeline, "spare_cpus", lambda: 1.0)
 
 
 def test_through_the_worker_the_output_is_the_same(both_url, tmp_path, monkeypatch) -> None:

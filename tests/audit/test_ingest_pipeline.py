@@ -53,6 +53,7 @@ def force_pipeline(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
     def force(on: bool) -> None:
         monkeypatch.setattr(pipeline, "PIPELINE_MIN_BYTES", 0 if on else 1 << 62)
         monkeypatch.setattr(pipeline, "available_cpus", lambda: 2)
+        monkeypatch.setattr(pipeline, "spare_cpus", lambda: 1.0)
 
     return force
 
@@ -251,3 +252,24 @@ def test_an_interrupted_ingest_kills_the_worker_and_stores_nothing(
         ingest_file(session, actor=None, kind="answers", path=path, options=IngestOptions(chunk_lines=100))
     assert workers[0].returncode is not None  # gone, not left running
     assert session.scalars(select(Answer.id)).first() is None
+
+
+@pytest.mark.parametrize(
+    ("size", "cpus", "load", "expected"),
+    [
+        (pipeline.PIPELINE_MIN_BYTES, 2, 1.0, True),  # large, and a CPU free beside this process
+        (pipeline.PIPELINE_MIN_BYTES - 1, 16, 1.0, False),  # small: the single process is done first
+        (pipeline.PIPELINE_MIN_BYTES, 1, 0.0, False),  # one CPU: nothing to overlap on
+        (pipeline.PIPELINE_MIN_BYTES, 2, 1.6, False),  # busy: the two halves would take turns
+        (pipeline.PIPELINE_MIN_BYTES, 8, 7.5, True),
+    ],
+)
+def test_the_pipeline_is_used_for_large_files_with_a_cpu_free(
+    tmp_path, monkeypatch, size: int, cpus: int, load: float, expected: bool
+) -> None:
+    path = tmp_path / "a.jsonl"
+    with path.open("wb") as fh:
+        fh.truncate(size)  # sparse: only the size matters here
+    monkeypatch.setattr(pipeline, "available_cpus", lambda: cpus)
+    monkeypatch.setattr(pipeline.os, "getloadavg", lambda: (load, load, load))
+    assert pipeline.use_pipeline(path) is expected
