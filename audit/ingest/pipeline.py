@@ -37,8 +37,9 @@ from audit.errors import AuditloopError
 PIPELINE_MIN_BYTES = 50 * 1024 * 1024
 # ... and only while a CPU is free for it: the 1-minute load average (which counts this process) at
 # least this far below the CPU count. On a busy machine the two processes only take turns on the same
-# CPUs and the pipeline costs more than it saves: measured on 2 CPUs at load 4, a 177 MB file took
-# 4.9-5.4 s through the worker against 4.2-4.7 s without.
+# CPUs, and the pipeline's extra work (pickling each row and reading it back, ~3.5 µs) costs more than
+# the overlap saves: on 2 CPUs at load 3.6-3.8, 300k lines (265 MB) took 6.9-8.4 s through the worker
+# (the ingesting process 4.0-5.1 s CPU, the worker 3.1-3.8) against 6.6-7.2 s (5.9-6.7 s CPU) without.
 MIN_SPARE_CPUS = 0.5
 _PIPE_BYTES = 1 << 20  # the pipe's buffer, where Linux lets a process raise it (F_SETPIPE_SZ)
 _F_SETPIPE_SZ = 1031
