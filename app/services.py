@@ -108,37 +108,33 @@ class UnitOfWork:
 
 
 @contextlib.contextmanager
-def unit_of_work() -> Iterator[UnitOfWork]:
-    """One transaction acting as the logged-in user: commit on success, roll back on any error.
-
-    Call ``st.rerun()``/``st.stop()`` after the ``with`` block, not inside it: they work by raising,
-    and an exception inside rolls the work back.
-    """
+def _acting_as_user(scope: contextlib.AbstractContextManager[Session]) -> Iterator[UnitOfWork]:
     # Widget callbacks run before the entrypoint's session check: an action must check on its own,
     # or a click after the idle limit would still act once.
     user_id = login_session.user_id(st.session_state)
     if login_session.check(st.session_state) != "active" or user_id is None:
         raise PermissionDenied("you are not logged in, or your session has ended: log in again")
-    with transaction() as session:
+    with scope as session:
         actor = org_repo.user_by_id(session, user_id)
         if actor is None or not actor.active:
             raise PermissionDenied("your account is no longer active")
         yield UnitOfWork(session=session, actor=actor)
 
 
-@contextlib.contextmanager
-def reading() -> Iterator[UnitOfWork]:
+def unit_of_work() -> contextlib.AbstractContextManager[UnitOfWork]:
+    """One transaction acting as the logged-in user: commit on success, roll back on any error.
+
+    Call ``st.rerun()``/``st.stop()`` after the ``with`` block, not inside it: they work by raising,
+    and an exception inside rolls the work back.
+    """
+    return _acting_as_user(transaction())
+
+
+def reading() -> contextlib.AbstractContextManager[UnitOfWork]:
     """Like ``unit_of_work`` for pages that only read (reports, dashboards): the same session check,
     the user re-read and the services' permission checks, in a read-only transaction that is never
     committed, so a long report does not hold SQLite's write lock while auditors submit."""
-    user_id = login_session.user_id(st.session_state)
-    if login_session.check(st.session_state) != "active" or user_id is None:
-        raise PermissionDenied("you are not logged in, or your session has ended: log in again")
-    with read_only() as session:
-        actor = org_repo.user_by_id(session, user_id)
-        if actor is None or not actor.active:
-            raise PermissionDenied("your account is no longer active")
-        yield UnitOfWork(session=session, actor=actor)
+    return _acting_as_user(read_only())
 
 
 def transaction() -> contextlib.AbstractContextManager[Session]:
