@@ -36,43 +36,53 @@ class LineError:
         return f"{file}:{self.line}: {self.field}: {self.problem}"
 
 
-def read_chunks(
-    path: Path, *, chunk_lines: int = DEFAULT_CHUNK_LINES, on_bytes: Callable[[int], None] | None = None
-) -> Iterator[list[RawLine]]:
-    """Yield the non-blank lines of ``path`` in chunks, numbered from 1; report bytes read as it goes."""
-    chunk: list[RawLine] = []
-    pending_bytes = 0
+def read_chunks_at(
+    path: Path, *, chunk_lines: int, max_line_bytes: int
+) -> Iterator[tuple[list[tuple[int, bytes | None, int]], int]]:
+    """The non-blank lines of ``path`` in chunks, numbered from 1, each with its byte offset (the
+    ingest worker reads a rejected line back by it): yields ``([(number, raw or None, offset), ...],
+    bytes read since the previous chunk)``; the last yield may hold no lines (a blank tail's bytes).
+    ``raw`` is None for a line longer than ``max_line_bytes``, which is skipped without being held."""
+    chunk: list[tuple[int, bytes | None, int]] = []
+    offset = 0
+    reported = 0
     with path.open("rb", buffering=1 << 20) as fh:
         readline = fh.readline
         number = 0
         while True:
-            line = readline(MAX_LINE_BYTES + 1)
+            line = readline(max_line_bytes + 1)
             if not line:
                 break
             number += 1
-            pending_bytes += len(line)
-            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                # too long to hold: skip to the end of this line without keeping it
-                while True:
+            start = offset
+            offset += len(line)
+            if len(line) > max_line_bytes and not line.endswith(b"\n"):
+                while True:  # too long to hold: skip to the end of this line without keeping it
                     rest = readline(1 << 20)
-                    pending_bytes += len(rest)
+                    offset += len(rest)
                     if not rest or rest.endswith(b"\n"):
                         break
-                chunk.append((number, None))
+                chunk.append((number, None, start))
             elif line.isspace():
                 continue
             else:
-                chunk.append((number, line))
+                chunk.append((number, line, start))
             if len(chunk) >= chunk_lines:
-                yield chunk
+                yield chunk, offset - reported
+                reported = offset
                 chunk = []
-                if on_bytes is not None:
-                    on_bytes(pending_bytes)
-                    pending_bytes = 0
-    if chunk:
-        yield chunk
-    if on_bytes is not None and pending_bytes:
-        on_bytes(pending_bytes)
+    yield chunk, offset - reported
+
+
+def read_chunks(
+    path: Path, *, chunk_lines: int = DEFAULT_CHUNK_LINES, on_bytes: Callable[[int], None] | None = None
+) -> Iterator[list[RawLine]]:
+    """Yield the non-blank lines of ``path`` in chunks, numbered from 1; report bytes read as it goes."""
+    for chunk, bytes_read in read_chunks_at(path, chunk_lines=chunk_lines, max_line_bytes=MAX_LINE_BYTES):
+        if chunk:
+            yield [(number, raw) for number, raw, _ in chunk]
+        if on_bytes is not None and bytes_read:
+            on_bytes(bytes_read)
 
 
 _KNOWN_SHOWN = 12

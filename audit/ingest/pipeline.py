@@ -167,40 +167,6 @@ def _failed(worker: subprocess.Popen[bytes], stderr: IO[bytes], why: str) -> Ing
 # -- the worker process -----------------------------------------------------------------------------
 
 
-def read_lines_at(path: Path, chunk_lines: int, max_line_bytes: int) -> Iterator[tuple[list[Any], int]]:
-    """:func:`audit.ingest.lines.read_chunks`, each line with its byte offset: yields
-    ``([(number, raw or None, offset), ...], bytes read since the previous chunk)``."""
-    chunk: list[Any] = []
-    offset = 0
-    reported = 0
-    with path.open("rb", buffering=1 << 20) as fh:
-        readline = fh.readline
-        number = 0
-        while True:
-            line = readline(max_line_bytes + 1)
-            if not line:
-                break
-            number += 1
-            start = offset
-            offset += len(line)
-            if len(line) > max_line_bytes and not line.endswith(b"\n"):
-                while True:  # too long to hold: skip to the end of this line without keeping it
-                    rest = readline(1 << 20)
-                    offset += len(rest)
-                    if not rest or rest.endswith(b"\n"):
-                        break
-                chunk.append((number, None, start))
-            elif line.isspace():
-                continue
-            else:
-                chunk.append((number, line, start))
-            if len(chunk) >= chunk_lines:
-                yield chunk, offset - reported
-                reported = offset
-                chunk = []
-    yield chunk, offset - reported  # the rest (perhaps no lines: the bytes of a blank tail)
-
-
 def produce(config: WorkerConfig, out: IO[bytes]) -> None:
     """Send every chunk of ``config.path`` to ``out``, then ``("end",)``."""
     from audit.ingest import lines  # noqa: PLC0415 - the worker imports only what it uses
@@ -228,7 +194,9 @@ def produce(config: WorkerConfig, out: IO[bytes]) -> None:
     build = builder.build
     explain = builder.explain
     dump = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
-    for numbered, bytes_read in read_lines_at(Path(config.path), config.chunk_lines, config.max_line_bytes):
+    for numbered, bytes_read in lines.read_chunks_at(
+        Path(config.path), chunk_lines=config.chunk_lines, max_line_bytes=config.max_line_bytes
+    ):
         rows = []
         sources = []
         rejects = []
