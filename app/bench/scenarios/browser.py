@@ -63,7 +63,7 @@ def unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -72,7 +72,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def streamlit_server(script: Path, env: dict[str, str], log_path: Path) -> Iterator[str]:
     """``streamlit run SCRIPT`` on a free port (cwd = repo root, for .streamlit/config.toml); yields its URL."""
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-m",
