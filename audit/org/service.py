@@ -178,6 +178,19 @@ def no_account(identity: str) -> str:
     return f"Single sign-on said you are {identity!r}, but auditloop has no active account of that name. Ask an administrator."
 
 
+def _record_login(session: Session, action: str, *, user: User | None = None, name: str = "", **details: Any) -> None:
+    """The audit entry of a login attempt: by the user when known, else by the name that was tried."""
+    auditlog.record(
+        session,
+        actor=user,
+        actor_name=None if user is not None else name[:64],
+        action=action,
+        entity_type="user",
+        entity_id=user.id if user is not None else None,
+        details=details or None,
+    )
+
+
 def authenticate_identity(
     session: Session, claims: Mapping[str, Any], *, claim: str, now: dt.datetime | None = None
 ) -> LoginResult:
@@ -189,41 +202,19 @@ def authenticate_identity(
     now = now or utcnow()
     value = claims.get(claim)
     if not isinstance(value, str) or not value.strip():
-        auditlog.record(
-            session,
-            actor=None,
-            actor_name=str(claims.get("sub") or "unknown")[:64],
-            action="login.failed",
-            entity_type="user",
-            details={"method": "oidc", "reason": f"no {claim} claim"},
-        )
+        name = str(claims.get("sub") or "unknown")
+        _record_login(session, "login.failed", name=name, method="oidc", reason=f"no {claim} claim")
         return LoginResult(None, f"Single sign-on sent no {claim!r} claim to name your auditloop account.")
     identity = value.strip()
     user = repo.user_by_username(session, identity.lower())
     if user is None or not user.active:
-        auditlog.record(
-            session,
-            actor=None,
-            actor_name=identity[:64],
-            action="login.failed",
-            entity_type="user",
-            details={"method": "oidc", "reason": "unknown or inactive"},
-        )
+        _record_login(session, "login.failed", name=identity, method="oidc", reason="unknown or inactive")
         return LoginResult(None, no_account(identity))
     if user.locked_until is not None and user.locked_until > now:
-        auditlog.record(
-            session,
-            actor=user,
-            action="login.locked",
-            entity_type="user",
-            entity_id=user.id,
-            details={"method": "oidc"},
-        )
+        _record_login(session, "login.locked", user=user, method="oidc")
         return LoginResult(None, LOCKED)
     user.last_login_at = now
-    auditlog.record(
-        session, actor=user, action="login.success", entity_type="user", entity_id=user.id, details={"method": "oidc"}
-    )
+    _record_login(session, "login.success", user=user, method="oidc")
     return LoginResult(user, "Welcome.")
 
 
@@ -236,29 +227,22 @@ def authenticate(session: Session, username: str, password: str, *, now: dt.date
     user = repo.user_by_username(session, username.strip().lower())
     if user is None or not user.active:
         passwords.verify_password(None, password)  # same cost as a real check
-        auditlog.record(
-            session,
-            actor=None,
-            actor_name=username[:64],
-            action="login.failed",
-            entity_type="user",
-            details={"reason": "unknown or inactive"},
-        )
+        _record_login(session, "login.failed", name=username, reason="unknown or inactive")
         return LoginResult(None, GENERIC_FAILURE)
     if user.locked_until is not None and user.locked_until > now:
-        auditlog.record(session, actor=user, action="login.locked", entity_type="user", entity_id=user.id)
+        _record_login(session, "login.locked", user=user)
         return LoginResult(None, LOCKED)
     if not passwords.verify_password(user.password_hash, password):
         user.failed_logins += 1
         if user.failed_logins >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCKOUT
             user.failed_logins = 0
-        auditlog.record(session, actor=user, action="login.failed", entity_type="user", entity_id=user.id)
+        _record_login(session, "login.failed", user=user)
         return LoginResult(None, LOCKED if user.locked_until and user.locked_until > now else GENERIC_FAILURE)
     if user.password_hash and passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.rehash(password)
     user.failed_logins = 0
     user.locked_until = None
     user.last_login_at = now
-    auditlog.record(session, actor=user, action="login.success", entity_type="user", entity_id=user.id)
+    _record_login(session, "login.success", user=user)
     return LoginResult(user, "Welcome.")
