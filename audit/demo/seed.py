@@ -34,7 +34,7 @@ from audit.errors import ConflictError, ValidationError
 from audit.ingest.answers import answer_content_hash
 from audit.ingest.records import AnswerRecord, SourceRecord
 from audit.knowledge import datasets
-from audit.knowledge.hashing import example_content_hash, normalise_text
+from audit.knowledge.hashing import example_content_hash, question_hash
 from audit.knowledge.models import Document, Example
 from audit.modelops.models import ModelVersion
 from audit.org import service as org_service
@@ -81,11 +81,6 @@ class SeedReport:
             "dataset_version": self.dataset_version,
             "seconds": round(self.seconds, 2),
         }
-
-
-def question_hash(question: str) -> str:
-    """sha256 of the normalised question (whitespace collapsed, stripped, casefolded)."""
-    return hashlib.sha256(normalise_text(question).encode("utf-8")).hexdigest()
 
 
 def _sha256_json(record: dict[str, Any]) -> str:

@@ -3,7 +3,6 @@ near-duplicate search, and the department re-weighting of a rebalance."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,13 +10,6 @@ from typing import Any
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
-
-from audit.knowledge.hashing import normalise_text
-
-
-def question_hash(question: str) -> str:
-    """sha256 hex of the normalised question (the key of gold items and retrieval pairs)."""
-    return hashlib.sha256(normalise_text(question).encode("utf-8")).hexdigest()
 
 
 @dataclass

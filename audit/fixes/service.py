@@ -42,14 +42,13 @@ from audit.fixes.proposals import (
     cited_documents,
     correction_sources,
     outdated_citations,
-    question_hash,
     rebalance_weights,
     similar_pairs,
     target_shares,
     under_covered_topics,
 )
 from audit.knowledge import datasets
-from audit.knowledge.hashing import example_content_hash, normalise_text
+from audit.knowledge.hashing import example_content_hash, normalise_text, question_hash
 from audit.knowledge.models import Document, Example, RetrievalEvalPair
 from audit.org.models import User
 from audit.permissions import can, require

@@ -16,6 +16,11 @@ def normalise_text(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+def question_hash(question: str) -> str:
+    """sha256 hex of the normalised question: the key of gold items and retrieval pairs."""
+    return hashlib.sha256(normalise_text(question).encode("utf-8")).hexdigest()
+
+
 def example_content_hash(question: str, answer: str) -> str:
     """sha256 hex of ``normalise(question) + "\\x1f" + normalise(answer)``."""
     canonical = normalise_text(question) + _FIELD_SEPARATOR + normalise_text(answer)
