@@ -174,3 +174,42 @@ def test_funnel_head_counts_and_the_median_wait(session: Session) -> None:
     assert (later.sampled, later.rated) == (0, 0) and np.isnan(later.rated_median_hours)
     # no review item: no answer can go past "rated", so no events
     assert repository.funnel_events(session, Scope()).empty
+
+
+def test_funnel_head_over_resampled_answers_early_imports_and_answers_outside_the_window(session: Session) -> None:
+    """The head from one join: an answer sampled twice counts once from its first sampling in the
+    window; a first rating imported before the sampling (a negative wait) or made before the
+    window counts; ratings of answers outside the window's id range change nothing; an odd count
+    takes the middle wait."""
+    legal = f.department(session, "Legal")
+    v1 = f.model_version(session, "v1")
+    alice, bob = f.user(session, username="alice"), f.user(session, username="bob")
+    before, sampled, after = (
+        f.answer(session, dept=legal, model=v1),
+        [f.answer(session, dept=legal, model=v1) for _ in range(3)],
+        f.answer(session, dept=legal, model=v1),
+    )
+    early = dt.datetime.combine(DAY - dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC)
+    # sampled twice in the window (hours 2 and 5) and once before it: waits from hour 2
+    f.sample_item(session, ans=sampled[0], created_at=early, sample_date=DAY - dt.timedelta(days=1))
+    f.sample_item(session, ans=sampled[0], created_at=at(2), sample_date=DAY)
+    f.sample_item(session, ans=sampled[0], created_at=at(5), sample_date=DAY + dt.timedelta(days=1))
+    f.sample_item(session, ans=sampled[1], created_at=at(0), sample_date=DAY)
+    f.sample_item(session, ans=sampled[2], created_at=at(0), sample_date=DAY)
+    f.rating(session, ans=sampled[0], auditor=alice, created_at=early)  # before the window: wait −14
+    f.rating(session, ans=sampled[0], auditor=bob, created_at=at(9))
+    f.rating(session, ans=sampled[1], auditor=alice, origin="import", created_at=at(0) - dt.timedelta(hours=3))
+    f.rating(session, ans=sampled[2], auditor=alice, created_at=at(7))
+    for outside in (before, after):  # rated, not sampled in the window, ids either side of the sampled ones
+        f.rating(session, ans=outside, auditor=alice, created_at=at(1))
+    f.sample_item(session, ans=after, created_at=early, sample_date=DAY - dt.timedelta(days=2))  # before the window
+    session.flush()
+    head = repository.funnel_head(session, Scope(start=at(0), end=at(23)))
+    # waits −14, −3 and 7 hours: the middle one
+    assert (head.sampled, head.rated) == (3, 3)
+    assert head.rated_median_hours == pytest.approx(-3.0)
+    unrated = f.answer(session, dept=legal, model=v1)
+    f.sample_item(session, ans=unrated, created_at=at(3), sample_date=DAY)
+    session.flush()
+    head = repository.funnel_head(session, Scope(start=at(0), end=at(23)))
+    assert (head.sampled, head.rated) == (4, 3) and head.rated_median_hours == pytest.approx(-3.0)
