@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import ProgrammingError
 
 from audit.ingest.bulk import AnswerRow, driver_connection, insert_answers, sqlite_timestamp
 from audit.knowledge.hashing import example_content_hash
@@ -643,7 +644,8 @@ def synthesize(
             ),
             example_rows,
         )
-    analyze(engine)
+    progress("settling: statistics, write-back of the load")
+    analyze(engine, progress=progress)
     return SynthResult(
         answers=answers,
         ratings=len(rating_rows),
@@ -675,13 +677,31 @@ def _questions(conn: Connection, answer_ids: Sequence[int]) -> dict[int, str]:
     return found
 
 
-def analyze(engine: Engine) -> None:
-    """Refresh the planner statistics after a bulk load (as a DBA would). On PostgreSQL also
-    VACUUM, as autovacuum would after a bulk insert: it sets the visibility map, without which no
-    index-only scan is planned (the reports read answers through a covering index)."""
+def analyze(engine: Engine, *, progress: Callable[[str], None] = lambda _msg: None) -> None:
+    """Settle the database after the bulk load, as a DBA would before letting users in: refresh the
+    planner statistics and write the load out, so that what the bench measures next is the service,
+    not the tail end of its own setup.
+
+    - PostgreSQL: VACUUM, as autovacuum would after a bulk insert: it sets the visibility map, without
+      which no index-only scan is planned (the reports read answers through a covering index). Then
+      CHECKPOINT: at 1M answers the load leaves ~1.2 GiB of written pages in the OS cache, and
+      whenever the spread checkpoint (``max_wal_size`` reached near the end of the load) or the
+      kernel flushes them, every commit's WAL fsync queues behind that write-back. Measured on a
+      fresh 1M database: next/submit p95 4.3/5.4 ms after a CHECKPOINT, 12.3/14.0 ms with the same
+      flush running during the measurement (the full bench's 16.4/21.3 ms at 1M against 7.6/9.6 at
+      10k). A database that grew over months has long been written out.
+    - SQLite: ANALYZE. Its commit checkpoints the WAL, which writes the load into the file and syncs
+      it, so nothing of the load is left to write back (measured: 1 MiB dirty after a 1M load).
+    """
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE")
-    else:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
+            try:
+                conn.exec_driver_sql("CHECKPOINT")
+            except ProgrammingError as exc:  # a role without pg_checkpoint (or superuser): say so, go on
+                progress(
+                    f"CHECKPOINT refused ({str(exc.orig).strip()}): the load's write-back may fall into the figures"
+                )
+        return
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
