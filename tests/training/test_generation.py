@@ -12,7 +12,7 @@ import torch
 
 from audit.demo.corpus import build_corpus
 from training.generation import Generation, choose_backend, measure_generation_throughput, vllm_available
-from training.generation.transformers_backend import TransformersBackend
+from training.generation.transformers_backend import TRIMMED_SDPA, TransformersBackend, _TrimmedSDPA
 from training.models import load_model_dir
 from training.prompts import build_prompt
 from training.retrieval import Retriever
@@ -56,6 +56,46 @@ def test_the_cpu_backend_uses_a_static_cache_with_the_same_greedy_output(
         assert a.mean_logprob == pytest.approx(b.mean_logprob, abs=1e-4)
     with pytest.raises(ValueError, match="cache_implementation"):
         TransformersBackend(backend.model, backend.tokenizer, "cpu", cache_implementation="paged")
+
+
+def test_trimmed_attention_equals_sdpa_on_the_positions_a_query_can_see() -> None:
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(2, 2, 3, 8, generator=generator)
+    key, value = torch.randn(2, 2, 9, 8, generator=generator), torch.randn(2, 2, 9, 8, generator=generator)
+    # a static cache of 9 positions: 6 written (row 0 left-padded by 2), 3 not written yet
+    columns, rows = torch.arange(9), torch.arange(3) + 3
+    mask = (columns[None, :] <= rows[:, None]).expand(2, 1, 3, 9).clone()
+    mask[0, :, :, :2] = False
+    module = torch.nn.Module()
+    trimmed = _TrimmedSDPA()
+    out, _ = trimmed(module, query, key, value, mask, scaling=0.5)
+    reference, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.5)
+    assert trimmed._last is not None and trimmed._last[1] == 6  # the 3 unwritten positions are cut
+    torch.testing.assert_close(out, reference)
+    # garbage in the positions no query sees changes nothing
+    key[:, :, 6:], value[:, :, 6:] = 1e6, float("nan")
+    torch.testing.assert_close(trimmed(module, query, key, value, mask, scaling=0.5)[0], reference)
+
+
+def test_static_cache_generation_with_trimmed_attention_equals_plain_sdpa(
+    tiny_model_dir: Path, prompts: list[str]
+) -> None:
+    model, tokenizer = load_model_dir(tiny_model_dir)
+    assert model.config._attn_implementation == "sdpa"
+    backend = TransformersBackend(model, tokenizer, "cpu")
+    assert backend.trimmed_attention and model.config._attn_implementation == TRIMMED_SDPA
+    trimmed = backend.generate(prompts, max_new_tokens=12, batch_size=4)
+    model.set_attn_implementation("sdpa")
+    plain = backend.generate(prompts, max_new_tokens=12, batch_size=4)
+    assert [g.text for g in trimmed] == [g.text for g in plain]
+    assert [g.new_tokens for g in trimmed] == [g.new_tokens for g in plain]
+    for a, b in zip(trimmed, plain, strict=True):
+        assert a.mean_logprob == pytest.approx(b.mean_logprob, abs=1e-5)
+    eager, _ = load_model_dir(tiny_model_dir)
+    eager.set_attn_implementation("eager")
+    assert not TransformersBackend(eager, tokenizer, "cpu").trimmed_attention  # other attentions stay
 
 
 def test_confidence_is_the_mean_log_probability_of_the_generated_tokens(

@@ -12,6 +12,79 @@ import torch
 from training.generation import Generation
 
 CACHE_IMPLEMENTATIONS = ("auto", "static", "dynamic")
+TRIMMED_SDPA = "auditloop_trimmed_sdpa"
+
+
+class _TrimmedSDPA:
+    """transformers' SDPA attention, given only the key/value positions some query may attend to.
+
+    A static cache holds prompt + all new tokens from the start, and the attention mask shuts the
+    positions not written yet. Plain SDPA still reads them: a left-padded batch's prefill runs its
+    masked flash kernel over all 264 + 32 key positions (with a mask, no causal block skipping), and
+    every decoding step reads the whole cache. Here the key/value positions after the last one any
+    query sees are cut off first. Exact: those columns are masked for every query of a causal decoder,
+    so they add nothing to any softmax. Measured on one thread for a 16-prompt batch of 264-token
+    prompts: a layer's prefill attention 25.6 → 19.0 ms, a layer's attention in a decoding step 0.43 → 0.32 ms. A single
+    unpadded prompt's prefill already skips them (no mask, ``is_causal`` on the sliced keys).
+
+    The cut is found once per forward pass (every layer gets the same mask tensor) from the last query
+    row, which sees the most positions in a causal mask.
+    """
+
+    def __init__(self) -> None:
+        # (mask, length) in one attribute: read and replaced whole, so threads never mix two passes'
+        self._last: tuple[torch.Tensor, int] | None = None
+
+    def _visible_length(self, mask: torch.Tensor) -> int:
+        last = self._last
+        if last is not None and last[0] is mask:
+            return last[1]
+        columns = mask[..., -1, :].reshape(-1, mask.shape[-1]).any(dim=0)
+        length = mask.shape[-1] - int(columns.flip(0).int().argmax())
+        self._last = (mask, length)
+        return length
+
+    def __call__(
+        self,
+        module: Any,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        attention_mask: Any,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, Any]:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        if isinstance(attention_mask, torch.Tensor) and attention_mask.dtype == torch.bool:
+            length = self._visible_length(attention_mask)
+            if 0 < length < key.shape[2]:
+                key, value, attention_mask = key[:, :, :length], value[:, :, :length], attention_mask[..., :length]
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+
+def _base_model(model: Any) -> Any:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model  # a PEFT model's base
+
+
+def _attention_implementation(model: Any) -> str | None:
+    return getattr(getattr(_base_model(model), "config", None), "_attn_implementation", None)
+
+
+def _use_trimmed_sdpa(model: Any) -> None:
+    """Switch a model on transformers' SDPA attention to :class:`_TrimmedSDPA`; any other attention stays
+    (as does every attention on a transformers without pluggable attention functions and masks)."""
+    try:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    except ImportError:
+        return
+    base = _base_model(model)
+    if _attention_implementation(base) != "sdpa" or not hasattr(base, "set_attn_implementation"):
+        return
+    if TRIMMED_SDPA not in AttentionInterface._global_mapping:
+        AttentionInterface.register(TRIMMED_SDPA, _TrimmedSDPA())
+        AttentionMaskInterface.register(TRIMMED_SDPA, sdpa_mask)  # the same boolean masks as SDPA
+    base.set_attn_implementation(TRIMMED_SDPA)
 
 
 def _supports_static_cache(model: Any) -> bool:
@@ -35,6 +108,10 @@ class TransformersBackend:
     cache stays: there transformers compiles the model for a static cache, which pays off only for
     long-lived fixed shapes (serving on GPU is vLLM's job). ``cache_implementation``: "auto" (that
     choice), "static" or "dynamic".
+
+    With a static cache, a model on transformers' SDPA attention is switched to :class:`_TrimmedSDPA`
+    (the same attention without the cache positions no query sees yet); ``trimmed_attention`` says
+    whether it was.
     """
 
     def __init__(
@@ -56,6 +133,9 @@ class TransformersBackend:
             static = self.device.type == "cpu" and _supports_static_cache(model)
             cache_implementation = "static" if static else "dynamic"
         self.cache_implementation = cache_implementation
+        if cache_implementation == "static":
+            _use_trimmed_sdpa(self.model)
+        self.trimmed_attention = _attention_implementation(self.model) == TRIMMED_SDPA
         tokenizer.padding_side = "left"
         tokenizer.truncation_side = "left"
         if tokenizer.pad_token_id is None:

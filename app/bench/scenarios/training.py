@@ -235,8 +235,9 @@ def _generation_figures(
             f"(wall {runs[-1]['speedup']}×, CPU {runs[-1]['cpu_speedup']}×, same text {runs[-1]['same_text']:.0%})"
         )
     lengths = sorted(len(ids) for ids in backend.tokenizer(prompts)["input_ids"])
+    attention = "SDPA trimmed to the written cache positions" if backend.trimmed_attention else "its own attention"
     notes = (
-        f"{model_label} on {device}, transformers backend ({backend.cache_implementation} KV cache, "
+        f"{model_label} on {device}, transformers backend ({backend.cache_implementation} KV cache, {attention}, "
         f"{torch.get_num_threads()} torch threads), {len(prompts)} prompts of {lengths[0]}–{lengths[-1]} tokens "
         f"(median {statistics.median(lengths):g}; demo questions with 2 retrieved documents), batch {GENERATION_BATCH}, "
         f"up to {GENERATION_TOKENS} new tokens ({statistics.median(r['new_tokens_per_prompt'] for r in runs):g} "
