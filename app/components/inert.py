@@ -3,11 +3,15 @@
 Model output may hold Markdown images, links or HTML pointing anywhere; rendered, they would make the
 auditor's browser fetch them. ``st.text`` and ``st.code`` never parse Markdown or HTML, so everything
 untrusted goes through them; where Streamlit parses Markdown anyway (labels), ``escape_markdown``.
+Where one page shows many pieces of text at once, ``escape_html`` turns each into HTML that can only
+be text (every ``<``, ``>``, ``&`` and quote escaped), so that they can be laid out together in a
+single ``st.html`` block: one element for the browser to draw instead of dozens.
 """
 
 from __future__ import annotations
 
 import difflib
+import html
 import re
 
 import streamlit as st
@@ -22,6 +26,32 @@ def escape_markdown(text: str, *, max_length: int = 120) -> str:
     if len(flat) > max_length:
         flat = flat[: max_length - 1] + "…"
     return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+
+
+def escape_html(text: str) -> str:
+    """Text as HTML that is only that text: no tag, entity or attribute can come out of it."""
+    return html.escape(text, quote=True)
+
+
+def text_html(text: str | None, *, empty: str = "(empty)") -> str:
+    """A block of untrusted text for an ``st.html`` layout, wrapped, exactly as written (like ``show_text``)."""
+    return f'<div class="al-text">{escape_html(text) if text else escape_html(empty)}</div>'
+
+
+# Styles for the ``al-`` classes of the HTML blocks (``text_html``, ``app.components.sources``): theme
+# neutral (currentColor), no fonts or images fetched.
+INERT_STYLE = """<style>
+.al-text { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 0.95rem; line-height: 1.5; }
+.al-caption { font-size: 0.875rem; opacity: 0.65; margin: 0.25rem 0; overflow-wrap: anywhere; }
+.al-box { border: 1px solid color-mix(in srgb, currentColor 18%, transparent); border-radius: 0.5rem;
+  padding: 0.75rem 1rem; margin: 0.25rem 0 0.75rem 0; }
+.al-heading { font-size: 1.25rem; font-weight: 600; margin: 0.75rem 0 0.25rem 0; }
+.al-title { font-weight: 600; overflow-wrap: anywhere; }
+.al-badge { display: inline-block; font-size: 0.8rem; padding: 0.05rem 0.5rem; border-radius: 0.5rem;
+  color: #b45309; background: rgba(255, 164, 33, 0.15); margin: 0.1rem 0 0.35rem 0; }
+.al-text + details, .al-box details { margin-top: 0.4rem; }
+.al-box summary { cursor: pointer; font-size: 0.875rem; }
+</style>"""
 
 
 def show_text(text: str | None, *, caption: str | None = None, empty: str = "(empty)") -> None:

@@ -1,8 +1,10 @@
 """Keyboard-first rating: keys 1–5 score the highlighted dimension and move to the next one.
 
-Each rating scale is an ``st.segmented_control`` keyed ``rate_<dimension>_<item>``; Streamlit gives
-its container the class ``st-key-rate_<dimension>_<item>``. The script below (ours, static: no data
-from the model or the database goes into it) listens for keys on the page:
+Each rating scale is an ``st.segmented_control`` keyed ``rate_<dimension>_item`` (the same key for
+every item, so that the browser updates the widgets instead of building new ones); Streamlit gives its
+container the class ``st-key-rate_<dimension>_item``. The submit button's key names the item
+(``rate_submit_<item>``): that is how the script sees a new item. The script below (ours, static: no
+data from the model or the database goes into it) listens for keys on the page:
 
 - ``1``–``5`` press that segment of the highlighted scale, then highlight the next scale;
 - ``y`` / ``n`` / ``u`` answer "sources correct?" (yes / no / unsure);
@@ -33,8 +35,8 @@ _SCRIPT = """
   const scaleBox = (dimension) =>
     document.querySelector(`[class*="st-key-${window.__auditloopRating.prefix}${dimension}_"]`);
   const currentItem = () => {
-    const box = scaleBox(window.__auditloopRating.dimensions[0]);
-    if (!box) { return null; }
+    const box = document.querySelector(`[class*="st-key-${window.__auditloopRating.submitPrefix}"]`);
+    if (!box || !scaleBox(window.__auditloopRating.dimensions[0])) { return null; }
     const match = [...box.classList].find((c) => c.startsWith("st-key-"));
     return match ? match.split("_").pop() : null;
   };
@@ -111,9 +113,9 @@ _SCRIPT = """
 """
 
 
-def widget_key(prefix: str, name: str, item_id: int) -> str:
-    """The key of a rating widget; the script finds widgets by this shape."""
-    return f"{prefix}{name}_{item_id}"
+def widget_key(prefix: str, name: str, item_id: int | None = None) -> str:
+    """The key of a rating widget (``item_id``: only the submit button's); the script finds widgets by this shape."""
+    return f"{prefix}{name}_{'item' if item_id is None else item_id}"
 
 
 def rating_shortcuts(

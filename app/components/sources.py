@@ -1,5 +1,6 @@
 """The documents an answer cited: title, department, version, an outdated marker, an excerpt, and the
-full text in an expander — all shown as inert text."""
+full text on demand (a closed ``<details>``: drawn only when opened) — all as inert text, in one HTML
+block (``sources_html``) that a page can put beside other inert text."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from collections.abc import Mapping, Sequence
 
 import streamlit as st
 
-from app.components.inert import escape_markdown, show_text
+from app.components.inert import INERT_STYLE, escape_html, text_html
 from audit.sampling.repository import SourceView
 
 EXCERPT_CHARS = 280
+NO_SOURCES = "The answer cited no sources."
 
 
 def excerpt(body: str, limit: int = EXCERPT_CHARS) -> str:
@@ -18,25 +20,31 @@ def excerpt(body: str, limit: int = EXCERPT_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + " …"
 
 
-def show_sources(sources: Sequence[SourceView], bodies: Mapping[int, str]) -> None:
+def sources_html(sources: Sequence[SourceView], bodies: Mapping[int, str]) -> str:
+    """The sources as HTML in which everything that came from the database is escaped text."""
     if not sources:
-        st.caption("The answer cited no sources.")
-        return
+        return f'<div class="al-caption">{NO_SOURCES}</div>'
+    parts = []
     for number, source in enumerate(sources, 1):
-        with st.container(border=True):
-            title = source.title or source.external_id or "unknown document"
-            st.text(f"[{number}] {title}")
-            facts = [
-                source.department or "department unknown",
-                f"version {source.version}" if source.version is not None else "version unknown",
-                source.external_id or "",
-                f"retrieval score {source.score:.2f}" if source.score is not None else "",
-            ]
-            st.caption(escape_markdown(" · ".join(f for f in facts if f), max_length=300))
-            if source.outdated:
-                st.badge("outdated: a newer version exists", icon=":material/history:", color="orange")
-            body = bodies.get(source.document_id) if source.document_id is not None else None
-            if body:
-                show_text(excerpt(body))
-                with st.expander("Full text"):
-                    show_text(body)
+        title = source.title or source.external_id or "unknown document"
+        facts = [
+            source.department or "department unknown",
+            f"version {source.version}" if source.version is not None else "version unknown",
+            source.external_id or "",
+            f"retrieval score {source.score:.2f}" if source.score is not None else "",
+        ]
+        parts.append('<div class="al-box">')
+        parts.append(f'<div class="al-title">[{number}] {escape_html(title)}</div>')
+        parts.append(f'<div class="al-caption">{escape_html(" · ".join(f for f in facts if f))}</div>')
+        if source.outdated:
+            parts.append('<span class="al-badge">outdated: a newer version exists</span>')
+        body = bodies.get(source.document_id) if source.document_id is not None else None
+        if body:
+            parts.append(text_html(excerpt(body)))
+            parts.append(f"<details><summary>Full text</summary>{text_html(body)}</details>")
+        parts.append("</div>")
+    return "".join(parts)
+
+
+def show_sources(sources: Sequence[SourceView], bodies: Mapping[int, str]) -> None:
+    st.html(INERT_STYLE + sources_html(sources, bodies))

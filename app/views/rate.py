@@ -12,9 +12,9 @@ from app import services
 from app import session as login_session
 from app.components.feedback import show_errors
 from app.components.guard import require_page
-from app.components.inert import escape_markdown, show_text
+from app.components.inert import INERT_STYLE, escape_html, escape_markdown, text_html
 from app.components.keyboard import rating_shortcuts, widget_key
-from app.components.sources import show_sources
+from app.components.sources import sources_html
 from audit.errors import AuditloopError
 from audit.fixes import repository as fixes_repo
 from audit.org import repository as org_repo
@@ -34,13 +34,45 @@ SKIP_REASONS = (
 )
 
 
-def _key(name: str, assignment_id: int) -> str:
-    return widget_key(PREFIX, name, assignment_id)
+# Each widget keeps its key from item to item (only the submit button's names the item): the browser
+# then updates the widgets it has in place, where new keys made it build every widget anew on each
+# submit (most of the time from submit to next item, in Chromium's profile). What a new key gave for
+# free, ``_clear`` does: after a submit or skip, every field goes back to empty.
+FIELDS = {
+    **dict.fromkeys(DIMENSIONS),
+    "sources": None,
+    "bias": False,
+    "favoured": None,
+    "disfavoured": None,
+    "comment": "",
+    "correction": "",
+    "skip_reason": SKIP_REASONS[0],
+    "skip_details": "",
+}
 
 
-def _forget(assignment_id: int) -> None:
+SCALE_WIDTH_PX = 230  # five segments and the label; the rubric's wording takes the rest of the row
+# the rubric's wording for each scale, as inert HTML (ours, escaped all the same)
+RUBRIC_HTML = {
+    dimension: INERT_STYLE
+    + '<div class="al-caption">'
+    + "<br>".join(f"<b>{level}</b> {escape_html(text)}" for level, text in RUBRIC[dimension].levels.items())
+    + "</div>"
+    for dimension in DIMENSIONS
+}
+
+
+def _key(name: str) -> str:
+    return widget_key(PREFIX, name)
+
+
+def _clear(assignment_id: int) -> None:
+    """Forget the item's clock and idempotency key, and empty the form for the next item."""
+    state = st.session_state
     for name in ("idempotency", "shown_at"):
-        st.session_state.pop(f"rate.{name}.{assignment_id}", None)
+        state.pop(f"rate.{name}.{assignment_id}", None)
+    for name, empty in FIELDS.items():
+        state[_key(name)] = empty
 
 
 def _submit(assignment_id: int) -> None:
@@ -52,13 +84,13 @@ def _submit(assignment_id: int) -> None:
                 uow.session,
                 actor=uow.actor,
                 assignment_id=assignment_id,
-                **{d: state.get(_key(d, assignment_id)) for d in DIMENSIONS},
-                sources_correct=state.get(_key("sources", assignment_id)),
-                bias_flag=bool(state.get(_key("bias", assignment_id))),
-                favoured_department=state.get(_key("favoured", assignment_id)),
-                disfavoured_department=state.get(_key("disfavoured", assignment_id)),
-                comment=state.get(_key("comment", assignment_id)) or None,
-                suggested_correction=state.get(_key("correction", assignment_id)) or None,
+                **{d: state.get(_key(d)) for d in DIMENSIONS},
+                sources_correct=state.get(_key("sources")),
+                bias_flag=bool(state.get(_key("bias"))),
+                favoured_department=state.get(_key("favoured")),
+                disfavoured_department=state.get(_key("disfavoured")),
+                comment=state.get(_key("comment")) or None,
+                suggested_correction=state.get(_key("correction")) or None,
                 seconds_spent=int(time.time() - shown_at) if shown_at else None,
                 idempotency_key=state.get(f"rate.idempotency.{assignment_id}"),
             )
@@ -66,13 +98,13 @@ def _submit(assignment_id: int) -> None:
         state[MESSAGE] = ("error", str(exc))
         return
     state[MESSAGE] = ("saved", "Rating saved.")
-    _forget(assignment_id)
+    _clear(assignment_id)
 
 
 def _skip(assignment_id: int) -> None:
     state = st.session_state
-    reason = state.get(_key("skip_reason", assignment_id)) or ""
-    details = (state.get(_key("skip_details", assignment_id)) or "").strip()
+    reason = state.get(_key("skip_reason")) or ""
+    details = (state.get(_key("skip_details")) or "").strip()
     try:
         with services.unit_of_work() as uow:
             ratings_service.skip_assignment(
@@ -85,7 +117,7 @@ def _skip(assignment_id: int) -> None:
         state[MESSAGE] = ("error", str(exc))
         return
     state[MESSAGE] = ("saved", "Item skipped.")
-    _forget(assignment_id)
+    _clear(assignment_id)
 
 
 require_page("rate")
@@ -100,8 +132,6 @@ def rating_panel() -> None:
     message = st.session_state.pop(MESSAGE, None)
     if message and message[0] == "error":
         st.error(escape_markdown(message[1], max_length=1000), icon=":material/error:")
-    elif message:
-        st.toast(message[1], icon=":material/check_circle:")
 
     with show_errors() as loaded, services.unit_of_work() as uow:
         item = sampling_service.next_item(uow.session, actor=uow.actor)
@@ -123,51 +153,46 @@ def rating_panel() -> None:
     st.session_state.setdefault(f"rate.shown_at.{aid}", time.time())
     st.progress(
         item.progress.done / item.progress.total if item.progress.total else 0.0,
-        text=f"Item {item.number} of {item.progress.total} · sample of {item.sample_date:%Y-%m-%d}",
+        text=f"Item {item.number} of {item.progress.total} · sample of {item.sample_date:%Y-%m-%d}"
+        + (f" · {message[1]}" if message and message[0] != "error" else ""),
     )
 
     content, rating = st.columns([9, 11], gap="medium")
-    with content:
-        st.caption(escape_markdown(f"Question, asked by {item.department} on {item.answered_at:%Y-%m-%d %H:%M} UTC"))
-        with st.container(border=True, key="rate.question"):
-            show_text(item.question)
-        st.caption("Answer (shown exactly as the assistant wrote it)")
-        with st.container(border=True, key="rate.answer"):
-            show_text(item.answer_text)
-        st.subheader("Cited sources")
-        show_sources(item.sources, bodies)
-
+    # the item as one inert HTML block (escaped text only): one element for the browser to draw
+    content.html(
+        INERT_STYLE
+        + '<div class="al-caption">'
+        + escape_html(f"Question, asked by {item.department} on {item.answered_at:%Y-%m-%d %H:%M} UTC")
+        + f'</div><div class="al-box">{text_html(item.question)}</div>'
+        + '<div class="al-caption">Answer (shown exactly as the assistant wrote it)</div>'
+        + f'<div class="al-box">{text_html(item.answer_text)}</div>'
+        + '<div class="al-heading">Cited sources</div>'
+        + sources_html(item.sources, bodies)
+    )
     with rating:
-        rating_shortcuts(
-            prefix=PREFIX,
-            dimensions=DIMENSIONS,
-            sources_key="sources",
-            sources_options=SOURCES_CORRECT,
-            submit_key="submit",
-        )
-        st.caption("Keys 1–5 score the highlighted scale and move on · y / n / u for the sources · Ctrl+Enter submits")
-        with st.form(f"rate.form.{aid}", border=True):
+        with st.form("rate.form", border=True):
             for dimension in DIMENSIONS:
                 scale = RUBRIC[dimension]
-                scale_column, rubric_column = st.columns([1, 1], vertical_alignment="top")
-                scale_column.segmented_control(
-                    scale.label, [1, 2, 3, 4, 5], key=_key(dimension, aid), help=scale.question, width="stretch"
-                )
-                rubric_column.caption("  \n".join(f"**{level}** {text}" for level, text in scale.levels.items()))
+                # one row block (not columns: three blocks) holding the scale and its rubric wording
+                with st.container(horizontal=True, gap="medium", wrap=False):
+                    st.segmented_control(
+                        scale.label, [1, 2, 3, 4, 5], key=_key(dimension), help=scale.question, width=SCALE_WIDTH_PX
+                    )
+                    st.html(RUBRIC_HTML[dimension], width="stretch")
             st.segmented_control(
                 "Sources correct?",
                 SOURCES_CORRECT,
-                key=_key("sources", aid),
+                key=_key("sources"),
                 help="  \n".join(f"**{k}**: {v}" for k, v in SOURCES_CORRECT_WORDING.items()),
             )
-            st.checkbox("Flag department bias", key=_key("bias", aid), help=BIAS_FLAG_WORDING)
-            favoured, disfavoured = st.columns(2)
-            favoured.selectbox("Favoured department", departments, index=None, key=_key("favoured", aid))
-            disfavoured.selectbox("Disfavoured department", departments, index=None, key=_key("disfavoured", aid))
-            st.text_area("Comment", key=_key("comment", aid), max_chars=ratings_service.COMMENT_MAX, height=80)
+            st.checkbox("Flag department bias", key=_key("bias"), help=BIAS_FLAG_WORDING)
+            with st.container(horizontal=True, gap="small", wrap=False):
+                st.selectbox("Favoured department", departments, index=None, key=_key("favoured"))
+                st.selectbox("Disfavoured department", departments, index=None, key=_key("disfavoured"))
+            st.text_area("Comment", key=_key("comment"), max_chars=ratings_service.COMMENT_MAX, height=80)
             st.text_area(
                 "Suggested correction",
-                key=_key("correction", aid),
+                key=_key("correction"),
                 max_chars=ratings_service.CORRECTION_MAX,
                 height=100,
                 help="The answer as it should have been, if you know it.",
@@ -176,15 +201,24 @@ def rating_panel() -> None:
                 "Submit rating",
                 type="primary",
                 shortcut="Ctrl+Enter",
-                key=_key("submit", aid),
+                key=widget_key(PREFIX, "submit", aid),
                 on_click=_submit,
                 args=(aid,),
             )
 
-        with st.expander("Skip this item"), st.form(f"rate.skip.{aid}", border=False):
-            st.selectbox("Reason", SKIP_REASONS, key=_key("skip_reason", aid))
-            st.text_input("Details (optional)", key=_key("skip_details", aid), max_chars=300)
-            st.form_submit_button("Skip", key=_key("skip", aid), on_click=_skip, args=(aid,))
+        with st.expander("Skip this item"), st.form("rate.skip", border=False):
+            st.selectbox("Reason", SKIP_REASONS, key=_key("skip_reason"))
+            st.text_input("Details (optional)", key=_key("skip_details"), max_chars=300)
+            st.form_submit_button("Skip", key=_key("skip"), on_click=_skip, args=(aid,))
 
 
+# the key handler and its hint stay put while the fragment replaces the item below them
+rating_shortcuts(
+    prefix=PREFIX,
+    dimensions=DIMENSIONS,
+    sources_key="sources",
+    sources_options=SOURCES_CORRECT,
+    submit_key="submit",
+)
+st.caption("Keys 1–5 score the highlighted scale and move on · y / n / u for the sources · Ctrl+Enter submits")
 rating_panel()

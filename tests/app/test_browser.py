@@ -150,6 +150,37 @@ def test_auditor_rates_three_items_with_the_keyboard(live: LiveApp, page: Any) -
     screenshot(page, "auditor-my-ratings")
 
 
+CHOSEN_SEGMENTS = '[class*="st-key-rate_"] button[role="radio"][aria-checked="true"]'
+
+
+def test_the_next_item_starts_with_an_empty_form_after_a_submit_or_a_skip(live: LiveApp, page: Any) -> None:
+    """The rating widgets keep their keys from item to item; whatever was entered for one item (submitted,
+    or left pending in the form by a skip) is gone when the next one shows."""
+    auditor = next(
+        name
+        for name in ("auditor1", "auditor2", "auditor3", "auditor4")
+        if name not in (live.company.keyboard_auditor, live.company.evil_auditor)
+    )
+    log_in(page, live.server.url, auditor, live.company.password)
+    page.get_by_text(re.compile(r"^Item 1 of \d+")).wait_for()
+    wait_for_app_idle(page)
+    press_rating(page, "3333", "y")
+    page.keyboard.press("Control+Enter")
+    page.get_by_text(re.compile(r"^Item 2 of \d+.*Rating saved")).wait_for()
+    wait_for_app_idle(page)
+    assert page.locator(CHOSEN_SEGMENTS).count() == 0
+
+    press_rating(page, "24", "n")  # two scales and the sources chosen, a comment typed: then skipped
+    page.get_by_role("textbox", name="Comment").fill("not for me")
+    page.get_by_text("Skip this item").click()
+    page.get_by_role("button", name="Skip", exact=True).click()
+    page.get_by_text(re.compile(r"^Item 3 of \d+.*Item skipped")).wait_for()
+    wait_for_app_idle(page)
+    assert page.locator(CHOSEN_SEGMENTS).count() == 0
+    assert page.get_by_role("textbox", name="Comment").input_value() == ""
+    no_exception_shown(page)
+
+
 def test_sme_confirms_a_flagged_item_with_a_correction(live: LiveApp, page: Any) -> None:
     item = live.company.hr_review_item_id
     log_in(page, live.server.url, "sme.hr", live.company.password)

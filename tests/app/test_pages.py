@@ -21,8 +21,9 @@ from streamlit.util import calc_hash
 from app import session as login_session
 from app.components.csv_export import safe_csv
 from app.components.guard import REFUSED
-from app.components.inert import diff_text, escape_markdown
+from app.components.inert import diff_text, escape_html, escape_markdown, text_html
 from app.components.policy_form import field_help, parse_value
+from app.components.sources import sources_html
 from app.views import PAGES, PageSpec, pages_for
 from audit.auditlog import repository as auditlog_repo
 from audit.auditlog.models import AuditLogEntry
@@ -34,6 +35,7 @@ from audit.policy.models import Policy
 from audit.ratings.models import Rating
 from audit.review.models import ReviewDecision
 from audit.sampling.models import Assignment
+from audit.sampling.repository import SourceView
 from tests.app.browser import SeededCompany, seed_company
 
 APP = Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py"
@@ -204,6 +206,32 @@ def test_csv_export_quotes_cells_a_spreadsheet_would_run_as_formulas() -> None:
         "",
     ]
     assert lines[3].endswith(",-3")  # numbers stay numbers, negative ones too
+
+
+def test_inert_html_holds_untrusted_text_as_text_only() -> None:
+    evil = '<img src="http://h/i.png" onerror="x()"> <a href=\'http://h\'>l</a> <script>f()</script> &amp; ![x](http://h/i.png)'
+    block = text_html(evil)
+    assert "<img" not in block and "<a " not in block and "<script" not in block and "'" not in block[20:]
+    assert block == f'<div class="al-text">{escape_html(evil)}</div>'
+    assert "&amp;amp;" in block  # an entity in the text stays the text of that entity
+    assert text_html("") == '<div class="al-text">(empty)</div>'
+
+
+def test_sources_html_escapes_what_came_from_the_database() -> None:
+    source = SourceView(
+        document_id=7,
+        external_id='EXT-"1"',
+        title="<b>Policy</b>",
+        department="<i>HR</i>",
+        version=2,
+        outdated=True,
+        score=0.5,
+    )
+    block = sources_html([source], {7: "<iframe src='http://h/x'></iframe> body"})
+    assert "<b>" not in block and "<i>" not in block and "<iframe" not in block
+    assert "&lt;b&gt;Policy&lt;/b&gt;" in block and "outdated: a newer version exists" in block
+    assert "<details><summary>Full text</summary>" in block  # the full text only when opened
+    assert sources_html([], {}) == '<div class="al-caption">The answer cited no sources.</div>'
 
 
 def test_escape_markdown_leaves_no_markup_and_one_line() -> None:
@@ -384,6 +412,11 @@ def test_a_page_refuses_anyone_not_logged_in(company: SeededCompany) -> None:
 # ----------------------------------------------------------------------------- what the pages do
 
 
+def item_html(at: AppTest) -> str:
+    """The rating page's inert HTML block with the question, the answer and the sources."""
+    return next(h.proto.body for h in at.get("html") if "Question, asked by" in h.proto.body)
+
+
 def _rate(at: AppTest, scores: dict[str, int], sources: str = "yes") -> AppTest:
     for dimension, score in scores.items():
         next(w for w in at.segmented_control if w.key.startswith(f"rate_{dimension}_")).set_value(score)
@@ -396,14 +429,35 @@ def test_auditor_rates_an_item_and_gets_the_next(company: SeededCompany, db: Ses
     auditor = company.keyboard_auditor
     at = app_as(company, auditor).run()
     assert at.progress[0].text.startswith("Item 1 of")
-    first_question = at.text[0].value
+    first_item = item_html(at)
     at = _rate(at, {"accuracy": 4, "completeness": 3, "relevance": 5, "coherence": 2})
     assert_clean(at)
     assert at.progress[0].text.startswith("Item 2 of")
-    assert at.text[0].value != first_question
+    assert item_html(at) != first_item
+    # the widgets keep their keys from item to item: the next item's form starts empty all the same
+    assert [w.value for w in at.segmented_control if w.key.startswith("rate_")] == [None] * 5
     rating = db.scalars(select(Rating).where(Rating.auditor_id == company.users[auditor])).one()
     assert (rating.accuracy, rating.completeness, rating.relevance, rating.coherence) == (4, 3, 5, 2)
     assert rating.sources_correct == "yes" and rating.origin == "app" and rating.idempotency_key
+
+
+def test_the_model_output_on_the_rating_page_is_escaped_text(company: SeededCompany) -> None:
+    at = app_as(company, company.evil_auditor).run()
+    block = item_html(at)
+    assert "![tracking pixel]" in block and "&lt;img src=" in block and "&lt;script&gt;" in block
+    assert not re.search(r"<(img|a|iframe|script)\b", block)
+
+
+def test_a_skip_empties_what_was_entered_for_the_skipped_item(company: SeededCompany) -> None:
+    at = app_as(company, company.keyboard_auditor).run()
+    next(w for w in at.segmented_control if w.key.startswith("rate_accuracy_")).set_value(2)
+    next(w for w in at.text_area if w.key.startswith("rate_comment_")).input("half typed")
+    next(b for b in at.button if b.key and b.key.startswith("rate_skip_")).click()
+    at.run()
+    assert_clean(at)
+    assert at.progress[0].text.startswith("Item 2 of")
+    assert next(w for w in at.segmented_control if w.key.startswith("rate_accuracy_")).value is None
+    assert next(w for w in at.text_area if w.key.startswith("rate_comment_")).value == ""
 
 
 def test_auditor_sees_why_an_incomplete_bias_flag_is_refused(company: SeededCompany, db: Session) -> None:
@@ -412,6 +466,7 @@ def test_auditor_sees_why_an_incomplete_bias_flag_is_refused(company: SeededComp
     at = _rate(at, {"accuracy": 3, "completeness": 3, "relevance": 3, "coherence": 3})
     assert at.error and "department" in shown(at.error)[0]
     assert at.progress[0].text.startswith("Item 1 of")  # still the same item, nothing stored
+    assert next(w for w in at.segmented_control if w.key.startswith("rate_accuracy_")).value == 3  # kept
     assert db.scalar(select(func.count()).select_from(Rating).where(Rating.origin == "app")) == 0
 
 
