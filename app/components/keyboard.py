@@ -2,9 +2,9 @@
 
 Each rating scale is an ``st.segmented_control`` keyed ``rate_<dimension>_item`` (the same key for
 every item, so that the browser updates the widgets instead of building new ones); Streamlit gives its
-container the class ``st-key-rate_<dimension>_item``. The submit button's key names the item
-(``rate_submit_<item>``): that is how the script sees a new item. The script below (ours, static: no
-data from the model or the database goes into it) listens for keys on the page:
+container the class ``st-key-rate_<dimension>_item``. An element of the page carries the item's id in
+an attribute (``item_attribute``): that is how the script sees a new item. The script below (ours,
+static: no data from the model or the database goes into it) listens for keys on the page:
 
 - ``1``–``5`` press that segment of the highlighted scale, then highlight the next scale;
 - ``y`` / ``n`` / ``u`` answer "sources correct?" (yes / no / unsure);
@@ -35,10 +35,10 @@ _SCRIPT = """
   const scaleBox = (dimension) =>
     document.querySelector(`[class*="st-key-${window.__auditloopRating.prefix}${dimension}_"]`);
   const currentItem = () => {
-    const box = document.querySelector(`[class*="st-key-${window.__auditloopRating.submitPrefix}"]`);
-    if (!box || !scaleBox(window.__auditloopRating.dimensions[0])) { return null; }
-    const match = [...box.classList].find((c) => c.startsWith("st-key-"));
-    return match ? match.split("_").pop() : null;
+    const attribute = window.__auditloopRating.itemAttribute;
+    const marker = document.querySelector(`[${attribute}]`);
+    if (!marker || !scaleBox(window.__auditloopRating.dimensions[0])) { return null; }
+    return marker.getAttribute(attribute);
   };
   const highlight = () => {
     const dims = window.__auditloopRating.dimensions;
@@ -113,21 +113,28 @@ _SCRIPT = """
 """
 
 
-def widget_key(prefix: str, name: str, item_id: int | None = None) -> str:
-    """The key of a rating widget (``item_id``: only the submit button's); the script finds widgets by this shape."""
-    return f"{prefix}{name}_{'item' if item_id is None else item_id}"
+def widget_key(prefix: str, name: str) -> str:
+    """The key of a rating widget, the same for every item; the script finds widgets by this shape."""
+    return f"{prefix}{name}_item"
 
 
 def rating_shortcuts(
-    *, prefix: str, dimensions: tuple[str, ...], sources_key: str, sources_options: tuple[str, ...], submit_key: str
+    *,
+    prefix: str,
+    dimensions: tuple[str, ...],
+    sources_key: str,
+    sources_options: tuple[str, ...],
+    submit_key: str,
+    item_attribute: str,
 ) -> None:
-    """Install the key handler for scales keyed ``widget_key(prefix, dimension, item)``; ``submit_key`` is
-    the name part of the submit button's key (``widget_key(prefix, submit_key, item)``)."""
+    """Install the key handler for scales keyed ``widget_key(prefix, dimension)``; ``submit_key`` is the
+    name part of the submit button's key; the element with ``item_attribute`` names the item shown."""
     config = {
         "prefix": prefix,
         "submitPrefix": f"{prefix}{submit_key}_",
         "dimensions": list(dimensions),
         "sourcesKey": sources_key,
         "sourcesKeys": {option[0]: option for option in sources_options},
+        "itemAttribute": item_attribute,
     }
     st.html(_SCRIPT % {"config": json.dumps(config)}, unsafe_allow_javascript=True, width="content")

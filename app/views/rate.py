@@ -25,6 +25,8 @@ from audit.sampling import service as sampling_service
 
 PREFIX = "rate_"
 MESSAGE = "rate.message"  # (kind, text) shown once after a submit or skip
+DEPARTMENTS = "rate.departments"  # the department names for the bias flag, read once per page run
+ITEM_ATTRIBUTE = "data-rate-item"  # on the item's HTML block: the assignment id, for the key handler
 SKIP_REASONS = (
     "Needs knowledge I do not have",
     "Question or answer is unreadable",
@@ -135,7 +137,9 @@ def rating_panel() -> None:
 
     with show_errors() as loaded, services.unit_of_work() as uow:
         item = sampling_service.next_item(uow.session, actor=uow.actor)
-        departments = [d.name for d in org_repo.departments(uow.session)]
+        departments = st.session_state.get(DEPARTMENTS)
+        if departments is None:  # once per page run; the fragment's reruns (one per item) reuse them
+            departments = st.session_state[DEPARTMENTS] = [d.name for d in org_repo.departments(uow.session)]
         document_ids = [s.document_id for s in item.sources if s.document_id is not None] if item else []
         bodies = {i: d.body for i, d in fixes_repo.documents_by_id(uow.session, document_ids).items()}
     if not loaded.ok:
@@ -161,7 +165,7 @@ def rating_panel() -> None:
     # the item as one inert HTML block (escaped text only): one element for the browser to draw
     content.html(
         INERT_STYLE
-        + '<div class="al-caption">'
+        + f'<div {ITEM_ATTRIBUTE}="{aid}" class="al-caption">'
         + escape_html(f"Question, asked by {item.department} on {item.answered_at:%Y-%m-%d %H:%M} UTC")
         + f'</div><div class="al-box">{text_html(item.question)}</div>'
         + '<div class="al-caption">Answer (shown exactly as the assistant wrote it)</div>'
@@ -201,7 +205,7 @@ def rating_panel() -> None:
                 "Submit rating",
                 type="primary",
                 shortcut="Ctrl+Enter",
-                key=widget_key(PREFIX, "submit", aid),
+                key=_key("submit"),
                 on_click=_submit,
                 args=(aid,),
             )
@@ -219,6 +223,8 @@ rating_shortcuts(
     sources_key="sources",
     sources_options=SOURCES_CORRECT,
     submit_key="submit",
+    item_attribute=ITEM_ATTRIBUTE,
 )
 st.caption("Keys 1–5 score the highlighted scale and move on · y / n / u for the sources · Ctrl+Enter submits")
+st.session_state.pop(DEPARTMENTS, None)
 rating_panel()
