@@ -688,8 +688,9 @@ def analyze(engine: Engine, *, progress: Callable[[str], None] = lambda _msg: No
       whenever the spread checkpoint (``max_wal_size`` reached near the end of the load) or the
       kernel flushes them, every commit's WAL fsync queues behind that write-back. Measured on a
       fresh 1M database: next/submit p95 4.3/5.4 ms after a CHECKPOINT, 12.3/14.0 ms with the same
-      flush running during the measurement (the full bench's 16.4/21.3 ms at 1M against 7.6/9.6 at
-      10k). A database that grew over months has long been written out.
+      flush running during the measurement (the full bench had 16.4/21.3 ms at 1M against 7.6/9.6 at
+      10k; whether a flush falls into the figures depends on timing, so it is a tail, not a median,
+      effect). A database that grew over months has long been written out.
     - SQLite: ANALYZE. Its commit checkpoints the WAL, which writes the load into the file and syncs
       it, so nothing of the load is left to write back (measured: 1 MiB dirty after a 1M load).
     """
