@@ -31,37 +31,79 @@ _SCRIPT = """
   if (window.__auditloopRatingInstalled) { return; }
   window.__auditloopRatingInstalled = true;
   const state = { active: 0, item: null };
+  // keys typed before the scales can take them (a new tab loads each widget's code on first use):
+  // applied, in order, as soon as they can, unless the item changed meanwhile
+  const pending = [];
+  const PENDING_MS = 5000;
 
   const scaleBox = (dimension) =>
     document.querySelector(`[class*="st-key-${window.__auditloopRating.prefix}${dimension}_"]`);
+  // the segment whose text is the option (the label's help icon is a button too: never by position)
+  const segmentOf = (box, option) =>
+    box ? [...box.querySelectorAll("button")].find((button) => button.innerText.trim() === option) : undefined;
+  // every scale drawn with its segments (until then a scale's box can be there without its buttons)
+  const ready = () => {
+    const config = window.__auditloopRating;
+    return [...config.dimensions, config.sourcesKey].every((name) => {
+      const box = scaleBox(name);
+      return box !== null && box.querySelector('button[role="radio"]') !== null;
+    });
+  };
   const currentItem = () => {
     const attribute = window.__auditloopRating.itemAttribute;
     const marker = document.querySelector(`[${attribute}]`);
-    if (!marker || !scaleBox(window.__auditloopRating.dimensions[0])) { return null; }
-    return marker.getAttribute(attribute);
+    return marker && ready() ? marker.getAttribute(attribute) : null;
   };
+  // the highlight is the auditor's cue that keys work: drawn only once they do
   const highlight = () => {
-    const dims = window.__auditloopRating.dimensions;
-    dims.forEach((dimension, index) => {
+    const live = state.item !== null;
+    window.__auditloopRating.dimensions.forEach((dimension, index) => {
       const box = scaleBox(dimension);
       if (box) {
-        box.style.outline = index === state.active ? "2px solid #ff4b4b" : "";
+        box.style.outline = live && index === state.active ? "2px solid #ff4b4b" : "";
         box.style.outlineOffset = "4px";
         box.style.borderRadius = "6px";
       }
     });
   };
+  // one key: true when it was applied (or means nothing here), false when the scales are not ready
+  const apply = (key) => {
+    const config = window.__auditloopRating;
+    if (state.item === null) { return false; }
+    if (key >= "1" && key <= "5") {
+      const segment = segmentOf(scaleBox(config.dimensions[state.active]), key);
+      if (!segment) { return false; }
+      segment.click();
+      state.active = Math.min(state.active + 1, config.dimensions.length - 1);
+      highlight();
+    } else if (key in config.sourcesKeys) {
+      const segment = segmentOf(scaleBox(config.sourcesKey), config.sourcesKeys[key]);
+      if (!segment) { return false; }
+      segment.click();
+    }
+    return true;
+  };
+  const flush = () => {
+    while (pending.length) {
+      const next = pending[0];
+      if (performance.now() - next.at > PENDING_MS || (next.item !== null && next.item !== state.item)) {
+        pending.shift();
+      } else if (apply(next.key)) {
+        pending.shift();
+      } else {
+        return;
+      }
+    }
+  };
   const sync = () => {
     const item = currentItem();
-    if (item !== state.item) { state.item = item; state.active = 0; }
+    if (item !== state.item) {
+      if (state.item !== null) { pending.length = 0; }  // keys typed for the last item are not for this one
+      state.item = item;
+      state.active = 0;
+    }
     highlight();
-  };
-  // the segment whose text is the option (the label's help icon is a button too: never by position)
-  const pressSegment = (box, option) => {
-    const buttons = box ? [...box.querySelectorAll("button")] : [];
-    const segment = buttons.find((button) => button.innerText.trim() === option);
-    if (segment) { segment.click(); return true; }
-    return false;
+    flush();
   };
   const typing = (target) =>
     target instanceof HTMLElement &&
@@ -81,16 +123,14 @@ _SCRIPT = """
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) { return; }
+    if (!((event.key >= "1" && event.key <= "5" && event.key.length === 1) || event.key in config.sourcesKeys)) {
+      return;
+    }
+    if (!scaleBox(config.dimensions[0])) { return; }  // no rating form on this page
+    event.preventDefault();
     sync();
-    if (state.item === null) { return; }
-    if (event.key >= "1" && event.key <= "5") {
-      if (pressSegment(scaleBox(config.dimensions[state.active]), event.key)) {
-        state.active = Math.min(state.active + 1, config.dimensions.length - 1);
-        highlight();
-        event.preventDefault();
-      }
-    } else if (event.key in config.sourcesKeys) {
-      if (pressSegment(scaleBox(config.sourcesKey), config.sourcesKeys[event.key])) { event.preventDefault(); }
+    if (pending.length || !apply(event.key)) {
+      pending.push({ key: event.key, item: state.item, at: performance.now() });
     }
   }, true);
   document.addEventListener("focusin", (event) => {
@@ -100,12 +140,12 @@ _SCRIPT = """
       if (box && box.contains(event.target)) { state.active = index; highlight(); }
     });
   });
-  // re-highlight once per frame at most, however many nodes a rerun replaces
-  let pending = false;
+  // re-check once per frame at most, however many nodes a rerun replaces
+  let scheduled = false;
   new MutationObserver(() => {
-    if (pending) { return; }
-    pending = true;
-    requestAnimationFrame(() => { pending = false; sync(); });
+    if (scheduled) { return; }
+    scheduled = true;
+    requestAnimationFrame(() => { scheduled = false; sync(); });
   }).observe(document.body, { childList: true, subtree: true });
   sync();
 })();

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +179,32 @@ def test_the_next_item_starts_with_an_empty_form_after_a_submit_or_a_skip(live: 
     wait_for_app_idle(page)
     assert page.locator(CHOSEN_SEGMENTS).count() == 0
     assert page.get_by_role("textbox", name="Comment").input_value() == ""
+    no_exception_shown(page)
+
+
+def test_keys_typed_before_the_scales_are_drawn_still_count(live: LiveApp, page: Any) -> None:
+    """A new tab loads each widget's code on first use: for a moment after login the scales' boxes are
+    there without their segments. Keys typed then wait for the segments instead of being dropped (the
+    segments' code is held back here for a second to make that moment long)."""
+
+    def slow_segments(route: Any) -> None:
+        time.sleep(1.5)
+        route.continue_()
+
+    page.route(re.compile(r"/static/js/ButtonGroup\.[^/]*\.js$"), slow_segments)
+    auditor = next(
+        name
+        for name in ("auditor1", "auditor2", "auditor3", "auditor4")
+        if name not in (live.company.keyboard_auditor, live.company.evil_auditor)
+    )
+    log_in(page, live.server.url, auditor, live.company.password)
+    page.get_by_text(re.compile(r"^Item \d+ of \d+")).first.wait_for()
+    assert page.locator('[class*="st-key-rate_accuracy_"] button[role="radio"]').count() == 0  # not drawn yet
+    for key in "4352y":
+        page.keyboard.press(key)
+    chosen = page.locator(CHOSEN_SEGMENTS)
+    page.wait_for_function(f"() => document.querySelectorAll('{CHOSEN_SEGMENTS}').length === 5", timeout=20_000)
+    assert [chosen.nth(i).inner_text().strip() for i in range(5)] == ["4", "3", "5", "2", "yes"]
     no_exception_shown(page)
 
 
