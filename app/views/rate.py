@@ -40,7 +40,7 @@ SKIP_REASONS = (
 # then updates the widgets it has in place, where new keys made it build every widget anew on each
 # submit (most of the time from submit to next item, in Chromium's profile). What a new key gave for
 # free, ``_clear`` does: after a submit or skip, every field goes back to empty.
-FIELDS = {
+RATING_FIELDS = {
     **dict.fromkeys(DIMENSIONS),
     "sources": None,
     "bias": False,
@@ -48,9 +48,8 @@ FIELDS = {
     "disfavoured": None,
     "comment": "",
     "correction": "",
-    "skip_reason": SKIP_REASONS[0],
-    "skip_details": "",
 }
+SKIP_FIELDS = {"skip_reason": SKIP_REASONS[0], "skip_details": ""}
 
 
 SCALE_WIDTH_PX = 230  # five segments and the label; the rubric's wording takes the rest of the row
@@ -68,13 +67,19 @@ def _key(name: str) -> str:
     return widget_key(PREFIX, name)
 
 
-def _clear(assignment_id: int) -> None:
-    """Forget the item's clock and idempotency key, and empty the form for the next item."""
+def _clear(assignment_id: int, *, submitted: dict[str, object]) -> None:
+    """Forget the item's clock and idempotency key, and empty the form for the next item.
+
+    A field of the form just submitted is set only where it holds something (the server knows all its
+    values; a widget left as it was is sent unchanged and the browser keeps it as it is). The other
+    form's fields are always set: what was typed into them stayed in the browser, unsent."""
     state = st.session_state
     for name in ("idempotency", "shown_at"):
         state.pop(f"rate.{name}.{assignment_id}", None)
-    for name, empty in FIELDS.items():
-        state[_key(name)] = empty
+    for fields in (RATING_FIELDS, SKIP_FIELDS):
+        for name, empty in fields.items():
+            if fields is not submitted or state.get(_key(name), empty) != empty:
+                state[_key(name)] = empty
 
 
 def _submit(assignment_id: int) -> None:
@@ -100,7 +105,7 @@ def _submit(assignment_id: int) -> None:
         state[MESSAGE] = ("error", str(exc))
         return
     state[MESSAGE] = ("saved", "Rating saved.")
-    _clear(assignment_id)
+    _clear(assignment_id, submitted=RATING_FIELDS)
 
 
 def _skip(assignment_id: int) -> None:
@@ -119,7 +124,7 @@ def _skip(assignment_id: int) -> None:
         state[MESSAGE] = ("error", str(exc))
         return
     state[MESSAGE] = ("saved", "Item skipped.")
-    _clear(assignment_id)
+    _clear(assignment_id, submitted=SKIP_FIELDS)
 
 
 require_page("rate")
@@ -211,7 +216,9 @@ def rating_panel() -> None:
             )
 
         with st.expander("Skip this item"), st.form("rate.skip", border=False):
-            st.selectbox("Reason", SKIP_REASONS, key=_key("skip_reason"))
+            # the first reason until one is chosen (set through the state: _clear sets it back)
+            st.session_state.setdefault(_key("skip_reason"), SKIP_REASONS[0])
+            st.selectbox("Reason", SKIP_REASONS, index=None, key=_key("skip_reason"))
             st.text_input("Details (optional)", key=_key("skip_details"), max_chars=300)
             st.form_submit_button("Skip", key=_key("skip"), on_click=_skip, args=(aid,))
 
