@@ -40,7 +40,7 @@ SKIP_REASONS = (
 # then updates the widgets it has in place, where new keys made it build every widget anew on each
 # submit (most of the time from submit to next item, in Chromium's profile). What a new key gave for
 # free, ``_clear`` does: after a submit or skip, every field goes back to empty.
-RATING_FIELDS = {
+FIELDS = {
     **dict.fromkeys(DIMENSIONS),
     "sources": None,
     "bias": False,
@@ -48,8 +48,9 @@ RATING_FIELDS = {
     "disfavoured": None,
     "comment": "",
     "correction": "",
+    "skip_reason": SKIP_REASONS[0],
+    "skip_details": "",
 }
-SKIP_FIELDS = {"skip_reason": SKIP_REASONS[0], "skip_details": ""}
 
 
 SCALE_WIDTH_PX = 230  # five segments and the label; the rubric's wording takes the rest of the row
@@ -67,19 +68,17 @@ def _key(name: str) -> str:
     return widget_key(PREFIX, name)
 
 
-def _clear(assignment_id: int, *, submitted: dict[str, object]) -> None:
+def _clear(assignment_id: int) -> None:
     """Forget the item's clock and idempotency key, and empty the form for the next item.
 
-    A field of the form just submitted is set only where it holds something (the server knows all its
-    values; a widget left as it was is sent unchanged and the browser keeps it as it is). The other
-    form's fields are always set: what was typed into them stayed in the browser, unsent."""
+    Only the fields that hold something are set (the submit or skip sent every field of the form, so
+    the server knows them all): a widget left as it was is sent unchanged, and the browser keeps it."""
     state = st.session_state
     for name in ("idempotency", "shown_at"):
         state.pop(f"rate.{name}.{assignment_id}", None)
-    for fields in (RATING_FIELDS, SKIP_FIELDS):
-        for name, empty in fields.items():
-            if fields is not submitted or state.get(_key(name), empty) != empty:
-                state[_key(name)] = empty
+    for name, empty in FIELDS.items():
+        if state.get(_key(name), empty) != empty:
+            state[_key(name)] = empty
 
 
 def _submit(assignment_id: int) -> None:
@@ -105,7 +104,7 @@ def _submit(assignment_id: int) -> None:
         state[MESSAGE] = ("error", str(exc))
         return
     state[MESSAGE] = ("saved", "Rating saved.")
-    _clear(assignment_id, submitted=RATING_FIELDS)
+    _clear(assignment_id)
 
 
 def _skip(assignment_id: int) -> None:
@@ -124,7 +123,7 @@ def _skip(assignment_id: int) -> None:
         state[MESSAGE] = ("error", str(exc))
         return
     state[MESSAGE] = ("saved", "Item skipped.")
-    _clear(assignment_id, submitted=SKIP_FIELDS)
+    _clear(assignment_id)
 
 
 require_page("rate")
@@ -178,44 +177,44 @@ def rating_panel() -> None:
         + '<div class="al-heading">Cited sources</div>'
         + sources_html(item.sources, bodies)
     )
-    with rating:
-        with st.form("rate.form", border=True):
-            for dimension in DIMENSIONS:
-                scale = RUBRIC[dimension]
-                # one row block (not columns: three blocks) holding the scale and its rubric wording
-                with st.container(horizontal=True, gap="medium", wrap=False):
-                    st.segmented_control(
-                        scale.label, [1, 2, 3, 4, 5], key=_key(dimension), help=scale.question, width=SCALE_WIDTH_PX
-                    )
-                    st.html(RUBRIC_HTML[dimension], width="stretch")
-            st.segmented_control(
-                "Sources correct?",
-                SOURCES_CORRECT,
-                key=_key("sources"),
-                help="  \n".join(f"**{k}**: {v}" for k, v in SOURCES_CORRECT_WORDING.items()),
-            )
-            st.checkbox("Flag department bias", key=_key("bias"), help=BIAS_FLAG_WORDING)
-            with st.container(horizontal=True, gap="small", wrap=False):
-                st.selectbox("Favoured department", departments, index=None, key=_key("favoured"))
-                st.selectbox("Disfavoured department", departments, index=None, key=_key("disfavoured"))
-            st.text_area("Comment", key=_key("comment"), max_chars=ratings_service.COMMENT_MAX, height=80)
-            st.text_area(
-                "Suggested correction",
-                key=_key("correction"),
-                max_chars=ratings_service.CORRECTION_MAX,
-                height=100,
-                help="The answer as it should have been, if you know it.",
-            )
-            st.form_submit_button(
-                "Submit rating",
-                type="primary",
-                shortcut="Ctrl+Enter",
-                key=_key("submit"),
-                on_click=_submit,
-                args=(aid,),
-            )
-
-        with st.expander("Skip this item"), st.form("rate.skip", border=False):
+    with rating, st.form("rate.form", border=True):
+        for dimension in DIMENSIONS:
+            scale = RUBRIC[dimension]
+            # one row block (not columns: three blocks) holding the scale and its rubric wording
+            with st.container(horizontal=True, gap="medium", wrap=False):
+                st.segmented_control(
+                    scale.label, [1, 2, 3, 4, 5], key=_key(dimension), help=scale.question, width=SCALE_WIDTH_PX
+                )
+                st.html(RUBRIC_HTML[dimension], width="stretch")
+        st.segmented_control(
+            "Sources correct?",
+            SOURCES_CORRECT,
+            key=_key("sources"),
+            help="  \n".join(f"**{k}**: {v}" for k, v in SOURCES_CORRECT_WORDING.items()),
+        )
+        st.checkbox("Flag department bias", key=_key("bias"), help=BIAS_FLAG_WORDING)
+        with st.container(horizontal=True, gap="small", wrap=False):
+            st.selectbox("Favoured department", departments, index=None, key=_key("favoured"))
+            st.selectbox("Disfavoured department", departments, index=None, key=_key("disfavoured"))
+        st.text_area("Comment", key=_key("comment"), max_chars=ratings_service.COMMENT_MAX, height=80)
+        st.text_area(
+            "Suggested correction",
+            key=_key("correction"),
+            max_chars=ratings_service.CORRECTION_MAX,
+            height=100,
+            help="The answer as it should have been, if you know it.",
+        )
+        st.form_submit_button(
+            "Submit rating",
+            type="primary",
+            shortcut="Ctrl+Enter",
+            key=_key("submit"),
+            on_click=_submit,
+            args=(aid,),
+        )
+        # skipping is part of the same form: either button sends every field, so that the server
+        # knows them all and ``_clear`` needs to touch only the fields that hold something
+        with st.expander("Skip this item"):
             # the first reason until one is chosen (set through the state: _clear sets it back)
             st.session_state.setdefault(_key("skip_reason"), SKIP_REASONS[0])
             st.selectbox("Reason", SKIP_REASONS, index=None, key=_key("skip_reason"))
