@@ -12,6 +12,9 @@ from app.components.inert import INERT_STYLE, escape_html, text_html
 from audit.sampling.repository import SourceView
 
 EXCERPT_CHARS = 280
+# a longer document's full text is sent only when asked for (``full_text_chars=None``): a body may
+# hold up to a million characters, and every item's page would carry them all
+FULL_TEXT_CHARS = 20_000
 NO_SOURCES = "The answer cited no sources."
 
 
@@ -20,8 +23,15 @@ def excerpt(body: str, limit: int = EXCERPT_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + " …"
 
 
-def sources_html(sources: Sequence[SourceView], bodies: Mapping[int, str]) -> str:
-    """The sources as HTML in which everything that came from the database is escaped text."""
+def has_long_text(bodies: Mapping[int, str], full_text_chars: int = FULL_TEXT_CHARS) -> bool:
+    return any(len(body) > full_text_chars for body in bodies.values())
+
+
+def sources_html(
+    sources: Sequence[SourceView], bodies: Mapping[int, str], *, full_text_chars: int | None = None
+) -> str:
+    """The sources as HTML in which everything that came from the database is escaped text; with
+    ``full_text_chars``, a longer full text is cut there (and says so)."""
     if not sources:
         return f'<div class="al-caption">{NO_SOURCES}</div>'
     parts = []
@@ -41,7 +51,14 @@ def sources_html(sources: Sequence[SourceView], bodies: Mapping[int, str]) -> st
         body = bodies.get(source.document_id) if source.document_id is not None else None
         if body:
             parts.append(text_html(excerpt(body)))
-            parts.append(f"<details><summary>Full text</summary>{text_html(body)}</details>")
+            shown = body if full_text_chars is None else body[:full_text_chars]
+            cut = (
+                f'<div class="al-caption">The first {len(shown):,} of {len(body):,} characters '
+                "(the rest on demand).</div>"
+                if len(shown) < len(body)
+                else ""
+            )
+            parts.append(f"<details><summary>Full text</summary>{text_html(shown)}{cut}</details>")
         parts.append("</div>")
     return "".join(parts)
 

@@ -14,7 +14,7 @@ from app.components.feedback import show_errors
 from app.components.guard import require_page
 from app.components.inert import INERT_STYLE, escape_html, escape_markdown, text_html
 from app.components.keyboard import rating_shortcuts, widget_key
-from app.components.sources import sources_html
+from app.components.sources import FULL_TEXT_CHARS, has_long_text, sources_html
 from audit.errors import AuditloopError
 from audit.fixes import repository as fixes_repo
 from audit.org import repository as org_repo
@@ -175,8 +175,14 @@ def rating_panel() -> None:
         + '<div class="al-caption">Answer (shown exactly as the assistant wrote it)</div>'
         + f'<div class="al-box">{text_html(item.answer_text)}</div>'
         + '<div class="al-heading">Cited sources</div>'
-        + sources_html(item.sources, bodies)
+        + sources_html(
+            item.sources,
+            bodies,
+            full_text_chars=None if st.session_state.get(_key("long_sources")) else FULL_TEXT_CHARS,
+        )
     )
+    if has_long_text(bodies):  # the rest of a long document only on demand (it reruns this panel)
+        content.toggle("Long sources in full", key=_key("long_sources"))
     with rating, st.form("rate.form", border=True):
         for dimension in DIMENSIONS:
             scale = RUBRIC[dimension]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
@@ -23,7 +23,7 @@ from app.components.csv_export import safe_csv
 from app.components.guard import REFUSED
 from app.components.inert import diff_text, escape_html, escape_markdown, text_html
 from app.components.policy_form import field_help, parse_value
-from app.components.sources import sources_html
+from app.components.sources import has_long_text, sources_html
 from app.views import PAGES, PageSpec, pages_for
 from audit.auditlog import repository as auditlog_repo
 from audit.auditlog.models import AuditLogEntry
@@ -232,6 +232,17 @@ def test_sources_html_escapes_what_came_from_the_database() -> None:
     assert "&lt;b&gt;Policy&lt;/b&gt;" in block and "outdated: a newer version exists" in block
     assert "<details><summary>Full text</summary>" in block  # the full text only when opened
     assert sources_html([], {}) == '<div class="al-caption">The answer cited no sources.</div>'
+
+
+def test_a_long_source_text_is_sent_in_full_only_on_demand() -> None:
+    source = SourceView(
+        document_id=1, external_id="D-1", title="Long", department="HR", version=1, outdated=False, score=None
+    )
+    body = "word " * 10_000  # 50,000 characters
+    cut = sources_html([source], {1: body}, full_text_chars=20_000)
+    assert "The first 20,000 of 50,000 characters" in cut and len(cut) < 25_000
+    assert body in sources_html([source], {1: body})  # asked for: all of it
+    assert has_long_text({1: body}) and not has_long_text({1: "short"})
 
 
 def test_escape_markdown_leaves_no_markup_and_one_line() -> None:
@@ -458,6 +469,20 @@ def test_a_skip_empties_what_was_entered_for_the_skipped_item(company: SeededCom
     assert at.progress[0].text.startswith("Item 2 of")
     assert next(w for w in at.segmented_control if w.key.startswith("rate_accuracy_")).value is None
     assert next(w for w in at.text_area if w.key.startswith("rate_comment_")).value == ""
+
+
+def test_a_long_source_shows_in_full_when_the_auditor_asks(company: SeededCompany, db: Session) -> None:
+    from audit.knowledge.models import Document
+
+    long_body = "Signed contracts are kept for ten years. " * 1_000  # 41,000 characters
+    db.execute(update(Document).values(body=long_body))
+    db.commit()
+    at = app_as(company, company.keyboard_auditor).run()
+    assert "The first 20,000 of 41,000 characters" in item_html(at)
+    at.toggle(key="rate_long_sources_item").set_value(True).run()
+    assert_clean(at)
+    assert at.progress[0].text.startswith("Item 1 of")  # the same item
+    assert long_body.strip() in item_html(at) and "The first 20,000" not in item_html(at)
 
 
 def test_auditor_sees_why_an_incomplete_bias_flag_is_refused(company: SeededCompany, db: Session) -> None:
