@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Literal
 
@@ -520,6 +521,40 @@ VALUE_FIELDS = {"default", "value", "raw_value", "id", "form_id", "data", "place
 PLAIN_OPTIONS = {"selectbox", "multiselect"}
 
 
+class _MarkupWithCanary(HTMLParser):
+    """Collects every tag or attribute of an HTML block that carries the canary address."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.live: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        raw = self.get_starttag_text() or tag
+        if CANARY in raw or any(CANARY in (value or "") for _, value in attrs):
+            self.live.append(raw)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_comment(self, data: str) -> None:
+        if CANARY in data:
+            self.live.append(f"<!--{data}-->")
+
+
+def is_live(where: str, text: str) -> bool:
+    """Would this string, as the page renders it, make the browser fetch or link the canary address?
+    ``st.html`` bodies are HTML (Markdown syntax in them is plain text): the address may appear in text
+    only, never inside a tag, an attribute or a comment. Everything else may be parsed as Markdown."""
+    if CANARY not in text:
+        return False
+    if where.endswith("/html.body"):
+        parser = _MarkupWithCanary()
+        parser.feed(text)
+        parser.close()
+        return bool(parser.live)
+    return bool(LIVE_MARKUP.search(text))
+
+
 def markdown_strings(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
     """(where, text) for every string of the page that Streamlit may render as Markdown."""
     children = getattr(node, "children", None)
@@ -598,7 +633,7 @@ def test_no_page_renders_model_output_as_markdown_or_html(
             live += [
                 f"{role} {page.url_path} {where}: {text[:120]!r}"
                 for where, text in markdown_strings(at._tree)
-                if CANARY in text and LIVE_MARKUP.search(text)
+                if is_live(where, text)
             ]
             shown_plain += sum("![tracking pixel]" in t.value for t in at.text)
     assert live == []
@@ -607,8 +642,9 @@ def test_no_page_renders_model_output_as_markdown_or_html(
 
 
 def test_the_markup_check_sees_markdown_and_ignores_plain_text() -> None:
-    """The walker above, on a page that does it wrong and right: st.markdown, an st.info and a radio
-    option are caught; st.text, st.code and a selectbox option are not."""
+    """The walker above, on a page that does it wrong and right: st.markdown, an st.info, a radio
+    option and raw st.html are caught; st.text, st.code, a selectbox option and st.html of the escaped
+    text (``app.components.inert.text_html``) are not."""
     from streamlit.testing.v1 import AppTest
 
     def page() -> None:
@@ -621,11 +657,13 @@ def test_the_markup_check_sees_markdown_and_ignores_plain_text() -> None:
         st.markdown(evil)
         st.info(evil)
         st.radio("Choose", [evil])
+        st.html(f"<div>{evil}</div>")
+        st.html("<div><a href='http://127.0.0.1:9/z'>plain words</a></div>")
+
+        from app.components.inert import text_html
+
+        st.html(text_html(evil))
 
     at = AppTest.from_function(page).run()
-    caught = sorted(
-        where.split("/")[-1]
-        for where, text in markdown_strings(at._tree)
-        if CANARY in text and LIVE_MARKUP.search(text)
-    )
-    assert caught == ["info.body", "markdown.body", "radio.options"]
+    caught = sorted(where.split("/")[-1] for where, text in markdown_strings(at._tree) if is_live(where, text))
+    assert caught == ["html.body", "html.body", "info.body", "markdown.body", "radio.options"]
