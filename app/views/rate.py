@@ -54,14 +54,37 @@ FIELDS = {
 
 
 SCALE_WIDTH_PX = 230  # five segments and the label; the rubric's wording takes the rest of the row
-# the rubric's wording for each scale, as inert HTML (ours, escaped all the same)
-RUBRIC_HTML = {
-    dimension: INERT_STYLE
-    + '<div class="al-caption">'
-    + "<br>".join(f"<b>{level}</b> {escape_html(text)}" for level, text in RUBRIC[dimension].levels.items())
-    + "</div>"
-    for dimension in DIMENSIONS
-}
+# The form's block as a two-column grid: the four scales one under the other in the first column, the
+# rubric's wording (one block, after the scales) in the second, each scale's wording on that scale's row
+# (a subgrid of the same rows); every other field spans both columns below. One element for the
+# wording and no row block per scale: fewer elements for the browser to update on each submit. Plain
+# child selectors, no :has(). Only the rating page has this style, and it has one form.
+_FORM_BLOCK = '[data-testid="stForm"] > [data-testid="stVerticalBlock"]'
+_SCALES = [f"{_FORM_BLOCK} > .st-key-{widget_key(PREFIX, d)}" for d in DIMENSIONS]
+_RUBRIC = f"{_SCALES[-1]} + *"
+RUBRIC_STYLE = (
+    "<style>"
+    f"{_FORM_BLOCK} {{ display: grid; grid-template-columns: {SCALE_WIDTH_PX}px minmax(0, 1fr); "
+    "column-gap: 1rem; align-items: start; }"
+    f"{_FORM_BLOCK} > * {{ grid-column: 1 / -1; }}"
+    + "".join(f"{scale} {{ grid-column: 1; grid-row: {row}; }}" for row, scale in enumerate(_SCALES, 1))
+    + f"{_RUBRIC} {{ grid-column: 2; grid-row: 1 / span {len(DIMENSIONS)}; display: grid; "
+    "grid-template-rows: subgrid; align-self: stretch; }"
+    f"{_RUBRIC} > * {{ display: contents; }}"
+    ".al-rubric { margin: 0; }"
+    "</style>"
+)
+# the rubric's wording for the scales, as inert HTML (ours, escaped all the same): a block per scale
+RUBRIC_HTML = (
+    INERT_STYLE
+    + RUBRIC_STYLE
+    + "".join(
+        '<div class="al-caption al-rubric">'
+        + "<br>".join(f"<b>{level}</b> {escape_html(text)}" for level, text in RUBRIC[dimension].levels.items())
+        + "</div>"
+        for dimension in DIMENSIONS
+    )
+)
 
 
 def _key(name: str) -> str:
@@ -187,11 +210,11 @@ def rating_panel() -> None:
         for dimension in DIMENSIONS:
             scale = RUBRIC[dimension]
             # one row block (not columns: three blocks) holding the scale and its rubric wording
-            with st.container(horizontal=True, gap="medium", wrap=False):
-                st.segmented_control(
-                    scale.label, [1, 2, 3, 4, 5], key=_key(dimension), help=scale.question, width=SCALE_WIDTH_PX
-                )
-                st.html(RUBRIC_HTML[dimension], width="stretch")
+            st.segmented_control(
+                scale.label, [1, 2, 3, 4, 5], key=_key(dimension), help=scale.question, width=SCALE_WIDTH_PX
+            )
+        # the rubric's wording of all four scales as one block, each beside its scale (RUBRIC_STYLE)
+        st.html(RUBRIC_HTML, width="stretch")
         st.segmented_control(
             "Sources correct?",
             SOURCES_CORRECT,

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from app.views import PAGES
-from audit.ratings.models import Rating
+from audit.ratings.models import DIMENSIONS, Rating
 from audit.review.models import ReviewDecision
 from tests.app.browser import (
     REPO_ROOT,
@@ -121,11 +121,29 @@ def press_rating(page: Any, keys: str, sources: str) -> None:
     page.keyboard.press(sources)
 
 
+def assert_rubric_beside_scales(page: Any) -> None:
+    """Each scale's rubric wording (one HTML block for all four, laid out by the page's grid) starts on
+    that scale's row, to its right, and the next scale starts below it."""
+    settle(page)
+    wording = page.locator(".al-rubric")
+    assert wording.count() == len(DIMENSIONS)
+    for index, dimension in enumerate(DIMENSIONS):
+        scale = page.locator(f'[class*="st-key-rate_{dimension}_"]').first.bounding_box()
+        text = wording.nth(index).bounding_box()
+        assert scale and text
+        assert text["x"] >= scale["x"] + scale["width"], dimension
+        assert scale["y"] - 5 <= text["y"] <= scale["y"] + scale["height"], dimension
+        if index + 1 < len(DIMENSIONS):
+            below = page.locator(f'[class*="st-key-rate_{DIMENSIONS[index + 1]}_"]').first.bounding_box()
+            assert below and below["y"] >= text["y"] + text["height"] - 5, dimension
+
+
 def test_auditor_rates_three_items_with_the_keyboard(live: LiveApp, page: Any) -> None:
     auditor = live.company.keyboard_auditor
     log_in(page, live.server.url, auditor, live.company.password)
     page.get_by_text(re.compile(r"^Item 1 of \d+")).wait_for()
     screenshot(page, "auditor-rate")
+    assert_rubric_beside_scales(page)
     pressed = ["4352", "1234", "5555"]
     for number, keys in enumerate(pressed, start=1):
         page.get_by_text(re.compile(rf"^Item {number} of \d+")).wait_for()
@@ -137,7 +155,10 @@ def test_auditor_rates_three_items_with_the_keyboard(live: LiveApp, page: Any) -
 
     with live.db() as session:
         ratings = session.scalars(
-            select(Rating).where(Rating.auditor_id == live.company.users[auditor]).order_by(Rating.id)
+            # the three typed here (the seeded company has simulated ratings by this auditor too)
+            select(Rating)
+            .where(Rating.auditor_id == live.company.users[auditor], Rating.origin != "simulated")
+            .order_by(Rating.id)
         ).all()
     stored = [
         "".join(str(getattr(r, d)) for d in ("accuracy", "completeness", "relevance", "coherence")) for r in ratings
