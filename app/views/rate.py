@@ -36,7 +36,7 @@ SKIP_REASONS = (
 )
 
 
-# Each widget keeps its key from item to item (only the submit button's names the item): the browser
+# Each widget keeps its key from item to item (the submit button too; the item block names the item): the browser
 # then updates the widgets it has in place, where new keys made it build every widget anew on each
 # submit (most of the time from submit to next item, in Chromium's profile). What a new key gave for
 # free, ``_clear`` does: after a submit or skip, every field goes back to empty.
@@ -165,7 +165,7 @@ def rating_panel() -> None:
     with show_errors() as loaded, services.unit_of_work() as uow:
         item = sampling_service.next_item(uow.session, actor=uow.actor)
         departments = st.session_state.get(DEPARTMENTS)
-        if departments is None:  # once per page run; the fragment's reruns (one per item) reuse them
+        if departments is None:  # kept for the fragment's reruns until the next full run
             departments = st.session_state[DEPARTMENTS] = [d.name for d in org_repo.departments(uow.session)]
         document_ids = [s.document_id for s in item.sources if s.document_id is not None] if item else []
         bodies = {i: d.body for i, d in fixes_repo.documents_by_id(uow.session, document_ids).items()}
