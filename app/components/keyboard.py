@@ -11,7 +11,8 @@ static: no data from the model or the database goes into it) listens for keys on
 - clicking or tabbing into a scale highlights it;
 - keys typed into a text field are left alone (comments stay writable);
 - ``Ctrl+Enter`` submits: the submit button's own Streamlit shortcut, and this script when the
-  cursor is in a text field (where Streamlit's shortcuts do not fire).
+  cursor is in a text field (where Streamlit's shortcuts do not fire) or when scores typed before
+  the scales were drawn are still waiting (the submit then waits for them).
 
 It is injected with ``st.html(..., unsafe_allow_javascript=True)`` — the one place the app runs
 script of its own — and installs its listener once per browser tab, however often the page reruns.
@@ -35,6 +36,9 @@ _SCRIPT = """
   // applied, in order, as soon as they can, unless the item changed meanwhile
   const pending = [];
   const PENDING_MS = 5000;
+  // Ctrl+Enter pressed while keys wait: the submit waits for them too (else the form would go out
+  // without the scores just typed)
+  let pendingSubmit = null;
 
   const scaleBox = (dimension) =>
     document.querySelector(`[class*="st-key-${window.__auditloopRating.prefix}${dimension}_"]`);
@@ -83,6 +87,8 @@ _SCRIPT = """
     }
     return true;
   };
+  const submitButton = () =>
+    document.querySelector(`[class*="st-key-${window.__auditloopRating.submitPrefix}"] button`);
   const flush = () => {
     while (pending.length) {
       const next = pending[0];
@@ -94,11 +100,17 @@ _SCRIPT = """
         return;
       }
     }
+    const submit = pendingSubmit;
+    pendingSubmit = null;
+    if (submit && performance.now() - submit.at <= PENDING_MS && (submit.item === null || submit.item === state.item)) {
+      // after the segments' own updates of the form have run
+      setTimeout(() => { const button = submitButton(); if (button) { button.click(); } }, 50);
+    }
   };
   const sync = () => {
     const item = currentItem();
     if (item !== state.item) {
-      if (state.item !== null) { pending.length = 0; }  // keys typed for the last item are not for this one
+      if (state.item !== null) { pending.length = 0; pendingSubmit = null; }  // typed for the last item: not for this one
       state.item = item;
       state.active = 0;
     }
@@ -114,12 +126,20 @@ _SCRIPT = """
     if ((event.ctrlKey || event.metaKey) && event.key === "Enter" && typing(event.target)) {
       // Streamlit's own Ctrl+Enter shortcut ignores keys typed into a text field; submit from
       // there too, after a blur so that the field commits what was typed.
-      const submit = document.querySelector(`[class*="st-key-${config.submitPrefix}"] button`);
+      const submit = submitButton();
       if (submit) {
         event.preventDefault();
         event.target.blur();
         setTimeout(() => submit.click(), 50);
       }
+      return;
+    }
+    if ((event.ctrlKey || event.metaKey) && event.key === "Enter" && pending.length) {
+      // scores typed before the scales were drawn are still waiting: hold Streamlit's own shortcut
+      // (it listens after this capturing listener) and submit once they are in
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      pendingSubmit = { item: state.item, at: performance.now() };
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) { return; }

@@ -205,28 +205,50 @@ def test_the_next_item_starts_with_an_empty_form_after_a_submit_or_a_skip(live: 
 
 def test_keys_typed_before_the_scales_are_drawn_still_count(live: LiveApp, page: Any) -> None:
     """A new tab loads each widget's code on first use: for a moment after login the scales' boxes are
-    there without their segments. Keys typed then wait for the segments instead of being dropped (the
-    segments' code is held back here for a second to make that moment long)."""
+    there without their segments. Keys typed then wait for the segments instead of being dropped, and
+    a Ctrl+Enter typed then waits for them too (it does not send the form without the scores). The
+    segments' code is held back here until the keys are typed, to make that moment last."""
+    held: list[Any] = []
+    released = False
 
-    def slow_segments(route: Any) -> None:
-        time.sleep(1.5)
-        route.continue_()
+    def hold(route: Any) -> None:
+        # only held, not slept on: a sleep here would stop this test's thread too, and the segments
+        # could be drawn before the keys were typed
+        if released:
+            route.continue_()
+        else:
+            held.append(route)
 
-    page.route(re.compile(r"/static/js/ButtonGroup\.[^/]*\.js$"), slow_segments)
+    page.route(re.compile(r"/static/js/ButtonGroup\.[^/]*\.js$"), hold)
     auditor = next(
         name
         for name in ("auditor1", "auditor2", "auditor3", "auditor4")
         if name not in (live.company.keyboard_auditor, live.company.evil_auditor)
     )
     log_in(page, live.server.url, auditor, live.company.password)
-    page.get_by_text(re.compile(r"^Item \d+ of \d+")).first.wait_for()
+    match = page.get_by_text(re.compile(r"^Item \d+ of \d+"))
+    match.first.wait_for()
+    number = int(re.match(r"Item (\d+)", match.first.inner_text()).group(1))  # type: ignore[union-attr]
+    assignment_id = int(page.locator("[data-rate-item]").get_attribute("data-rate-item") or 0)
+    deadline = time.monotonic() + 20
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)  # lets Playwright hand the request to the handler
+    assert held, "the page never asked for the segments' code"
     assert page.locator('[class*="st-key-rate_accuracy_"] button[role="radio"]').count() == 0  # not drawn yet
     for key in "4352y":
         page.keyboard.press(key)
-    chosen = page.locator(CHOSEN_SEGMENTS)
-    page.wait_for_function(f"() => document.querySelectorAll('{CHOSEN_SEGMENTS}').length === 5", timeout=20_000)
-    assert [chosen.nth(i).inner_text().strip() for i in range(5)] == ["4", "3", "5", "2", "yes"]
+    page.keyboard.press("Control+Enter")
+    page.wait_for_timeout(300)
+    assert page.get_by_text(re.compile(r"rate at least one")).count() == 0  # the empty form was not sent
+    released = True
+    for route in held:
+        route.continue_()
+    page.get_by_text(re.compile(rf"^Item {number + 1} of \d+.*Rating saved|Nothing left to rate")).first.wait_for()
     no_exception_shown(page)
+    with live.db() as session:
+        rating = session.scalars(select(Rating).where(Rating.assignment_id == assignment_id)).one()
+    scores = [getattr(rating, d) for d in ("accuracy", "completeness", "relevance", "coherence")]
+    assert (scores, rating.sources_correct, rating.origin) == ([4, 3, 5, 2], "yes", "app")
 
 
 def test_sme_confirms_a_flagged_item_with_a_correction(live: LiveApp, page: Any) -> None:
