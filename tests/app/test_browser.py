@@ -195,6 +195,7 @@ def test_the_next_item_starts_with_an_empty_form_after_a_submit_or_a_skip(live: 
     press_rating(page, "24", "n")  # two scales and the sources chosen, a comment typed: then skipped
     page.get_by_role("textbox", name="Comment").fill("not for me")
     page.get_by_text("Skip this item").click()
+    page.get_by_role("combobox", name="Reason").wait_for()  # the expander's content is drawn
     page.get_by_role("button", name="Skip", exact=True).click()
     page.get_by_text(re.compile(r"^Item 3 of \d+.*Item skipped")).wait_for()
     wait_for_app_idle(page)

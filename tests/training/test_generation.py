@@ -58,6 +58,30 @@ def test_the_cpu_backend_uses_a_static_cache_with_the_same_greedy_output(
         TransformersBackend(backend.model, backend.tokenizer, "cpu", cache_implementation="paged")
 
 
+def test_chunked_prefill_gives_the_same_output_as_the_whole_batch_at_once(
+    backend: TransformersBackend, prompts: list[str]
+) -> None:
+    """A short prompt beside long ones: its first chunks are all padding, and it must still come out
+    as it does alone and as it does with the whole batch through the model at once."""
+    assert backend.prefill_chunk_tokens is not None  # on by default on CPU
+    mixed = ["How long are signed contracts kept?", *prompts[:3]]
+    lengths = [len(backend.tokenizer(p)["input_ids"]) for p in mixed]
+    assert max(lengths) - min(lengths) > 64  # whole chunks of padding for the short one
+    chunked = TransformersBackend(backend.model, backend.tokenizer, "cpu", prefill_chunk_tokens=64)  # 16 per row
+    whole = TransformersBackend(backend.model, backend.tokenizer, "cpu", prefill_chunk_tokens=None)
+    by_chunks = chunked.generate(mixed, max_new_tokens=12, batch_size=4)
+    at_once = whole.generate(mixed, max_new_tokens=12, batch_size=4)
+    alone = [whole.generate([p], max_new_tokens=12, batch_size=1)[0] for p in mixed]
+    for reference in (at_once, alone):
+        assert [g.text for g in by_chunks] == [g.text for g in reference]
+        assert [g.new_tokens for g in by_chunks] == [g.new_tokens for g in reference]
+        for a, b in zip(by_chunks, reference, strict=True):
+            assert a.mean_logprob == pytest.approx(b.mean_logprob, abs=1e-4)
+    for bad in (0, -5, 2.5, "many"):
+        with pytest.raises(ValueError, match="prefill_chunk_tokens"):
+            TransformersBackend(backend.model, backend.tokenizer, "cpu", prefill_chunk_tokens=bad)  # type: ignore[arg-type]
+
+
 def test_trimmed_attention_equals_sdpa_on_the_positions_a_query_can_see() -> None:
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 

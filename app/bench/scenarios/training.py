@@ -236,8 +236,11 @@ def _generation_figures(
         )
     lengths = sorted(len(ids) for ids in backend.tokenizer(prompts)["input_ids"])
     attention = "SDPA trimmed to the written cache positions" if backend.trimmed_attention else "its own attention"
+    chunks = backend.prefill_chunk_tokens
+    prefill = f"prefill in chunks of {chunks} tokens" if chunks else "prefill in one pass"
     notes = (
         f"{model_label} on {device}, transformers backend ({backend.cache_implementation} KV cache, {attention}, "
+        f"{prefill}, "
         f"{torch.get_num_threads()} torch threads), {len(prompts)} prompts of {lengths[0]}–{lengths[-1]} tokens "
         f"(median {statistics.median(lengths):g}; demo questions with 2 retrieved documents), batch {GENERATION_BATCH}, "
         f"up to {GENERATION_TOKENS} new tokens ({statistics.median(r['new_tokens_per_prompt'] for r in runs):g} "
