@@ -140,6 +140,7 @@ _SCRIPT = """
       event.preventDefault();
       event.stopImmediatePropagation();
       pendingSubmit = { item: state.item, at: performance.now() };
+      sync();  // the keys at once if the scales are ready, then the submit; keys too old are dropped first
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) { return; }

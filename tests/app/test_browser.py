@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from app.views import PAGES
 from audit.ratings.models import DIMENSIONS, Rating
 from audit.review.models import ReviewDecision
+from audit.sampling.models import Assignment
 from tests.app.browser import (
     REPO_ROOT,
     CountingHTTPServer,
@@ -192,12 +193,28 @@ def test_the_next_item_starts_with_an_empty_form_after_a_submit_or_a_skip(live: 
     wait_for_app_idle(page)
     assert page.locator(CHOSEN_SEGMENTS).count() == 0
 
+    assignment_id = int(page.locator("[data-rate-item]").get_attribute("data-rate-item") or 0)
     press_rating(page, "24", "n")  # two scales and the sources chosen, a comment typed: then skipped
     page.get_by_role("textbox", name="Comment").fill("not for me")
     page.get_by_text("Skip this item").click()
     page.get_by_role("combobox", name="Reason").wait_for()  # the expander's content is drawn
-    page.get_by_role("button", name="Skip", exact=True).click()
-    page.get_by_text(re.compile(r"^Item 3 of \d+.*Item skipped")).wait_for()
+    skip = page.get_by_role("button", name="Skip", exact=True)
+    skipped = page.get_by_text(re.compile(r"^Item 3 of \d+.*Item skipped"))
+    skip.click()
+    try:
+        skipped.wait_for(timeout=10_000)
+    except Exception as exc:
+        if type(exc).__name__ != "TimeoutError":
+            raise
+        # Rarely, on a loaded machine (about 1 run in 10 with two busy processes beside it), this click never
+        # reaches the server: its log shows no rerun request at all; cause not found. Then nothing may have
+        # been written (the item still pending, no rating of it), and a second click must work.
+        with live.db() as session:
+            assignment = session.get(Assignment, assignment_id)
+            ratings = session.scalars(select(Rating).where(Rating.assignment_id == assignment_id)).all()
+            assert assignment is not None and (assignment.status, ratings) == ("pending", [])
+        skip.click()
+        skipped.wait_for()
     wait_for_app_idle(page)
     assert page.locator(CHOSEN_SEGMENTS).count() == 0
     assert page.get_by_role("textbox", name="Comment").input_value() == ""
