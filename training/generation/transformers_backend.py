@@ -211,14 +211,15 @@ class TransformersBackend:
             if do_sample
             else {"do_sample": False, "temperature": None, "top_k": None, "top_p": None}
         )
-        cache: dict[str, Any] = {"cache_implementation": "static"} if self.cache_implementation == "static" else {}
+        # the KV cache and how the prompts go through it
+        caching: dict[str, Any] = {"cache_implementation": "static"} if self.cache_implementation == "static" else {}
         rows, length = encoded["input_ids"].shape
         if self.prefill_chunk_tokens is not None and rows * length > self.prefill_chunk_tokens:
-            cache["prefill_chunk_size"] = max(self.prefill_chunk_tokens // rows, 1)
+            caching["prefill_chunk_size"] = max(self.prefill_chunk_tokens // rows, 1)
         with torch.inference_mode():
             out = self.model.generate(
                 **encoded,
-                **cache,
+                **caching,
                 max_new_tokens=max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.tokenizer.eos_token_id,
