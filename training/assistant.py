@@ -39,6 +39,10 @@ from training.prompts import DEFAULT_CONTEXT_CHARS, build_prompt, fit_prompt
 from training.retrieval import Hit, Retriever
 
 MAX_ERRORS_SHOWN = 20
+# what `auditloop answer` retrieves and generates per question unless told otherwise
+ANSWER_TOP_K = 3
+ANSWER_MAX_NEW_TOKENS = 64
+ANSWER_BATCH_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -253,7 +257,7 @@ def plan_answers(
     return pending, len(questions) - len(pending)
 
 
-def _prompt_builder(backend: GenerationBackend, max_new_tokens: int) -> Callable[[str, list[Hit]], str]:
+def prompt_builder(backend: GenerationBackend, max_new_tokens: int) -> Callable[[str, list[Hit]], str]:
     """Prompts that fit the model's window where the backend can count tokens, else by characters."""
     tokenizer = getattr(backend, "tokenizer", None)
     max_prompt_tokens = getattr(backend, "max_prompt_tokens", None)
@@ -270,15 +274,15 @@ def generate_answers(
     *,
     backend: GenerationBackend,
     retriever: Retriever,
-    k: int = 3,
-    max_new_tokens: int = 64,
-    batch_size: int = 16,
+    k: int = ANSWER_TOP_K,
+    max_new_tokens: int = ANSWER_MAX_NEW_TOKENS,
+    batch_size: int = ANSWER_BATCH_SIZE,
 ) -> list[GeneratedAnswer]:
     """Retrieve, prompt and generate; no database involved (so no lock is held while the model runs)."""
     if not pending:
         return []
     hits = retriever.search_many([p.question.question for p in pending], k)
-    make_prompt = _prompt_builder(backend, max_new_tokens)
+    make_prompt = prompt_builder(backend, max_new_tokens)
     prompts = [make_prompt(p.question.question, h) for p, h in zip(pending, hits, strict=True)]
     generations = backend.generate(prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
     return [

@@ -31,10 +31,18 @@ def _say(message: str) -> None:
 )
 @click.option("--model-version", help="Model version name (default: the champion).")
 @click.option(
-    "-k", "--top-k", "k", type=click.IntRange(1, 20), default=3, show_default=True, help="Documents retrieved."
+    "-k",
+    "--top-k",
+    "k",
+    type=click.IntRange(1, 20),
+    default=assistant.ANSWER_TOP_K,
+    show_default=True,
+    help="Documents retrieved.",
 )
-@click.option("--max-new-tokens", type=click.IntRange(1, 1024), default=64, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1, 512), default=16, show_default=True)
+@click.option(
+    "--max-new-tokens", type=click.IntRange(1, 1024), default=assistant.ANSWER_MAX_NEW_TOKENS, show_default=True
+)
+@click.option("--batch-size", type=click.IntRange(1, 512), default=assistant.ANSWER_BATCH_SIZE, show_default=True)
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
 @click.option("--device", help="cpu or cuda (default: cuda when available).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary and the answers as JSON.")
@@ -149,21 +157,23 @@ def info(app: AppContext, as_json: bool) -> None:
 
 @base_model.command("throughput")
 @click.option("--prompts", "n_prompts", type=click.IntRange(1, 10_000), default=32, show_default=True)
-@click.option("--max-new-tokens", type=click.IntRange(1, 1024), default=48, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1, 512), default=16, show_default=True)
+@click.option(
+    "--max-new-tokens", type=click.IntRange(1, 1024), default=assistant.ANSWER_MAX_NEW_TOKENS, show_default=True
+)
+@click.option("--batch-size", type=click.IntRange(1, 512), default=assistant.ANSWER_BATCH_SIZE, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 @user_errors
 def throughput(app: AppContext, n_prompts: int, max_new_tokens: int, batch_size: int, as_json: bool) -> None:
     """Measure batched vs one-by-one greedy generation with the base model on real prompts
-    (questions from the gold set and the curated examples, with retrieved context)."""
+    (questions from the gold set and the curated examples, with retrieved context, prompted as
+    `auditloop answer` prompts them)."""
     from sqlalchemy import select
 
     from audit.knowledge.models import Example
     from audit.sampling.models import GoldItem
     from training.generation import choose_backend, measure_generation_throughput
     from training.models import ensure_base_model
-    from training.prompts import build_prompt
 
     with app.unit_of_work() as session:
         documents = current_documents(session)
@@ -175,8 +185,10 @@ def throughput(app: AppContext, n_prompts: int, max_new_tokens: int, batch_size:
     if not questions:
         raise AuditloopError("no questions in the database to measure with (run `auditloop demo seed` first)")
     retriever = Retriever(documents)
-    prompts = [build_prompt(q, hits) for q, hits in zip(questions, retriever.search_many(questions, 3), strict=True)]
     backend = choose_backend(ensure_base_model(app.settings, progress=_say), prefer="transformers")
+    make_prompt = assistant.prompt_builder(backend, max_new_tokens)
+    hits = retriever.search_many(questions, assistant.ANSWER_TOP_K)
+    prompts = [make_prompt(q, h) for q, h in zip(questions, hits, strict=True)]
     result = measure_generation_throughput(backend, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
     emit(
         result,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,12 @@ import torch
 
 from audit.demo.corpus import build_corpus
 from training.generation import Generation, choose_backend, measure_generation_throughput, vllm_available
-from training.generation.transformers_backend import TRIMMED_SDPA, TransformersBackend, _TrimmedSDPA
+from training.generation.transformers_backend import (
+    TRIMMED_SDPA,
+    TransformersBackend,
+    _TrimmedSDPA,
+    keep_freed_memory,
+)
 from training.models import load_model_dir
 from training.prompts import build_prompt
 from training.retrieval import Retriever
@@ -80,6 +88,43 @@ def test_chunked_prefill_gives_the_same_output_as_the_whole_batch_at_once(
     for bad in (0, -5, 2.5, "many"):
         with pytest.raises(ValueError, match="prefill_chunk_tokens"):
             TransformersBackend(backend.model, backend.tokenizer, "cpu", prefill_chunk_tokens=bad)  # type: ignore[arg-type]
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (malloc.h): the allocator's own accounting, in bytes."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd")
+        + ("usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+    ]
+
+
+def _glibc_mallinfo2() -> Any:
+    try:
+        function = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    function.restype = _MallInfo2
+    return function
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or _glibc_mallinfo2() is None, reason="needs glibc ≥ 2.33")
+def test_on_cpu_freed_tensor_memory_stays_with_the_process_for_the_next_tensors(backend: TransformersBackend) -> None:
+    """The backend tells glibc to serve blocks up to 32 MiB from its heap and to keep freed heap, so a
+    forward pass's activations reuse the last one's pages (checked in glibc's own accounting: a
+    mapped block would show in ``hblkhd``, heap given back would leave ``fordblks`` small)."""
+    mallinfo2 = _glibc_mallinfo2()
+    assert backend.keeps_freed_memory and keep_freed_memory()  # in effect, and once for the process
+    mapped_before = mallinfo2().hblkhd
+    activations = torch.ones(16, 64, 704)  # one of a batch's MLP activations: 2.75 MiB
+    assert mallinfo2().hblkhd == mapped_before  # from the heap, not a fresh mapping
+    size = activations.numel() * activations.element_size()
+    del activations
+    assert mallinfo2().fordblks >= size  # freed, and still the process's for the next tensor
+    again = torch.ones(16, 64, 704)
+    assert mallinfo2().hblkhd == mapped_before
+    del again
 
 
 def test_trimmed_attention_equals_sdpa_on_the_positions_a_query_can_see() -> None:

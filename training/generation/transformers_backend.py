@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -62,6 +66,48 @@ class _TrimmedSDPA:
             if 0 < length < key.shape[2]:
                 key, value, attention_mask = key[:, :, :length], value[:, :, :length], attention_mask[..., :length]
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's largest on 64-bit
+TRIM_THRESHOLD_BYTES = 256 << 20
+_allocator_lock = threading.Lock()
+_allocator_tuned: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc reuse freed memory for tensors instead of returning it to the system each time.
+
+    By default glibc maps every large block afresh (and unmaps it on free) until its adaptive threshold
+    catches up, and gives the top of the heap back whenever more than ~2× that threshold is free. A
+    forward pass frees its activations (megabytes each: 16 prompts × 64 tokens × 704 channels is
+    2.9 MiB) and the next one allocates them again, so the kernel hands out and zeroes the same pages
+    over and over, a page fault per 4 KiB; a batch's static KV cache (4 × 2 × 5.4 MiB) too. Here blocks
+    below 32 MiB come from the heap, and up to 256 MiB of freed heap stays with the process (what
+    PyTorch's CPU tuning guide gets from jemalloc or tcmalloc, without preloading a library).
+    Measured on one thread, 16 demo prompts of ~255 tokens: a batch's prefill 512–656 → 443–474 ms
+    of CPU. Process-wide and once; only where the C library has ``mallopt`` (glibc). Returns whether
+    it is in effect.
+    """
+    global _allocator_tuned
+    with _allocator_lock:
+        if _allocator_tuned is None:
+            _allocator_tuned = False
+            if sys.platform.startswith("linux"):
+                try:
+                    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                    mallopt = libc.mallopt
+                except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+                    return False
+                mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+                mallopt.restype = ctypes.c_int
+                _allocator_tuned = bool(
+                    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+                    and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+                )
+        return _allocator_tuned
 
 
 def _base_model(model: Any) -> Any:
@@ -124,6 +170,9 @@ class TransformersBackend:
     demo prompts of 242–264 tokens in batches of 16, 32 new tokens, three alternating runs: 11.7 → 14.0
     prompts/s (512 tokens: 13.5, 2,048: 12.3); one prompt at a time unchanged. A single prompt of up
     to that many tokens is not cut. ``None`` turns it off; it is off on CUDA.
+
+    On CPU, glibc's malloc is told to keep freed memory for the next tensors (:func:`keep_freed_memory`;
+    ``keeps_freed_memory`` says whether it is in effect).
     """
 
     def __init__(
@@ -156,6 +205,7 @@ class TransformersBackend:
                 f"prefill_chunk_tokens must be a positive whole number, None or 'auto', got {prefill_chunk_tokens!r}"
             )
         self.prefill_chunk_tokens: int | None = prefill_chunk_tokens
+        self.keeps_freed_memory = self.device.type == "cpu" and keep_freed_memory()
         tokenizer.padding_side = "left"
         tokenizer.truncation_side = "left"
         if tokenizer.pad_token_id is None:
