@@ -42,7 +42,9 @@ MAX_ERRORS_SHOWN = 20
 # what `auditloop answer` retrieves and generates per question unless told otherwise
 ANSWER_TOP_K = 3
 ANSWER_MAX_NEW_TOKENS = 64
-ANSWER_BATCH_SIZE = 16
+# prompts through the model at once: on CPU (tiny model, one thread, 64 demo prompts) 32 gave 14.1–15.7
+# prompts/s against 12.9–14.2 for 16 and 10.8–11.7 for 8 (a decoding step's fixed cost over more rows)
+ANSWER_BATCH_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -373,9 +375,9 @@ def answer_questions(
     backend: GenerationBackend,
     retriever: Retriever,
     source_name: str = "questions",
-    k: int = 3,
-    max_new_tokens: int = 64,
-    batch_size: int = 16,
+    k: int = ANSWER_TOP_K,
+    max_new_tokens: int = ANSWER_MAX_NEW_TOKENS,
+    batch_size: int = ANSWER_BATCH_SIZE,
     created_at: dt.datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> AnswerRunSummary:

@@ -25,7 +25,7 @@ from typing import Any
 from app.bench.context import Context
 from app.bench.harness import Figure, with_floor
 
-GENERATION_PROMPTS = 32
+GENERATION_PROMPTS = 64  # two of `auditloop answer`'s batches: batched and one-by-one take turns batch by batch
 GENERATION_TARGET = 4.0  # batched ÷ one-by-one prompts/s
 EFFICIENCY_STEPS = 4
 QUICK_BUILD_STEPS = 10
