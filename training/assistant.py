@@ -259,7 +259,7 @@ def plan_answers(
     return pending, len(questions) - len(pending)
 
 
-def prompt_builder(backend: GenerationBackend, max_new_tokens: int) -> Callable[[str, list[Hit]], str]:
+def _prompt_builder(backend: GenerationBackend, max_new_tokens: int) -> Callable[[str, list[Hit]], str]:
     """Prompts that fit the model's window where the backend can count tokens, else by characters."""
     tokenizer = getattr(backend, "tokenizer", None)
     max_prompt_tokens = getattr(backend, "max_prompt_tokens", None)
@@ -269,6 +269,21 @@ def prompt_builder(backend: GenerationBackend, max_new_tokens: int) -> Callable[
     return lambda question, hits: fit_prompt(
         tokenizer, question, hits, max_prompt_tokens=limit, max_context_chars=DEFAULT_CONTEXT_CHARS
     )
+
+
+def answer_prompts(
+    backend: GenerationBackend,
+    retriever: Retriever,
+    questions: Sequence[str],
+    *,
+    k: int = ANSWER_TOP_K,
+    max_new_tokens: int = ANSWER_MAX_NEW_TOKENS,
+) -> tuple[list[str], list[list[Hit]]]:
+    """Each question's top-``k`` documents and its prompt, fitted to the window ``max_new_tokens`` leaves
+    (the prompts `auditloop answer` generates from)."""
+    hits = retriever.search_many(list(questions), k)
+    make_prompt = _prompt_builder(backend, max_new_tokens)
+    return [make_prompt(q, h) for q, h in zip(questions, hits, strict=True)], hits
 
 
 def generate_answers(
@@ -283,9 +298,9 @@ def generate_answers(
     """Retrieve, prompt and generate; no database involved (so no lock is held while the model runs)."""
     if not pending:
         return []
-    hits = retriever.search_many([p.question.question for p in pending], k)
-    make_prompt = prompt_builder(backend, max_new_tokens)
-    prompts = [make_prompt(p.question.question, h) for p, h in zip(pending, hits, strict=True)]
+    prompts, hits = answer_prompts(
+        backend, retriever, [p.question.question for p in pending], k=k, max_new_tokens=max_new_tokens
+    )
     generations = backend.generate(prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
     return [
         GeneratedAnswer(

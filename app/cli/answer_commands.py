@@ -184,11 +184,8 @@ def throughput(app: AppContext, n_prompts: int, max_new_tokens: int, batch_size:
             )
     if not questions:
         raise AuditloopError("no questions in the database to measure with (run `auditloop demo seed` first)")
-    retriever = Retriever(documents)
     backend = choose_backend(ensure_base_model(app.settings, progress=_say), prefer="transformers")
-    make_prompt = assistant.prompt_builder(backend, max_new_tokens)
-    hits = retriever.search_many(questions, assistant.ANSWER_TOP_K)
-    prompts = [make_prompt(q, h) for q, h in zip(questions, hits, strict=True)]
+    prompts, _ = assistant.answer_prompts(backend, Retriever(documents), questions, max_new_tokens=max_new_tokens)
     result = measure_generation_throughput(backend, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
     emit(
         result,

@@ -173,15 +173,12 @@ def _prompts(backend: Any) -> list[str]:
     """Questions of the demo company as ``auditloop answer`` prompts them: its number of retrieved
     documents, fitted to the window its number of new tokens leaves."""
     from audit.demo.corpus import build_corpus
-    from training.assistant import ANSWER_MAX_NEW_TOKENS, ANSWER_TOP_K, prompt_builder
+    from training.assistant import answer_prompts
     from training.retrieval import Retriever
 
     corpus = build_corpus(7)
-    retriever = Retriever.from_documents(corpus.documents)
     questions = [e.question for e in corpus.examples][:GENERATION_PROMPTS]
-    make_prompt = prompt_builder(backend, ANSWER_MAX_NEW_TOKENS)
-    hits = retriever.search_many(questions, ANSWER_TOP_K)
-    return [make_prompt(q, h) for q, h in zip(questions, hits, strict=True)]
+    return answer_prompts(backend, Retriever.from_documents(corpus.documents), questions)[0]
 
 
 def _generation(ctx: Context, model_dir: Path, model_label: str) -> list[Figure]:
