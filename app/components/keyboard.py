@@ -117,9 +117,11 @@ _SCRIPT = """
     highlight();
     flush();
   };
+  // a field that takes text (a switch or a radio button that has the focus does not: keys still score)
   const typing = (target) =>
     target instanceof HTMLElement &&
-    (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+    (target.isContentEditable || ["TEXTAREA", "SELECT"].includes(target.tagName) ||
+      (target.tagName === "INPUT" && !["checkbox", "radio", "button"].includes(target.type)));
 
   document.addEventListener("keydown", (event) => {
     const config = window.__auditloopRating;

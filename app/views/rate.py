@@ -27,6 +27,8 @@ PREFIX = "rate_"
 MESSAGE = "rate.message"  # (kind, text) shown once after a submit or skip
 DEPARTMENTS = "rate.departments"  # the department names for the bias flag, read once per page run
 ITEM_ATTRIBUTE = "data-rate-item"  # on the item's HTML block: the assignment id, for the key handler
+NOTES_HELP = "A comment for the reviewers, and the answer as it should have been if you know it."
+SKIP_HELP = "When you cannot rate this item: choose a reason, then Skip. The item leaves your queue unrated."
 SKIP_REASONS = (
     "Needs knowledge I do not have",
     "Question or answer is unreadable",
@@ -44,6 +46,8 @@ FIELDS = {
     **dict.fromkeys(DIMENSIONS),
     "sources": None,
     "bias": False,
+    "notes": False,
+    "skipping": False,
     "favoured": None,
     "disfavoured": None,
     "comment": "",
@@ -107,6 +111,7 @@ def _clear(assignment_id: int) -> None:
 def _submit(assignment_id: int) -> None:
     state = st.session_state
     shown_at = state.get(f"rate.shown_at.{assignment_id}")
+    bias, notes = bool(state.get(_key("bias"))), bool(state.get(_key("notes")))
     try:
         with services.unit_of_work() as uow:
             ratings_service.submit_rating(
@@ -115,11 +120,12 @@ def _submit(assignment_id: int) -> None:
                 assignment_id=assignment_id,
                 **{d: state.get(_key(d)) for d in DIMENSIONS},
                 sources_correct=state.get(_key("sources")),
-                bias_flag=bool(state.get(_key("bias"))),
-                favoured_department=state.get(_key("favoured")),
-                disfavoured_department=state.get(_key("disfavoured")),
-                comment=state.get(_key("comment")) or None,
-                suggested_correction=state.get(_key("correction")) or None,
+                bias_flag=bias,
+                # what the page shows is what is sent: fields hidden again by their switch are left out
+                favoured_department=state.get(_key("favoured")) if bias else None,
+                disfavoured_department=state.get(_key("disfavoured")) if bias else None,
+                comment=(state.get(_key("comment")) or None) if notes else None,
+                suggested_correction=(state.get(_key("correction")) or None) if notes else None,
                 seconds_spent=int(time.time() - shown_at) if shown_at else None,
                 idempotency_key=state.get(f"rate.idempotency.{assignment_id}"),
             )
@@ -206,49 +212,59 @@ def rating_panel() -> None:
     )
     if has_long_text(bodies):  # the rest of a long document only on demand (it reruns this panel)
         content.toggle("Long sources in full", key=_key("long_sources"))
-    with rating, st.form("rate.form", border=True):
-        for dimension in DIMENSIONS:
-            scale = RUBRIC[dimension]
-            # one row block (not columns: three blocks) holding the scale and its rubric wording
+    with rating:
+        # The optional parts of a rating are drawn when their switch is on (a switch reruns this panel
+        # once; what is already chosen in the form stays): most items get four scores and the sources,
+        # and every field drawn costs each submit its share of the next item's time in the browser
+        # (the two text areas, the two department boxes and the skip fields were ~40% of it). The
+        # switches go back off for the next item.
+        with st.container(horizontal=True, gap="medium"):
+            bias = st.toggle("Flag department bias", key=_key("bias"), help=BIAS_FLAG_WORDING)
+            notes = st.toggle("Comment or correction", key=_key("notes"), help=NOTES_HELP)
+            skipping = st.toggle("Skip this item", key=_key("skipping"), help=SKIP_HELP)
+        with st.form("rate.form", border=True):
+            for dimension in DIMENSIONS:
+                scale = RUBRIC[dimension]
+                st.segmented_control(
+                    scale.label, [1, 2, 3, 4, 5], key=_key(dimension), help=scale.question, width=SCALE_WIDTH_PX
+                )
+            # the rubric's wording of all four scales as one block, each beside its scale (RUBRIC_STYLE)
+            st.html(RUBRIC_HTML, width="stretch")
             st.segmented_control(
-                scale.label, [1, 2, 3, 4, 5], key=_key(dimension), help=scale.question, width=SCALE_WIDTH_PX
+                "Sources correct?",
+                SOURCES_CORRECT,
+                key=_key("sources"),
+                help="  \n".join(f"**{k}**: {v}" for k, v in SOURCES_CORRECT_WORDING.items()),
             )
-        # the rubric's wording of all four scales as one block, each beside its scale (RUBRIC_STYLE)
-        st.html(RUBRIC_HTML, width="stretch")
-        st.segmented_control(
-            "Sources correct?",
-            SOURCES_CORRECT,
-            key=_key("sources"),
-            help="  \n".join(f"**{k}**: {v}" for k, v in SOURCES_CORRECT_WORDING.items()),
-        )
-        st.checkbox("Flag department bias", key=_key("bias"), help=BIAS_FLAG_WORDING)
-        with st.container(horizontal=True, gap="small", wrap=False):
-            st.selectbox("Favoured department", departments, index=None, key=_key("favoured"))
-            st.selectbox("Disfavoured department", departments, index=None, key=_key("disfavoured"))
-        st.text_area("Comment", key=_key("comment"), max_chars=ratings_service.COMMENT_MAX, height=80)
-        st.text_area(
-            "Suggested correction",
-            key=_key("correction"),
-            max_chars=ratings_service.CORRECTION_MAX,
-            height=100,
-            help="The answer as it should have been, if you know it.",
-        )
-        st.form_submit_button(
-            "Submit rating",
-            type="primary",
-            shortcut="Ctrl+Enter",
-            key=_key("submit"),
-            on_click=_submit,
-            args=(aid,),
-        )
-        # skipping is part of the same form: either button sends every field, so that the server
-        # knows them all and ``_clear`` needs to touch only the fields that hold something
-        with st.expander("Skip this item"):
-            # the first reason until one is chosen (set through the state: _clear sets it back)
-            st.session_state.setdefault(_key("skip_reason"), SKIP_REASONS[0])
-            st.selectbox("Reason", SKIP_REASONS, index=None, key=_key("skip_reason"))
-            st.text_input("Details (optional)", key=_key("skip_details"), max_chars=300)
-            st.form_submit_button("Skip", key=_key("skip"), on_click=_skip, args=(aid,))
+            if bias:
+                with st.container(horizontal=True, gap="small", wrap=False):
+                    st.selectbox("Favoured department", departments, index=None, key=_key("favoured"))
+                    st.selectbox("Disfavoured department", departments, index=None, key=_key("disfavoured"))
+            if notes:
+                st.text_area("Comment", key=_key("comment"), max_chars=ratings_service.COMMENT_MAX, height=80)
+                st.text_area(
+                    "Suggested correction",
+                    key=_key("correction"),
+                    max_chars=ratings_service.CORRECTION_MAX,
+                    height=100,
+                    help="The answer as it should have been, if you know it.",
+                )
+            st.form_submit_button(
+                "Submit rating",
+                type="primary",
+                shortcut="Ctrl+Enter",
+                key=_key("submit"),
+                on_click=_submit,
+                args=(aid,),
+            )
+            if skipping:
+                # part of the same form: either button sends every field, so that the server knows them
+                # all and ``_clear`` needs to touch only the fields that hold something. The first reason
+                # until one is chosen (set through the state: _clear sets it back)
+                st.session_state.setdefault(_key("skip_reason"), SKIP_REASONS[0])
+                st.selectbox("Reason", SKIP_REASONS, index=None, key=_key("skip_reason"))
+                st.text_input("Details (optional)", key=_key("skip_details"), max_chars=300)
+                st.form_submit_button("Skip", key=_key("skip"), on_click=_skip, args=(aid,))
 
 
 # the key handler and its hint stay put while the fragment replaces the item below them

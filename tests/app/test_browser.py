@@ -200,9 +200,12 @@ def test_the_next_item_starts_with_an_empty_form_after_a_submit_or_a_skip(live: 
 
     assignment_id = int(page.locator("[data-rate-item]").get_attribute("data-rate-item") or 0)
     press_rating(page, "24", "n")  # two scales and the sources chosen, a comment typed: then skipped
+    page.get_by_text("Comment or correction").click()  # a switch: the panel reruns, the scores stay
     page.get_by_role("textbox", name="Comment").fill("not for me")
     page.get_by_text("Skip this item").click()
-    page.get_by_role("combobox", name="Reason").wait_for()  # the expander's content is drawn
+    page.get_by_role("combobox", name="Reason").wait_for()  # the skip fields are drawn
+    wait_for_app_idle(page)
+    assert page.locator(CHOSEN_SEGMENTS).count() == 3  # what was chosen before the switches is still there
     skip = page.get_by_role("button", name="Skip", exact=True)
     skipped = page.get_by_text(re.compile(r"^Item 3 of \d+.*Item skipped"))
     skip.click()
@@ -222,6 +225,8 @@ def test_the_next_item_starts_with_an_empty_form_after_a_submit_or_a_skip(live: 
         skipped.wait_for()
     wait_for_app_idle(page)
     assert page.locator(CHOSEN_SEGMENTS).count() == 0
+    assert page.get_by_role("textbox", name="Comment").count() == 0  # its switch is off again
+    page.get_by_text("Comment or correction").click()
     assert page.get_by_role("textbox", name="Comment").input_value() == ""
     no_exception_shown(page)
 

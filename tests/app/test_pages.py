@@ -30,7 +30,7 @@ from audit.auditlog.models import AuditLogEntry
 from audit.db import make_engine
 from audit.errors import PermissionDenied, ValidationError
 from audit.org import service as org_service
-from audit.org.models import ROLES, User
+from audit.org.models import ROLES, Department, User
 from audit.policy.models import Policy
 from audit.ratings.models import Rating
 from audit.review.models import ReviewDecision
@@ -460,8 +460,60 @@ def test_the_model_output_on_the_rating_page_is_escaped_text(company: SeededComp
     assert not re.search(r"<(img|a|iframe|script)\b", block)
 
 
-def test_a_skip_empties_what_was_entered_for_the_skipped_item(company: SeededCompany) -> None:
+def _switch(at: AppTest, name: str, on: bool = True) -> AppTest:
+    """Turn one of the rating form's switches (bias, notes, skipping) on or off; the panel reruns."""
+    at.toggle(key=f"rate_{name}_item").set_value(on)
+    return at.run()
+
+
+def test_the_optional_fields_are_drawn_only_when_their_switch_is_on(company: SeededCompany) -> None:
     at = app_as(company, company.keyboard_auditor).run()
+    optional = ("rate_favoured_", "rate_disfavoured_", "rate_comment_", "rate_correction_", "rate_skip_reason_")
+    drawn = lambda: {w.key for w in [*at.selectbox, *at.text_area] if w.key and w.key.startswith(optional)}  # noqa: E731
+    assert drawn() == set()
+    assert not [b for b in at.button if b.key and b.key.startswith("rate_skip_")]
+    at = _switch(at, "bias")
+    assert drawn() == {"rate_favoured_item", "rate_disfavoured_item"}
+    at = _switch(at, "notes")
+    at = _switch(at, "skipping")
+    assert drawn() == {f"rate_{n}_item" for n in ("favoured", "disfavoured", "comment", "correction", "skip_reason")}
+    assert [b.label for b in at.button if b.key and b.key.startswith("rate_skip_")] == ["Skip"]
+    assert at.progress[0].text.startswith("Item 1 of")  # the same item throughout
+
+
+def test_a_rating_with_a_bias_flag_and_notes_keeps_them(company: SeededCompany, db: Session) -> None:
+    auditor = company.keyboard_auditor
+    at = _switch(_switch(app_as(company, auditor).run(), "bias"), "notes")
+    next(w for w in at.selectbox if w.key == "rate_favoured_item").select("Legal")
+    next(w for w in at.selectbox if w.key == "rate_disfavoured_item").select("HR")
+    next(w for w in at.text_area if w.key == "rate_comment_item").input("cites Legal's policy for an HR question")
+    next(w for w in at.text_area if w.key == "rate_correction_item").input("HR records are kept for six years.")
+    at = _rate(at, {"accuracy": 2, "completeness": 3, "relevance": 2, "coherence": 4})
+    assert_clean(at)
+    assert at.progress[0].text.startswith("Item 2 of")
+    # the switches are off again for the next item
+    assert [t.value for t in at.toggle if t.key in {"rate_bias_item", "rate_notes_item", "rate_skipping_item"}] == [
+        False
+    ] * 3
+    rating = db.scalars(select(Rating).where(Rating.auditor_id == company.users[auditor], Rating.origin == "app")).one()
+    assert rating.bias_flag and rating.comment == "cites Legal's policy for an HR question"
+    assert rating.suggested_correction == "HR records are kept for six years."
+    names = {d.id: d.name for d in db.scalars(select(Department))}
+    assert (names[rating.favoured_department_id], names[rating.disfavoured_department_id]) == ("Legal", "HR")
+
+
+def test_notes_hidden_again_by_their_switch_are_not_sent(company: SeededCompany, db: Session) -> None:
+    auditor = company.keyboard_auditor
+    at = _switch(app_as(company, auditor).run(), "notes")
+    next(w for w in at.text_area if w.key == "rate_comment_item").input("second thoughts")
+    at = _rate(_switch(at, "notes", on=False), {"accuracy": 4})
+    assert_clean(at)
+    rating = db.scalars(select(Rating).where(Rating.auditor_id == company.users[auditor], Rating.origin == "app")).one()
+    assert rating.comment is None
+
+
+def test_a_skip_empties_what_was_entered_for_the_skipped_item(company: SeededCompany) -> None:
+    at = _switch(_switch(app_as(company, company.keyboard_auditor).run(), "notes"), "skipping")
     next(w for w in at.segmented_control if w.key.startswith("rate_accuracy_")).set_value(2)
     next(w for w in at.text_area if w.key.startswith("rate_comment_")).input("half typed")
     next(b for b in at.button if b.key and b.key.startswith("rate_skip_")).click()
@@ -469,6 +521,8 @@ def test_a_skip_empties_what_was_entered_for_the_skipped_item(company: SeededCom
     assert_clean(at)
     assert at.progress[0].text.startswith("Item 2 of")
     assert next(w for w in at.segmented_control if w.key.startswith("rate_accuracy_")).value is None
+    assert not [w for w in at.text_area if w.key.startswith("rate_comment_")]  # its switch is off again
+    at = _switch(at, "notes")
     assert next(w for w in at.text_area if w.key.startswith("rate_comment_")).value == ""
 
 
@@ -487,8 +541,7 @@ def test_a_long_source_shows_in_full_when_the_auditor_asks(company: SeededCompan
 
 
 def test_auditor_sees_why_an_incomplete_bias_flag_is_refused(company: SeededCompany, db: Session) -> None:
-    at = app_as(company, company.keyboard_auditor).run()
-    next(w for w in at.checkbox if w.key.startswith("rate_bias_")).check()
+    at = _switch(app_as(company, company.keyboard_auditor).run(), "bias")
     at = _rate(at, {"accuracy": 3, "completeness": 3, "relevance": 3, "coherence": 3})
     assert at.error and "department" in shown(at.error)[0]
     assert at.progress[0].text.startswith("Item 1 of")  # still the same item, nothing stored
@@ -498,7 +551,7 @@ def test_auditor_sees_why_an_incomplete_bias_flag_is_refused(company: SeededComp
 
 def test_auditor_skips_an_item_with_a_reason(company: SeededCompany, db: Session) -> None:
     auditor = company.keyboard_auditor
-    at = app_as(company, auditor).run()
+    at = _switch(app_as(company, auditor).run(), "skipping")
     next(b for b in at.button if b.key and b.key.startswith("rate_skip_")).click()
     at.run()
     assert_clean(at)
