@@ -1,17 +1,16 @@
 """Real-browser harness: run ``streamlit run app/streamlit_app.py`` on a free port against a given
 database, and drive it with Playwright in the system Chromium.
 
-Used by ``tests/app/test_browser.py`` and by the submit-latency measurement (``python -m
-tests.app.browser --help``). Nothing here is mocked: it is the server and the browser a user gets.
+Used by ``tests/app/test_browser.py`` and for the README's screenshots (``python -m tests.app.browser
+screenshots``); the submit-latency figure is ``make bench``'s (``app/bench/scenarios/browser.py``). Nothing
+here is mocked: it is the server and the browser a user gets.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.server
-import math
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -420,103 +419,6 @@ def seed_company(database_url: str, *, canary_port: int = 9, answers_per_departm
 
 # ----------------------------------------------------------------------------- submit latency
 
-_LATENCY_PROBE = """
-() => {
-  window.__submitAt = null;
-  document.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { window.__submitAt = performance.now(); }
-  }, true);
-  window.__whenText = (pattern) => new Promise((resolve) => {
-    const regex = new RegExp(pattern);
-    const seen = () => [...document.querySelectorAll('[data-testid="stText"], [data-testid="stProgress"]')]
-      .some((node) => regex.test(node.innerText));
-    if (seen()) { resolve(performance.now()); return; }
-    const observer = new MutationObserver(() => {
-      if (seen()) { observer.disconnect(); resolve(performance.now()); }
-    });
-    observer.observe(document.body, { childList: true, subtree: true, characterData: true });
-  });
-}
-"""
-
-
-def measure_submits(page: Any, *, items: int, keys: str) -> list[float]:
-    """Milliseconds from the Ctrl+Enter keydown to the next item's "Item n" text in the DOM, per item.
-
-    Measured inside the page (performance.now at the keydown; a MutationObserver for the text), so
-    Playwright's own round trips are not counted. ``keys`` are pressed before each submit."""
-    page.evaluate(_LATENCY_PROBE)
-    latencies = []
-    for number in range(1, items + 1):
-        page.get_by_text(re.compile(rf"^Item {number} of")).first.wait_for(timeout=30_000)
-        wait_for_app_idle(page)
-        for key in keys:
-            page.keyboard.press(key)
-        page.evaluate(f"() => {{ window.__next = window.__whenText('^Item {number + 1} of'); }}")
-        page.keyboard.press("Control+Enter")
-        shown_at = page.evaluate("() => window.__next")
-        latencies.append(float(shown_at) - float(page.evaluate("() => window.__submitAt")))
-    return latencies
-
-
-def summarise(latencies: list[float]) -> dict[str, float]:
-    import statistics
-
-    ordered = sorted(latencies)
-    p95_index = max(0, math.ceil(0.95 * len(ordered)) - 1)  # nearest-rank percentile
-    return {
-        "n": len(ordered),
-        "median_ms": round(statistics.median(ordered), 1),
-        "p95_ms": round(ordered[p95_index], 1),
-        "min_ms": round(ordered[0], 1),
-        "max_ms": round(ordered[-1], 1),
-    }
-
-
-def bench(items: int, work_dir: Path) -> dict[str, Any]:
-    """Seed a company with enough items for one auditor, then time ``items`` submits on the rating
-    page and on the floor app, each on its own server."""
-    from audit import schema
-    from audit.db import make_engine
-
-    work_dir.mkdir(parents=True, exist_ok=True)
-    path = work_dir / "bench.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    url = f"sqlite:///{path}"
-    engine = make_engine(url)
-    schema.upgrade(engine)
-    engine.dispose()
-    # four auditors share the sample: ~(items + 2) * 4 answers give the busiest one enough
-    company = seed_company(url, answers_per_department=(items + 2) * 4 // 3 + 2)
-    results: dict[str, Any] = {"items": items}
-    with chromium() as browser:
-        with streamlit_server(
-            REPO_ROOT / "app" / "streamlit_app.py",
-            database_url=url,
-            data_dir=work_dir / "data",
-            log_path=work_dir / "app.log",
-        ) as server:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            log_in(page, server.url, company.keyboard_auditor, company.password)
-            results["rating_page"] = summarise(measure_submits(page, items=items, keys="4444y"))
-            page.close()
-        floor = StreamlitServer(
-            script=REPO_ROOT / "tests" / "app" / "floor_app.py",
-            env={"AUDITLOOP_FLOOR_DB": str(path)},
-            log_path=work_dir / "floor.log",
-        )
-        floor.start()
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.goto(floor.url)
-            results["floor_app"] = summarise(measure_submits(page, items=items, keys=""))
-            page.close()
-        finally:
-            floor.stop()
-    results["ratio_median"] = round(results["rating_page"]["median_ms"] / results["floor_app"]["median_ms"], 2)
-    return results
-
 
 # (user, page titles) in the order a README tells the story; the first page is where the login lands
 SCREENSHOT_TOUR = (
@@ -593,32 +495,19 @@ def settle(page: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     import argparse
-    import json
     import tempfile
 
-    parser = argparse.ArgumentParser(description="Browser measurements of the auditloop app.")
+    parser = argparse.ArgumentParser(description="The auditloop app in a real browser.")
     sub = parser.add_subparsers(dest="command", required=True)
-    bench_parser = sub.add_parser("bench", help="submit -> next item latency: rating page vs a minimal form app")
-    bench_parser.add_argument("--items", type=int, default=20)
-    bench_parser.add_argument("--out", type=Path, help="also write the JSON result here")
     shots_parser = sub.add_parser("screenshots", help="photograph every page on the demo company (for the README)")
     shots_parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "screenshots")
     args = parser.parse_args(argv)
     reason = chromium_missing_reason()
     if reason:
         raise SystemExit(f"cannot run the browser: {reason}")
-    if args.command == "screenshots":
-        with tempfile.TemporaryDirectory(prefix="auditloop-screenshots-") as folder:
-            for path in take_screenshots(args.out, Path(folder)):
-                print(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)
-        return
-    with tempfile.TemporaryDirectory(prefix="auditloop-bench-") as folder:
-        result = bench(args.items, Path(folder))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    with tempfile.TemporaryDirectory(prefix="auditloop-screenshots-") as folder:
+        for path in take_screenshots(args.out, Path(folder)):
+            print(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)
 
 
 if __name__ == "__main__":
