@@ -27,8 +27,6 @@ PREFIX = "rate_"
 MESSAGE = "rate.message"  # (kind, text) shown once after a submit or skip
 DEPARTMENTS = "rate.departments"  # the department names for the bias flag, read once per page run
 ITEM_ATTRIBUTE = "data-rate-item"  # on the item's HTML block: the assignment id, for the key handler
-NOTES_HELP = "A comment for the reviewers, and the answer as it should have been if you know it."
-SKIP_HELP = "When you cannot rate this item: choose a reason, then Skip. The item leaves your queue unrated."
 SKIP_REASONS = (
     "Needs knowledge I do not have",
     "Question or answer is unreadable",
@@ -218,10 +216,10 @@ def rating_panel() -> None:
         # and every field drawn costs each submit its share of the next item's time in the browser
         # (the two text areas, the two department boxes and the skip fields were ~40% of it). The
         # switches go back off for the next item.
-        with st.container(horizontal=True, gap="medium"):
+        with st.container(horizontal=True, gap="small"):  # one row beside the item (help on the bias flag only)
             bias = st.toggle("Flag department bias", key=_key("bias"), help=BIAS_FLAG_WORDING)
-            notes = st.toggle("Comment or correction", key=_key("notes"), help=NOTES_HELP)
-            skipping = st.toggle("Skip this item", key=_key("skipping"), help=SKIP_HELP)
+            notes = st.toggle("Comment or correction", key=_key("notes"))
+            skipping = st.toggle("Skip this item", key=_key("skipping"))
         with st.form("rate.form", border=True):
             for dimension in DIMENSIONS:
                 scale = RUBRIC[dimension]
