@@ -23,6 +23,7 @@ from audit.ratings.models import DIMENSIONS, Rating
 from audit.review.models import ReviewDecision
 from audit.sampling.models import Assignment
 from tests.app.browser import (
+    AUDITORS,
     REPO_ROOT,
     CountingHTTPServer,
     SeededCompany,
@@ -273,6 +274,33 @@ def test_keys_typed_before_the_scales_are_drawn_still_count(live: LiveApp, page:
         rating = session.scalars(select(Rating).where(Rating.assignment_id == assignment_id)).one()
     scores = [getattr(rating, d) for d in DIMENSIONS]
     assert (scores, rating.sources_correct, rating.origin) == ([4, 3, 5, 2], "yes", "app")
+
+
+def test_keys_still_score_and_submit_after_a_switch_is_clicked(live: LiveApp, page: Any) -> None:
+    """A switch above the form keeps the focus once clicked (a checkbox input); keys 1–5, y/n/u and
+    Ctrl+Enter go on working from there, as they do anywhere outside a text field."""
+    auditor = next(
+        name
+        for name in reversed(AUDITORS)
+        if name not in (live.company.keyboard_auditor, live.company.evil_auditor, plain_auditor(live))
+    )
+    log_in(page, live.server.url, auditor, live.company.password)
+    match = page.get_by_text(re.compile(r"^Item \d+ of \d+"))
+    match.first.wait_for()
+    number = int(re.match(r"Item (\d+)", match.first.inner_text()).group(1))  # type: ignore[union-attr]
+    assignment_id = int(page.locator("[data-rate-item]").get_attribute("data-rate-item") or 0)
+    page.get_by_text("Comment or correction").click()
+    page.get_by_role("textbox", name="Comment").wait_for()
+    wait_for_app_idle(page)
+    assert page.evaluate("() => document.activeElement.type") == "checkbox"  # the switch has the focus
+    press_rating(page, "4321", "n")
+    page.keyboard.press("Control+Enter")
+    page.get_by_text(re.compile(rf"^Item {number + 1} of \d+.*Rating saved|Nothing left to rate")).first.wait_for()
+    no_exception_shown(page)
+    with live.db() as session:
+        rating = session.scalars(select(Rating).where(Rating.assignment_id == assignment_id)).one()
+    scores = [getattr(rating, d) for d in DIMENSIONS]
+    assert (scores, rating.sources_correct, rating.comment) == ([4, 3, 2, 1], "no", None)
 
 
 def test_sme_confirms_a_flagged_item_with_a_correction(live: LiveApp, page: Any) -> None:
