@@ -174,13 +174,24 @@ def test_auditor_rates_three_items_with_the_keyboard(live: LiveApp, page: Any) -
     screenshot(page, "auditor-my-ratings")
 
 
-def plain_auditor(live: LiveApp) -> str:
-    """The first seeded auditor whose queue no other test scripts (not the keyboard or the evil one)."""
-    return next(
-        name
-        for name in ("auditor1", "auditor2", "auditor3", "auditor4")
-        if name not in (live.company.keyboard_auditor, live.company.evil_auditor)
-    )
+def plain_auditor(live: LiveApp, nth: int = 0) -> str:
+    """The ``nth`` seeded auditor whose queue no other test scripts (not the keyboard or the evil one)."""
+    return [a for a in AUDITORS if a not in (live.company.keyboard_auditor, live.company.evil_auditor)][nth]
+
+
+def item_shown(page: Any) -> tuple[int, int]:
+    """The item on the rating page: its number in the queue and its assignment id."""
+    match = page.get_by_text(re.compile(r"^Item \d+ of \d+"))
+    match.first.wait_for()
+    number = int(re.match(r"Item (\d+)", match.first.inner_text()).group(1))  # type: ignore[union-attr]
+    return number, int(page.locator("[data-rate-item]").get_attribute("data-rate-item") or 0)
+
+
+def stored_rating(live: LiveApp, assignment_id: int) -> tuple[list[int | None], Rating]:
+    """The one rating of an assignment, with its four scores in DIMENSIONS order."""
+    with live.db() as session:
+        rating = session.scalars(select(Rating).where(Rating.assignment_id == assignment_id)).one()
+    return [getattr(rating, d) for d in DIMENSIONS], rating
 
 
 CHOSEN_SEGMENTS = '[class*="st-key-rate_"] button[role="radio"][aria-checked="true"]'
@@ -199,7 +210,7 @@ def test_the_next_item_starts_with_an_empty_form_after_a_submit_or_a_skip(live: 
     wait_for_app_idle(page)
     assert page.locator(CHOSEN_SEGMENTS).count() == 0
 
-    assignment_id = int(page.locator("[data-rate-item]").get_attribute("data-rate-item") or 0)
+    _, assignment_id = item_shown(page)
     press_rating(page, "24", "n")  # two scales and the sources chosen, a comment typed: then skipped
     page.get_by_text("Comment or correction").click()  # a switch: the panel reruns, the scores stay
     page.get_by_role("textbox", name="Comment").fill("not for me")
@@ -251,10 +262,7 @@ def test_keys_typed_before_the_scales_are_drawn_still_count(live: LiveApp, page:
     page.route(re.compile(r"/static/js/ButtonGroup\.[^/]*\.js$"), hold)
     auditor = plain_auditor(live)
     log_in(page, live.server.url, auditor, live.company.password)
-    match = page.get_by_text(re.compile(r"^Item \d+ of \d+"))
-    match.first.wait_for()
-    number = int(re.match(r"Item (\d+)", match.first.inner_text()).group(1))  # type: ignore[union-attr]
-    assignment_id = int(page.locator("[data-rate-item]").get_attribute("data-rate-item") or 0)
+    number, assignment_id = item_shown(page)
     deadline = time.monotonic() + 20
     while not held and time.monotonic() < deadline:
         page.wait_for_timeout(50)  # lets Playwright hand the request to the handler
@@ -270,25 +278,16 @@ def test_keys_typed_before_the_scales_are_drawn_still_count(live: LiveApp, page:
         route.continue_()
     page.get_by_text(re.compile(rf"^Item {number + 1} of \d+.*Rating saved|Nothing left to rate")).first.wait_for()
     no_exception_shown(page)
-    with live.db() as session:
-        rating = session.scalars(select(Rating).where(Rating.assignment_id == assignment_id)).one()
-    scores = [getattr(rating, d) for d in DIMENSIONS]
+    scores, rating = stored_rating(live, assignment_id)
     assert (scores, rating.sources_correct, rating.origin) == ([4, 3, 5, 2], "yes", "app")
 
 
 def test_keys_still_score_and_submit_after_a_switch_is_clicked(live: LiveApp, page: Any) -> None:
     """A switch above the form keeps the focus once clicked (a checkbox input); keys 1–5, y/n/u and
     Ctrl+Enter go on working from there, as they do anywhere outside a text field."""
-    auditor = next(
-        name
-        for name in reversed(AUDITORS)
-        if name not in (live.company.keyboard_auditor, live.company.evil_auditor, plain_auditor(live))
-    )
+    auditor = plain_auditor(live, nth=-1)  # not the one the two tests above share
     log_in(page, live.server.url, auditor, live.company.password)
-    match = page.get_by_text(re.compile(r"^Item \d+ of \d+"))
-    match.first.wait_for()
-    number = int(re.match(r"Item (\d+)", match.first.inner_text()).group(1))  # type: ignore[union-attr]
-    assignment_id = int(page.locator("[data-rate-item]").get_attribute("data-rate-item") or 0)
+    number, assignment_id = item_shown(page)
     page.get_by_text("Comment or correction").click()
     page.get_by_role("textbox", name="Comment").wait_for()
     wait_for_app_idle(page)
@@ -297,9 +296,7 @@ def test_keys_still_score_and_submit_after_a_switch_is_clicked(live: LiveApp, pa
     page.keyboard.press("Control+Enter")
     page.get_by_text(re.compile(rf"^Item {number + 1} of \d+.*Rating saved|Nothing left to rate")).first.wait_for()
     no_exception_shown(page)
-    with live.db() as session:
-        rating = session.scalars(select(Rating).where(Rating.assignment_id == assignment_id)).one()
-    scores = [getattr(rating, d) for d in DIMENSIONS]
+    scores, rating = stored_rating(live, assignment_id)
     assert (scores, rating.sources_correct, rating.comment) == ([4, 3, 2, 1], "no", None)
 
 

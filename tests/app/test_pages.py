@@ -469,7 +469,10 @@ def _switch(at: AppTest, name: str, on: bool = True) -> AppTest:
 def test_the_optional_fields_are_drawn_only_when_their_switch_is_on(company: SeededCompany) -> None:
     at = app_as(company, company.keyboard_auditor).run()
     optional = ("rate_favoured_", "rate_disfavoured_", "rate_comment_", "rate_correction_", "rate_skip_reason_")
-    drawn = lambda: {w.key for w in [*at.selectbox, *at.text_area] if w.key and w.key.startswith(optional)}  # noqa: E731
+
+    def drawn() -> set[str]:
+        return {w.key for w in [*at.selectbox, *at.text_area] if w.key and w.key.startswith(optional)}
+
     assert drawn() == set()
     assert not [b for b in at.button if b.key and b.key.startswith("rate_skip_")]
     at = _switch(at, "bias")
