@@ -5,7 +5,7 @@ from audit.auditlog.models import AuditLogEntry
 from audit.base import Base
 from audit.fixes.models import DataFix
 from audit.knowledge.models import DatasetVersion, Document, Example, RetrievalEvalPair, dataset_version_examples
-from audit.modelops.models import ModelVersion, TrainingJob
+from audit.modelops.models import EvaluationItem, ModelVersion, TrainingJob
 from audit.org.models import Department, User, user_departments
 from audit.policy.models import Policy
 from audit.ratings.models import Rating
@@ -21,6 +21,7 @@ __all__ = [
     "DatasetVersion",
     "Department",
     "Document",
+    "EvaluationItem",
     "Example",
     "GoldItem",
     "ModelVersion",

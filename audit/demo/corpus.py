@@ -75,6 +75,7 @@ class DemoGold:
     reference_answer: str
     department: str
     reference_document_ids: list[str]
+    key_values: list[str] = field(default_factory=list)  # what a right answer states
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,7 @@ def build_corpus(seed: int = DEFAULT_SEED) -> DemoCorpus:
                     ),
                     department=vocab.name,
                     reference_document_ids=[doc.external_id],
+                    key_values=[doc.facts[key]],
                 )
             )
 

@@ -342,6 +342,7 @@ def _insert_gold(
             "reference_answer": g.reference_answer,
             "department_id": department_ids[g.department],
             "reference_document_ids": list(g.reference_document_ids),
+            "key_values": list(g.key_values),
         }
         for g in corpus.gold
     ]
@@ -353,6 +354,7 @@ def _insert_gold(
             "reference_answer": c.reference_answer,
             "department_id": department_ids[c.department],
             "reference_document_ids": list(c.reference_document_ids),
+            "key_values": list(c.key_values),
             "expected_accuracy": c.expected.accuracy,
             "expected_completeness": c.expected.completeness,
             "expected_relevance": c.expected.relevance,

@@ -92,6 +92,7 @@ class DemoAnswer:
     error: str | None  # None, "hallucination", "outdated_source" or "retrieval_error"
     reference_answer: str  # the correct answer, grounded in the current document
     reference_document_id: str
+    reference_value: str  # the value the current document gives (what a right answer states)
     true_scores: Scores  # what a careful, unbiased auditor would give
 
 
@@ -122,6 +123,7 @@ class DemoCalibration:
     reference_answer: str
     department: str
     reference_document_ids: list[str]
+    key_values: list[str]
     expected: Scores
 
 
@@ -265,6 +267,7 @@ def _answer(
         error=error,
         reference_answer=reference,
         reference_document_id=right,
+        reference_value=fact.value,
         true_scores=_true_scores(rng, error),
     )
 
@@ -364,6 +367,7 @@ def _calibration(rng: random.Random, answers: list[DemoAnswer], *, taken: set[st
                 reference_answer=a.reference_answer,
                 department=a.department,
                 reference_document_ids=[a.reference_document_id],
+                key_values=[a.reference_value],
                 expected=a.true_scores,
             )
             for a in sorted(picked, key=lambda a: a.external_id)

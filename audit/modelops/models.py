@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from audit.base import Base, JSONType, UTCDateTime, utcnow
@@ -75,4 +75,39 @@ class TrainingJob(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class EvaluationItem(Base):
+    """One held-out gold question answered by one system and judged by the yardstick.
+
+    ``system`` names what answered: a model version's name, or a no-model baseline
+    (``baseline:first_sentence``, ``baseline:best_sentence``) or a demo loop's control
+    (``control:...``), which have no ``model_version_id``. ``signature`` fingerprints the evaluation
+    setup (gold items, documents, retrieval, generation settings): rows of one signature are paired
+    item by item, and every aggregate a report shows is a mean of these rows.
+    """
+
+    __tablename__ = "evaluation_items"
+    __table_args__ = (
+        UniqueConstraint("system", "signature", "gold_item_id"),
+        Index("ix_evaluation_items_model_version_id", "model_version_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(128))
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    signature: Mapped[str] = mapped_column(String(64))
+    gold_item_id: Mapped[int] = mapped_column(ForeignKey("gold_items.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    prediction: Mapped[str] = mapped_column(Text)
+    cited_document_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    retrieved_document_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    fact_correct: Mapped[bool] = mapped_column(Boolean)
+    citation_correct: Mapped[bool] = mapped_column(Boolean)
+    cites_outdated: Mapped[bool] = mapped_column(Boolean)
+    retrieval_at_1: Mapped[bool] = mapped_column(Boolean)
+    retrieval_at_k: Mapped[bool] = mapped_column(Boolean)
+    rouge_l: Mapped[float] = mapped_column(Float)
+    f1: Mapped[float] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

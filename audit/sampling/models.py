@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -49,6 +50,9 @@ class GoldItem(Base):
     reference_answer: Mapped[str] = mapped_column(Text)
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     reference_document_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # the values a right answer must state (an amount, a period, a system's name...), as the gold
+    # document gives them; the yardstick's fact accuracy checks each (audit/measures/facts.py)
+    key_values: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
     expected_accuracy: Mapped[int | None] = mapped_column(SmallInteger)
     expected_completeness: Mapped[int | None] = mapped_column(SmallInteger)
     expected_relevance: Mapped[int | None] = mapped_column(SmallInteger)
