@@ -1,9 +1,11 @@
-"""The whole audit loop run on the demo company (``auditloop demo loop``), start to finish, with the
-before/after numbers per department and a corrupted dataset version the gate has to refuse.
+"""The whole audit loop run on the demo company (``auditloop demo loop``), start to finish, judged by
+the loop's yardstick (facts, citations, retrieval; ``training/evaluation.py``) against a control and
+two no-model baselines, with two corrupted dataset versions the gate has to refuse.
 
 Steps, each in its own committed transaction (the worker reads the database through its own sessions):
 
-1. seed a fresh demo database (``seed_demo``) and build or reuse the base model;
+1. seed a fresh demo database (``seed_demo``) and build or reuse the base model (pretrained on this
+   seed's own corpus);
 2. route the simulated ratings into review items (as the lead);
 3. the weak department's SME (``sme.hr``) decides that department's items through the review service:
    a wrong answer is confirmed with the root cause of its simulated error and the auditor's suggested
@@ -11,15 +13,19 @@ Steps, each in its own committed transaction (the worker reads the database thro
    as department bias, any other correct answer is dismissed;
 4. fixes are proposed, the safe kinds auto-applied and the rest approved by the lead: a new dataset
    version; the retraining triggers are evaluated (or, if none fires, the lead queues the job);
-5. the champion (``v0``, the base model) is evaluated on the gold questions and the evaluation kept
-   on its row; the worker then runs the job in-process: LoRA training, evaluation, gate, promotion;
-6. a copy of the trained dataset version with the answers shuffled between questions is written
-   (a deliberately corrupted version); a candidate trained on it must fail the gate while the
-   champion stays.
+5. the gate items are fixed: gold items whose question and reference answer leaked into no training
+   example, SME correction or applied fix; the champion (``v0``, the base model) is evaluated on them
+   and the evaluation kept on its row; the worker then runs the job in-process: LoRA training,
+   evaluation, gate, promotion;
+6. the control: the same recipe, seed and number of steps on the dataset version from before any SME
+   correction, judged on the same items, so that the correction effect (candidate − control) can be
+   told apart from what any retraining gives; and the two extractive baselines (``training/baselines.py``);
+7. two corrupted copies of the trained dataset version — answers shuffled between questions, and
+   every answer's key value replaced by another valid value of its kind (the template and citation
+   kept) — each trained on with the same recipe; the gate must refuse both while the champion stays.
 
-The table compares the champion before and after on the held-out gold questions (the demo corpus's
-gold set, never asked in traffic nor trained on); the gate itself judges every gold item (the
-auditors' calibration answers included), and the report shows its verdict too.
+Every judged item is stored (``evaluation_items``), per system and evaluation signature; the report's
+figures are means of those rows with percentile bootstrap intervals over items.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import datetime as dt
 import functools
 import os
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -45,6 +52,7 @@ from audit.db import make_session_factory
 from audit.demo.corpus import DEFAULT_SEED, DemoCorpus, build_corpus
 from audit.demo.seed import DEFAULT_DAYS, SeedReport, seed_demo, write_credentials
 from audit.demo.traffic import DemoAnswer, simulate_traffic
+from audit.demo.vocabulary import DEPARTMENTS as VOCABULARIES
 from audit.demo.vocabulary import OVER_CITED_DEPARTMENT, WEAK_DEPARTMENT
 from audit.errors import AuditloopError, ConflictError, NotFoundError
 from audit.fixes import repository as fixes_repo
@@ -53,17 +61,26 @@ from audit.knowledge import datasets
 from audit.knowledge.datasets import ExampleRecord
 from audit.knowledge.hashing import example_content_hash, normalise_text
 from audit.knowledge.models import DatasetVersion, Example
+from audit.modelops import repository as modelops_repo
 from audit.modelops.models import ModelVersion
 from audit.org import repository as org_repo
 from audit.org.models import User
 from audit.review import routing
 from audit.review import service as review_service
-from audit.settings import Settings
+from audit.settings import BUILTIN_TINY, Settings
 from audit.triggers import service as triggers_service
 from training import gate as gate_module
 from training import jobs
+from training.baselines import BASELINES, baseline_answer
 from training.config import load_config
-from training.evaluation import EvaluationSummary, ScoredItem, summarize
+from training.evaluation import (
+    HEADLINE_METRICS,
+    EvaluationSummary,
+    Interval,
+    compare,
+    item_rows,
+    restrict,
+)
 from training.recipes import evaluate as evaluate_recipe
 from training.worker import JobResult, Worker, WorkerOptions
 
@@ -76,6 +93,14 @@ DEMO_TODAY = dt.date(2026, 3, 2)
 LEAD = "lead"
 METRICS = ("rougeL", "f1")
 CORRUPTION_KIND = "demo_corruption"
+# The corruptions the gate must refuse: name -> what was done to the trained version's answers.
+CORRUPTIONS = {
+    "shuffled": "answers shuffled between questions",
+    "wrong_values": "every answer's key value replaced by another valid value of its kind (template and citation kept)",
+}
+# Systems the report compares, beside the model versions: each is stored under this name.
+CONTROL_SYSTEM = "control:before-corrections"
+EFFECT_METRICS = ("fact_accuracy", "citation_accuracy", "rougeL")
 
 # Recipe overrides for the loop's two training runs (the real job and the corrupted one), on top of
 # training/configs/lora.yaml. None: the default recipe (one epoch, lr 2e-4, r 16) already lifts the weak
@@ -158,32 +183,62 @@ def department_gap(by_department: Mapping[str, Mapping[str, float]], metric: str
     return max(values) - min(values)
 
 
-def restrict(summary: EvaluationSummary, references: Mapping[str, str]) -> EvaluationSummary:
-    """The summary over the gold items named in ``references`` (item id -> reference answer): the
-    per-department means and gaps recomputed by the same ``summarize`` the gate's numbers come from."""
-    items = [
-        ScoredItem(
-            item_id=item_id,
-            department=str(values["department"]),
-            prediction=str(values["prediction"]),
-            reference=references[item_id],
-            retrieval_hit=bool(values["retrieval_hit"]),
-            scores={},
-        )
-        for item_id, values in summary.items.items()
-        if item_id in references
-    ]
-    if not items:
-        raise ValueError("restrict: none of the given gold items was scored")
-    return summarize(items, signature=summary.signature)
+def wrong_values_answers(
+    answers: Sequence[str],
+    departments: Sequence[str],
+    *,
+    kinds_by_department: Mapping[str, Sequence[Sequence[str]]],
+    seed: int,
+) -> list[str]:
+    """Each answer with its key value replaced by another valid value of the same kind: the
+    realistic failure (the right template and citation, a wrong fact). ``kinds_by_department`` holds
+    the value sets of each department's fact kinds (e.g. its retention periods); an answer's key
+    value is its longest whole-word match among its department's values. Deterministic for ``seed``.
+    Raises ValueError for an answer that states no known value (the corruption would leave it right).
+    """
+    rng = random.Random(seed)
+    compiled: dict[str, list[tuple[re.Pattern[str], str, Sequence[str]]]] = {}
+    for department, kinds in kinds_by_department.items():
+        pairs = sorted(((v, kind) for kind in kinds for v in kind), key=lambda pair: len(pair[0]), reverse=True)
+        compiled[department] = [(re.compile(rf"(?<!\w){re.escape(v)}(?!\w)"), v, kind) for v, kind in pairs]
+    corrupted = []
+    for answer, department in zip(answers, departments, strict=True):
+        for pattern, value, kind in compiled.get(department, []):
+            match = pattern.search(answer)
+            if match is not None:
+                other = rng.choice([v for v in kind if v != value])
+                corrupted.append(answer[: match.start()] + other + answer[match.end() :])
+                break
+        else:
+            raise ValueError(f"wrong_values_answers: no known {department} value in the answer {answer[:80]!r}")
+    return corrupted
+
+
+def demo_fact_kinds() -> dict[str, list[tuple[str, ...]]]:
+    """The value sets of each demo department's fact kinds."""
+    return {vocab.name: [tuple(kind.values) for kind in vocab.facts if len(kind.values) > 1] for vocab in VOCABULARIES}
 
 
 # --------------------------------------------------------------------------- the report
 
+# The systems every loop report compares, in order: JSON key -> what it is.
+SYSTEMS = {
+    "before": "the champion before the loop (v0)",
+    "after": "the model the loop trained (its candidate)",
+    "control": "the same recipe on the data from before any SME correction",
+    "baseline_first_sentence": "the top retrieved document's first sentence (no model)",
+    "baseline_best_sentence": "the top retrieved document's best-matching sentence and its citation (no model)",
+}
+
 
 @dataclass
 class LoopReport:
-    """What the loop found. ``as_json`` is the command's --json output, key for key."""
+    """What the loop found. ``as_json`` is the command's --json output, key for key.
+
+    ``systems[name][department][metric]`` is an :class:`Interval` (mean over the gate items with its
+    bootstrap interval), ``effects[department][metric]`` the correction effect (candidate − control,
+    paired bootstrap). ``departments`` keeps the older ROUGE-L/F1 before-and-after view.
+    """
 
     weak_department: str
     departments: dict[str, dict[str, float]]
@@ -191,16 +246,38 @@ class LoopReport:
     gap_after: float
     promoted: bool
     corrupted_refused: bool
+    systems: dict[str, dict[str, dict[str, Interval]]] = field(default_factory=dict)
+    effects: dict[str, dict[str, Interval]] = field(default_factory=dict)
+    gate_items: int = 0
+    gate_items_excluded_as_leaked: int = 0
+    wrong_values_refused: bool = False
+    seeds: list[int] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
+        departments: dict[str, dict[str, Any]] = {}
+        for name, row in self.departments.items():
+            entry: dict[str, Any] = dict(row)
+            for system, by_department in self.systems.items():
+                figures = by_department.get(name, {})
+                entry[system] = {m: figures[m].estimate for m in HEADLINE_METRICS if m in figures}
+                entry[f"{system}_ci"] = {
+                    m: [figures[m].ci_low, figures[m].ci_high] for m in HEADLINE_METRICS if m in figures
+                }
+            entry["correction_effect"] = {m: i.to_dict() for m, i in self.effects.get(name, {}).items()}
+            departments[name] = entry
         return {
             "weak_department": self.weak_department,
-            "departments": self.departments,
+            "departments": departments,
             "gap_before": self.gap_before,
             "gap_after": self.gap_after,
             "promoted": self.promoted,
             "corrupted_refused": self.corrupted_refused,
+            "metrics": list(HEADLINE_METRICS),
+            "gate_items": self.gate_items,
+            "gate_items_excluded_as_leaked": self.gate_items_excluded_as_leaked,
+            "wrong_values_refused": self.wrong_values_refused,
+            "seeds": self.seeds,
         }
 
     @property
@@ -211,6 +288,9 @@ class LoopReport:
     @property
     def gap_shrank(self) -> bool:
         return self.gap_after < self.gap_before
+
+    def figure(self, system: str, department: str, metric: str) -> Interval | None:
+        return self.systems.get(system, {}).get(department, {}).get(metric)
 
 
 def department_table(before: EvaluationSummary, after: EvaluationSummary) -> dict[str, dict[str, float]]:
@@ -226,8 +306,66 @@ def department_table(before: EvaluationSummary, after: EvaluationSummary) -> dic
     }
 
 
-def render_markdown(report: LoopReport) -> str:
-    """The before/after table as Markdown (what docs/demo-loop.md shows)."""
+def system_figures(summary: EvaluationSummary) -> dict[str, dict[str, Interval]]:
+    """{department or "all": {metric: Interval}} from a summary's stored intervals."""
+    return {
+        group: {m: Interval(v["estimate"], v["ci_low"], v["ci_high"]) for m, v in by_metric.items()}
+        for group, by_metric in summary.intervals.items()
+    }
+
+
+def correction_effects(
+    candidate: EvaluationSummary, control: EvaluationSummary, *, resamples: int, seed: int
+) -> dict[str, dict[str, Interval]]:
+    """{department or "all": {metric: candidate − control with its paired 95% bootstrap interval}}."""
+    comparison = compare(candidate, control, metrics=EFFECT_METRICS, resamples=resamples, seed=seed)
+    effects = {
+        dept: {m: Interval(r.mean_difference, r.ci_low, r.ci_high) for m, r in by_metric.items()}
+        for dept, by_metric in comparison.department_differences.items()
+    }
+    effects["all"] = {
+        m: Interval(r.mean_difference, r.ci_low, r.ci_high) for m, r in comparison.metric_differences.items()
+    }
+    return effects
+
+
+def _cell(interval: Interval | None) -> str:
+    if interval is None:
+        return "—"
+    return f"{interval.estimate:.2f} [{interval.ci_low:.2f}, {interval.ci_high:.2f}]"
+
+
+def _effect_cell(interval: Interval | None) -> str:
+    if interval is None:
+        return "—"
+    return f"{interval.estimate:+.2f} [{interval.ci_low:+.2f}, {interval.ci_high:+.2f}]"
+
+
+def render_markdown(report: LoopReport, *, metric: str = "fact_accuracy") -> str:
+    """One metric per department for every system, and the correction effect, as a Markdown table."""
+    labels = {
+        "before": "v0 (before)",
+        "after": "candidate (after)",
+        "control": "control",
+        "baseline_first_sentence": "first sentence",
+        "baseline_best_sentence": "best sentence + citation",
+    }
+    systems = [s for s in SYSTEMS if s in report.systems]
+    lines = [
+        "| department | n | " + " | ".join(labels[s] for s in systems) + " | correction effect (after − control) |",
+        "|---|---:|" + "---:|" * len(systems) + "---:|",
+    ]
+    counts = report.details.get("gate_counts", {})
+    for name in [*report.departments, "all"]:
+        label = f"**{name}** (weak)" if name == report.weak_department else ("all" if name == "all" else name)
+        cells = [_cell(report.figure(s, name, metric)) for s in systems]
+        effect = _effect_cell(report.effects.get(name, {}).get(metric))
+        lines.append(f"| {label} | {counts.get(name, '')} | " + " | ".join(cells) + f" | {effect} |")
+    return "\n".join(lines)
+
+
+def render_rouge_table(report: LoopReport) -> str:
+    """The older view: ROUGE-L and token F1 before and after, per department."""
     lines = [
         "| department | ROUGE-L before | ROUGE-L after | change | token F1 before | token F1 after | change |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -246,14 +384,54 @@ def render_markdown(report: LoopReport) -> str:
     return "\n".join(lines)
 
 
+def verdicts(report: LoopReport) -> list[str]:
+    """Plain sentences on what the figures support (each read off an interval)."""
+    weak = report.weak_department
+    lines = []
+    effect = report.effects.get(weak, {}).get("fact_accuracy")
+    if effect is not None:
+        if effect.ci_low > 0:
+            lines.append(
+                f"The SME corrections raised {weak}'s fact accuracy beyond what retraining without them gave: "
+                f"{_effect_cell(effect)}."
+            )
+        else:
+            lines.append(
+                f"The SME corrections did **not** measurably raise {weak}'s fact accuracy over the control "
+                f"(candidate − control {_effect_cell(effect)}: the interval includes 0)."
+            )
+    after = report.figure("after", weak, "fact_accuracy")
+    best = report.figure("baseline_best_sentence", weak, "fact_accuracy")
+    if after is not None and best is not None:
+        if after.ci_low > best.ci_high:
+            lines.append(
+                f"On {weak}, the trained model states the right value more often than copying the best sentence."
+            )
+        elif after.ci_high < best.ci_low:
+            lines.append(
+                f"On {weak}, copying the top document's best sentence states the right value more often "
+                f"({_cell(best)}) than the trained model ({_cell(after)}): the generator is not yet earning its keep."
+            )
+        else:
+            lines.append(
+                f"On {weak}, the trained model ({_cell(after)}) and the best-sentence baseline ({_cell(best)}) "
+                "cannot be told apart."
+            )
+    lines.append(
+        "The gate "
+        + ("refused" if report.corrupted_refused else "did **not** refuse")
+        + " the shuffled version and "
+        + ("refused" if report.wrong_values_refused else "did **not** refuse")
+        + " the wrong-values version."
+    )
+    return lines
+
+
 def render_document(report: LoopReport, *, command: str) -> str:
     """The whole run as a Markdown page (docs/demo-loop.md is this, for the default seed)."""
     d = report.details
-    gold = d.get("gold", {})
-    view = gold.get("all_items_gate_view", {})
     weak = report.weak_department
-    weak_all = view.get("by_department", {}).get(weak, {})
-    candidate, corrupted, fixes = d.get("candidate", {}), d.get("corrupted", {}), d.get("fixes", {})
+    candidate, fixes = d.get("candidate", {}), d.get("fixes", {})
     counts = d.get("seed_counts", {})
     overrides = d.get("overrides", [])
     recipe = "training/configs/lora.yaml" + (f" with {' '.join(overrides)}" if overrides else " as it is")
@@ -262,7 +440,7 @@ def render_document(report: LoopReport, *, command: str) -> str:
         f" (built in this run: {built} s)" if built is not None else " (cached from an earlier run)"
     )
     lines = [
-        "# The audit loop, proven on the demo company",
+        "# The audit loop, judged on facts, on the demo company",
         "",
         "```",
         command,
@@ -272,24 +450,33 @@ def render_document(report: LoopReport, *, command: str) -> str:
         f"{d.get('seed')}, history ending {d.get('today')}); base model {base_model}; recipe {recipe}. "
         f"The whole run took {d.get('seconds')} s on {d.get('cpus')} CPU cores.",
         "",
-        f"## Before and after, per department ({gold.get('held_out')} held-out gold questions)",
+        f"## The gate items: {report.gate_items} clean gold questions",
         "",
-        "The champion before the loop (`v0`, the base model) against the model the loop trained, on the demo",
-        "corpus's held-out gold questions: never asked in the simulated traffic, never in a training example.",
+        f"{report.gate_items_excluded_as_leaked} gold items were left out because their question or reference answer "
+        "appears in a training example, an SME correction or an applied fix of the data trained on (most are "
+        "auditor calibration items: real answers the curated data already holds). Every figure below is over the "
+        "remaining items, each with its 95% percentile bootstrap interval over items; every judged answer is "
+        "stored in `evaluation_items`, so each figure is a mean of stored rows.",
         "",
-        render_markdown(report),
+        "## Fact accuracy: does the answer state the gold value?",
         "",
-        f"- {weak}, the under-represented department: ROUGE-L and token F1 "
-        + ("both rose." if report.weak_rose else "did **not** both rise."),
-        "- The department gap (largest minus smallest department ROUGE-L) "
-        + (
-            f"shrank from {report.gap_before:.4f} to {report.gap_after:.4f}."
-            if report.gap_shrank
-            else f"did **not** shrink ({report.gap_before:.4f} → {report.gap_after:.4f})."
-        ),
-        f"- Over all {gold.get('all')} gold items (the gate's view, the auditors' calibration answers included): "
-        f"{weak} ROUGE-L {weak_all.get('rougeL_before', 0):.4f} → {weak_all.get('rougeL_after', 0):.4f}, "
-        f"gap {view.get('gap_before', 0):.4f} → {view.get('gap_after', 0):.4f}.",
+        render_markdown(report, metric="fact_accuracy"),
+        "",
+        "## Citation accuracy: does it cite the gold document's current version?",
+        "",
+        render_markdown(report, metric="citation_accuracy"),
+        "",
+        "## Retrieval@1 (the retriever each system serves with)",
+        "",
+        render_markdown(report, metric="retrieval_at_1"),
+        "",
+        "## ROUGE-L (secondary: it scores the right sentence with a wrong value highly)",
+        "",
+        render_markdown(report, metric="rougeL"),
+        "",
+        "## What the figures support",
+        "",
+        *[f"- {line}" for line in verdicts(report)],
         "",
         "## What the loop did",
         "",
@@ -308,15 +495,101 @@ def render_document(report: LoopReport, *, command: str) -> str:
         f"5. The worker trained `{candidate.get('model_version')}` (LoRA), evaluated it against the champion and "
         f"the gate said **{candidate.get('gate')}**:",
         *[f"   - {check}" for check in candidate.get("checks", [])],
+        f"6. The control: the same recipe and seed, {d.get('control', {}).get('steps')} steps, on dataset version "
+        f"{d.get('control', {}).get('dataset_version')} (before any SME correction), judged on the same items.",
         "",
         "## The gate refuses corrupted data",
         "",
-        f"Dataset version {corrupted.get('dataset_version')} is version {corrupted.get('from')} with every answer "
-        "moved to another question. A candidate trained on it with the same recipe, "
-        f"`{corrupted.get('model_version')}`, was **{corrupted.get('gate')}** "
-        f"(failed: {', '.join(corrupted.get('failed', [])) or 'nothing'}); the champion stayed "
-        f"`{corrupted.get('champion_after')}`:",
-        *[f"   - {check}" for check in corrupted.get("checks", [])],
+    ]
+    for name, what in CORRUPTIONS.items():
+        corrupted = d.get("corrupted", {}).get(name, {})
+        lines += [
+            f"Dataset version {corrupted.get('dataset_version')} is version {corrupted.get('from')} with {what}. "
+            f"A candidate trained on it with the same recipe, `{corrupted.get('model_version')}`, was "
+            f"**{corrupted.get('gate')}** (failed: {', '.join(corrupted.get('failed', [])) or 'nothing'}); the "
+            f"champion stayed `{corrupted.get('champion_after')}`:",
+            *[f"   - {check}" for check in corrupted.get("checks", [])],
+            "",
+        ]
+    lines += [
+        "## ROUGE-L and token F1 before and after (the older view)",
+        "",
+        render_rouge_table(report),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _spread(values: Sequence[float]) -> dict[str, float]:
+    return {"mean": float(sum(values) / len(values)), "min": float(min(values)), "max": float(max(values))}
+
+
+def seed_summary(reports: Sequence[LoopReport]) -> dict[str, Any]:
+    """Across seeds: for every department (and "all"), the mean and range of each system's figures and
+    of the correction effect, and on how many seeds the effect's interval lies above 0."""
+    departments = [*reports[0].departments, "all"]
+    summary: dict[str, Any] = {"departments": {}}
+    for name in departments:
+        entry: dict[str, Any] = {}
+        for system in SYSTEMS:
+            figures = [r.figure(system, name, m) for r in reports for m in HEADLINE_METRICS]
+            if any(f is None for f in figures):
+                continue
+            entry[system] = {
+                m: _spread([r.figure(system, name, m).estimate for r in reports])  # type: ignore[union-attr]
+                for m in HEADLINE_METRICS
+            }
+        effects: dict[str, Any] = {}
+        for metric in EFFECT_METRICS:
+            found = [r.effects.get(name, {}).get(metric) for r in reports]
+            if all(f is not None for f in found):
+                intervals = [f for f in found if f is not None]
+                effects[metric] = {
+                    **_spread([i.estimate for i in intervals]),
+                    "seeds_with_interval_above_0": sum(1 for i in intervals if i.ci_low > 0),
+                }
+        entry["correction_effect"] = effects
+        summary["departments"][name] = entry
+    summary |= {
+        "promoted": sum(r.promoted for r in reports),
+        "corrupted_refused": sum(r.corrupted_refused for r in reports),
+        "wrong_values_refused": sum(r.wrong_values_refused for r in reports),
+        "gate_items": _spread([r.gate_items for r in reports]),
+        "runs": len(reports),
+    }
+    return summary
+
+
+def render_seed_summary(reports: Sequence[LoopReport]) -> str:
+    """The summary across seeds as Markdown: mean [min, max] of each figure per department."""
+    summary = seed_summary(reports)
+    seeds = ", ".join(str(r.seeds[0]) for r in reports)
+    lines = [
+        f"## Across seeds {seeds}: mean [min, max]",
+        "",
+        "| department | fact acc. before | fact acc. after | fact acc. control | best-sentence baseline | "
+        "correction effect: fact acc. (seeds with CI > 0) | effect: citation acc. | effect: ROUGE-L |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def cell(spread: dict[str, float] | None, sign: str = "") -> str:
+        if not spread:
+            return "—"
+        return f"{spread['mean']:{sign}.2f} [{spread['min']:{sign}.2f}, {spread['max']:{sign}.2f}]"
+
+    for name, entry in summary["departments"].items():
+        fact = "fact_accuracy"
+        effects = entry.get("correction_effect", {})
+        lines.append(
+            f"| {name} | {cell(entry.get('before', {}).get(fact))} | {cell(entry.get('after', {}).get(fact))} | "
+            f"{cell(entry.get('control', {}).get(fact))} | {cell(entry.get('baseline_best_sentence', {}).get(fact))} | "
+            f"{cell(effects.get(fact), '+')} ({effects.get(fact, {}).get('seeds_with_interval_above_0', 0)} of "
+            f"{len(reports)}) | {cell(effects.get('citation_accuracy'), '+')} | {cell(effects.get('rougeL'), '+')} |"
+        )
+    lines += [
+        "",
+        f"Promoted on {summary['promoted']} of {len(reports)} seeds; the shuffled version refused on "
+        f"{summary['corrupted_refused']}, the wrong-values version on {summary['wrong_values_refused']}.",
         "",
     ]
     return "\n".join(lines)
@@ -339,6 +612,11 @@ class DemoLoop:
     """One run of the loop on an empty database (migrated here if need be); see the module docstring."""
 
     def __init__(self, settings: Settings, engine: Engine, options: LoopOptions, *, progress: Progress) -> None:
+        from training.models import tiny_spec
+
+        # the built-in base model is pretrained on this seed's own company (cached per seed)
+        if settings.base_model == BUILTIN_TINY:
+            settings = dataclasses.replace(settings, base_model=tiny_spec(options.seed))
         self.settings = settings
         self.engine = engine
         self.options = options
@@ -377,36 +655,54 @@ class DemoLoop:
         truth = self.simulated_truth(corpus)
         self._in_transaction(self.route)
         self._in_transaction(lambda s: self.sme_review(s, truth, corpus))
+        before_corrections = self._in_transaction(lambda s: _current_version_id(s))
         trained_version = self._in_transaction(self.fixes_and_trigger)
 
-        context = self._in_transaction(lambda s: evaluate_recipe.prepare(s, cfg))
+        # the gate items: clean for the trained version (the worker's gate prepares the same set)
+        context = self._in_transaction(lambda s: evaluate_recipe.prepare(s, cfg, trained_on=[trained_version]))
+        self.say(
+            f"gate items: {len(context.gold)} clean gold questions ({context.excluded_as_leaked} left out as leaked "
+            f"into the training data, {context.excluded_incomplete} without key values)"
+        )
         before = self.evaluate_champion(context)
         result = self.run_worker("the retraining job")
-        after, promoted = self._in_transaction(lambda s: self.outcome(s, result))
+        after, promoted, candidate_steps = self._in_transaction(lambda s: self.outcome(s, result))
 
-        corrupted_version = self._in_transaction(lambda s: self.corrupt_and_queue(s, trained_version))
-        refused = self.gate_corrupted(corrupted_version)
+        control = self.train_control(cfg, before_corrections, context, steps=candidate_steps)
+        baselines = {f"baseline_{kind}": self.baseline(kind, context) for kind in BASELINES}
 
-        held_out_questions = {g.question for g in corpus.gold}
-        held_out = {g.item_id: g.reference_answer for g in context.gold if g.question in held_out_questions}
-        before_held, after_held = restrict(before, held_out), restrict(after, held_out)
-        self.details["gold"] = {
-            "held_out": len(held_out),
-            "all": len(context.gold),
-            "all_items_gate_view": {
-                "by_department": department_table(before, after),
-                "gap_before": department_gap(before.by_department, "rougeL"),
-                "gap_after": department_gap(after.by_department, "rougeL"),
-            },
+        refused: dict[str, bool] = {}
+        for kind in CORRUPTIONS:
+            corrupted_version = self._in_transaction(
+                lambda s, kind=kind: self.corrupt_and_queue(s, trained_version, kind, corpus)  # type: ignore[misc]
+            )
+            refused[kind] = self.gate_corrupted(kind, corrupted_version)
+
+        # the report's items: the gate items that leaked into neither the trained data nor the control's
+        control_seen = self._in_transaction(lambda s: evaluate_recipe.training_texts(s, [before_corrections]))
+        clean, leaked_for_control, _ = evaluate_recipe.clean_gate_items(context.gold, control_seen)
+        kept = {g.item_id for g in clean}
+        settings = {"resamples": cfg.evaluation.bootstrap_resamples, "seed": cfg.seed}
+        summaries = {"before": before, "after": after, "control": control, **baselines}
+        summaries = {name: restrict(summary, kept, **settings) for name, summary in summaries.items()}
+        self.details["gate_counts"] = {
+            **summaries["after"].department_counts,
+            "all": summaries["after"].n,
         }
         self.details["seconds"] = round(time.perf_counter() - self.started, 1)
         return LoopReport(
             weak_department=WEAK_DEPARTMENT,
-            departments=department_table(before_held, after_held),
-            gap_before=department_gap(before_held.by_department, "rougeL"),
-            gap_after=department_gap(after_held.by_department, "rougeL"),
+            departments=department_table(summaries["before"], summaries["after"]),
+            gap_before=department_gap(summaries["before"].by_department, "rougeL"),
+            gap_after=department_gap(summaries["after"].by_department, "rougeL"),
             promoted=promoted,
-            corrupted_refused=refused,
+            corrupted_refused=refused["shuffled"],
+            systems={name: system_figures(summary) for name, summary in summaries.items()},
+            effects=correction_effects(summaries["after"], summaries["control"], **settings),
+            gate_items=len(kept),
+            gate_items_excluded_as_leaked=context.excluded_as_leaked + leaked_for_control,
+            wrong_values_refused=refused["wrong_values"],
+            seeds=[self.options.seed],
             details=self.details,
         )
 
@@ -594,6 +890,13 @@ class DemoLoop:
             row = session.get(ModelVersion, champion.id)
             assert row is not None
             row.evaluation = summary.to_dict()
+            modelops_repo.store_evaluation_items(
+                session,
+                system=champion.name,
+                signature=summary.signature,
+                rows=item_rows(summary),
+                model_version_id=champion.id,
+            )
             auditlog.record(
                 session,
                 actor=None,
@@ -601,11 +904,11 @@ class DemoLoop:
                 action="model.evaluated",
                 entity_type="model_version",
                 entity_id=champion.name,
-                details={"gold_items": summary.n, **{m: summary.metrics[m] for m in METRICS}},
+                details={"gold_items": summary.n, **{m: summary.metrics[m] for m in HEADLINE_METRICS}},
             )
 
         self._in_transaction(keep)
-        self.say("evaluate: " + ", ".join(f"{m} {summary.metrics[m]:.4f}" for m in METRICS))
+        self.say("evaluate: " + ", ".join(f"{m} {summary.metrics[m]:.4f}" for m in HEADLINE_METRICS))
         return summary
 
     def run_worker(self, label: str) -> JobResult:
@@ -620,7 +923,7 @@ class DemoLoop:
             raise AuditloopError(f"{label} did not succeed: job {result.job_id} {result.status}: {result.error}")
         return result
 
-    def outcome(self, session: Session, result: JobResult) -> tuple[EvaluationSummary, bool]:
+    def outcome(self, session: Session, result: JobResult) -> tuple[EvaluationSummary, bool, int]:
         version = gate_module.version_by_name(session, str(result.model_version))
         champion = gate_module.champion(session)
         promoted = (
@@ -633,36 +936,89 @@ class DemoLoop:
             "checks": [c["detail"] for c in (version.gate_result or {}).get("checks", [])],
         }
         self.say(f"gate: {version.name} {result.gate_status}; champion is {champion.name if champion else 'nobody'}")
-        return EvaluationSummary.from_dict(version.evaluation), promoted
+        steps = int(version.hyperparameters.get("train.total_steps", 0))
+        return EvaluationSummary.from_dict(version.evaluation), promoted, steps
 
-    # ------------------------------------------------------------------- 6. the corrupted version
+    # ------------------------------------------------------------------- 6. control and baselines
 
-    def corrupt_and_queue(self, session: Session, version_id: int) -> int:
-        """Write the corrupted copy of dataset version ``version_id`` and queue a training job on it."""
+    def train_control(
+        self, cfg: Any, version_id: int, context: evaluate_recipe.EvalContext, *, steps: int
+    ) -> EvaluationSummary:
+        """The same recipe, seed and number of steps on dataset version ``version_id`` (from before any
+        SME correction), judged on the candidate's gate items; not a model version, never gated."""
+        from training.recipes import lora_finetune
+
+        with self.sessions() as session:
+            source = session.get(DatasetVersion, version_id)
+            number = source.number if source else version_id
+        control_cfg = dataclasses.replace(
+            cfg,
+            run_name=f"control-d{number}-s{self.options.seed}",
+            train=dataclasses.replace(cfg.train, max_steps=steps or cfg.train.max_steps),
+        )
+        self.say(f"control: training on dataset version {number} (before any SME correction), {steps} steps")
+        outcome = lora_finetune.main(
+            control_cfg,
+            settings=self.settings,
+            engine=self.engine,
+            dataset_version_id=version_id,
+            eval_context=context,
+            log=lambda m: self.say(m),
+        )
+        summary = outcome.evaluation
+        self._in_transaction(
+            lambda s: modelops_repo.store_evaluation_items(
+                s, system=CONTROL_SYSTEM, signature=summary.signature, rows=item_rows(summary)
+            )
+        )
+        self.details["control"] = {"dataset_version": number, "steps": steps, "adapter": str(outcome.adapter_dir)}
+        self.say("control: " + ", ".join(f"{m} {summary.metrics[m]:.4f}" for m in HEADLINE_METRICS))
+        return summary
+
+    def baseline(self, kind: str, context: evaluate_recipe.EvalContext) -> EvaluationSummary:
+        """A no-model baseline's answers to the gate items, judged and stored like a model's."""
+        answers = [baseline_answer(kind, g.question, hits) for g, hits in zip(context.gold, context.hits, strict=True)]  # type: ignore[arg-type]
+        summary = evaluate_recipe.summarize_predictions(context, answers)
+        self._in_transaction(
+            lambda s: modelops_repo.store_evaluation_items(
+                s, system=f"baseline:{kind}", signature=summary.signature, rows=item_rows(summary)
+            )
+        )
+        self.say(f"baseline {kind}: " + ", ".join(f"{m} {summary.metrics[m]:.4f}" for m in HEADLINE_METRICS))
+        return summary
+
+    # ------------------------------------------------------------------- 7. the corrupted versions
+
+    def corrupt_and_queue(self, session: Session, version_id: int, kind: str, corpus: DemoCorpus) -> int:
+        """Write the ``kind`` corruption of dataset version ``version_id`` and queue a training job on it."""
         # the operator's doing (actor None), not a lead's: no one in the company would want this data
         version, source_number, examples = write_corrupted_version(
-            session, actor=None, version_id=version_id, seed=self.options.seed
+            session, actor=None, version_id=version_id, seed=self.options.seed, kind=kind
         )
         job = jobs.enqueue(
             session,
             actor=None,
             reason=f"demo loop: deliberately corrupted dataset version {version.number} "
-            f"(answers of version {source_number} shuffled between questions); the gate must refuse it",
+            f"(version {source_number} with {CORRUPTIONS[kind]}); the gate must refuse it",
             dataset_version_id=version.id,
         )
-        self.details["corrupted"] = {"dataset_version": version.number, "from": source_number, "job": job.id}
+        self.details.setdefault("corrupted", {})[kind] = {
+            "dataset_version": version.number,
+            "from": source_number,
+            "job": job.id,
+        }
         self.say(
-            f"corrupt: dataset version {version.number} = version {source_number} with its {examples} answers "
-            f"shuffled between questions; training job {job.id} queued"
+            f"corrupt: dataset version {version.number} = version {source_number} with its {examples} examples' "
+            f"{CORRUPTIONS[kind]}; training job {job.id} queued"
         )
         return version.id
 
-    def gate_corrupted(self, version_id: int) -> bool:
+    def gate_corrupted(self, kind: str, version_id: int) -> bool:
         """Run the corrupted version's job; True when the gate refused it and the champion stayed."""
         with self.sessions() as session:
             before = gate_module.champion(session)
             champion_before = before.name if before else None
-        result = self.run_worker("the corrupted dataset version's job")
+        result = self.run_worker(f"the {kind} dataset version's job")
         with self.sessions() as session:
             after = gate_module.champion(session)
             champion_after = after.name if after else None
@@ -676,30 +1032,30 @@ class DemoLoop:
             checks = [c["detail"] for c in (candidate.gate_result or {}).get("checks", [])]
             metrics = (candidate.evaluation or {}).get("metrics", {})
         refused = result.gate_status == gate_module.STATUS_REJECTED and champion_after == champion_before
-        self.details["corrupted"] |= {
+        self.details["corrupted"][kind] |= {
             "model_version": result.model_version,
             "gate": result.gate_status,
             "failed": failed,
             "checks": checks,
-            "rougeL": metrics.get("rougeL"),
-            "f1": metrics.get("f1"),
+            **{m: metrics.get(m) for m in HEADLINE_METRICS},
             "champion_before": champion_before,
             "champion_after": champion_after,
         }
         self.say(
-            f"gate: corrupted candidate {result.model_version} {result.gate_status} "
+            f"gate: {kind} candidate {result.model_version} {result.gate_status} "
             f"(failed: {', '.join(failed) or 'nothing'}); champion {champion_before} -> {champion_after}"
         )
         return refused
 
 
 def write_corrupted_version(
-    session: Session, *, actor: User | None, version_id: int, seed: int
+    session: Session, *, actor: User | None, version_id: int, seed: int, kind: str = "shuffled"
 ) -> tuple[DatasetVersion, int, int]:
-    """A new dataset version holding the examples of ``version_id`` with their answers shuffled between
-    the questions (weights kept). Returns (the new version, the source's number, examples).
+    """A new dataset version holding the examples of ``version_id`` with their answers corrupted
+    (weights kept): ``shuffled`` between the questions, or ``wrong_values`` (each answer's key value
+    replaced by another of its kind). Returns (the new version, the source's number, examples).
 
-    The shuffled copies are stored as retired examples (they exist only in that version); the active
+    The corrupted copies are stored as retired examples (they exist only in that version); the active
     examples and the current version are as they were afterwards. The caller commits.
     """
     records = datasets.examples_for_version(session, version_id)
@@ -707,21 +1063,28 @@ def write_corrupted_version(
     if source is None:
         raise NotFoundError(f"dataset version id {version_id} does not exist")
     questions, answers = [r.question for r in records], [r.answer for r in records]
-    # a shuffled pair may already be stored outside this version (a quarantined example, say): then
-    # shuffle again around it, since examples are unique by their (question, answer) pair
-    forbidden: set[str] = set()
-    while True:
-        shuffled = shuffle_answers(questions, answers, seed=seed, forbidden=forbidden)
-        stored = fixes_repo.existing_example_hashes(
-            session, [example_content_hash(q, a) for q, a in zip(questions, shuffled, strict=True)]
+    if kind == "wrong_values":
+        corrupted = wrong_values_answers(
+            answers, [r.department for r in records], kinds_by_department=demo_fact_kinds(), seed=seed
         )
-        if not stored:
-            break
-        if stored <= forbidden:  # cannot happen unless the store changes under us
-            raise ConflictError("could not write a corrupted dataset version: shuffled pairs keep colliding")
-        forbidden |= stored
+    elif kind == "shuffled":
+        # a shuffled pair may already be stored outside this version (a quarantined example, say): then
+        # shuffle again around it, since examples are unique by their (question, answer) pair
+        forbidden: set[str] = set()
+        while True:
+            corrupted = shuffle_answers(questions, answers, seed=seed, forbidden=forbidden)
+            stored = fixes_repo.existing_example_hashes(
+                session, [example_content_hash(q, a) for q, a in zip(questions, corrupted, strict=True)]
+            )
+            if not stored:
+                break
+            if stored <= forbidden:  # cannot happen unless the store changes under us
+                raise ConflictError("could not write a corrupted dataset version: shuffled pairs keep colliding")
+            forbidden |= stored
+    else:
+        raise ValueError(f"unknown corruption {kind!r} (have {sorted(CORRUPTIONS)})")
     active_ids = [r.example_id for r in datasets.active_examples(session)]
-    copies = _store_corrupted_copies(session, records, shuffled, seed=seed)
+    copies = _store_corrupted_copies(session, records, corrupted, seed=seed, kind=kind)
     copy_ids = [example.id for example, _ in copies]
     # the snapshot takes the active examples: for this one write, the copies are the active set
     _set_status(session, active_ids, "retired")
@@ -732,7 +1095,8 @@ def write_corrupted_version(
         change_log=[
             {
                 "kind": CORRUPTION_KIND,
-                "note": "deliberately corrupted by the demo loop: answers shuffled between questions",
+                "corruption": kind,
+                "note": f"deliberately corrupted by the demo loop: {CORRUPTIONS[kind]}",
                 "from_dataset_version": source.number,
                 "seed": seed,
             }
@@ -792,6 +1156,13 @@ def _counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{name} {n}" for name, n in counts.items())
 
 
+def _current_version_id(session: Session) -> int:
+    version = datasets.current_version(session)
+    if version is None:
+        raise NotFoundError("the demo database has no current dataset version")
+    return version.id
+
+
 def day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
 
@@ -804,13 +1175,13 @@ def _user(session: Session, username: str) -> User:
 
 
 def _store_corrupted_copies(
-    session: Session, records: Sequence[ExampleRecord], answers: Sequence[str], *, seed: int
+    session: Session, records: Sequence[ExampleRecord], answers: Sequence[str], *, seed: int, kind: str
 ) -> list[tuple[Example, int]]:
     department_ids = org_repo.department_ids_by_name(session)
     copies = [
         (
             Example(
-                external_id=f"CORRUPT-s{seed}-{record.example_id}",
+                external_id=f"CORRUPT-{kind}-s{seed}-{record.example_id}",
                 question=record.question,
                 answer=answer,
                 department_id=department_ids[record.department],

@@ -250,15 +250,22 @@ TOPICS = ("retention", "approval", "notice", "review")
 
 
 def gold_question(
-    session: Session, *, dept: Department, question: str, reference: str, documents: list[Document] | None = None
+    session: Session,
+    *,
+    dept: Department,
+    question: str,
+    reference: str,
+    documents: list[Document] | None = None,
+    key_values: list[str] | None = None,
 ) -> GoldItem:
-    """A held-out gold question with its reference answer and reference documents."""
+    """A held-out gold question with its reference answer, reference documents and key values."""
     gold = GoldItem(
         question=question,
         question_hash=sha(" ".join(question.split()).casefold()),
         reference_answer=reference,
         department_id=dept.id,
         reference_document_ids=[d.external_id for d in documents or []],
+        key_values=key_values or [],
     )
     session.add(gold)
     session.flush()
@@ -333,8 +340,10 @@ def training_company(
                     session,
                     dept=dept,
                     question=f"For {name}, how many days does the {topic} period last?",
-                    reference=f"The {name} {topic} period is {days} days.",
+                    # worded unlike the training answers: a reference equal to one would leak
+                    reference=f"In {name} the {topic} period lasts {days} days.",
                     documents=[doc],
+                    key_values=[f"{days} days"],
                 )
             )
     version, _ = _datasets.create_version(session, actor=None, change_log=[{"kind": "seed", "note": "test company"}])

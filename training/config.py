@@ -24,7 +24,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).parent / "configs" / "lora.yaml"
 Device = Literal["auto", "cpu", "cuda"]
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
 Scheduler = Literal["constant", "linear", "cosine"]
-GateMetric = Literal["rougeL", "f1"]
+GateMetric = Literal["fact_accuracy", "citation_accuracy", "retrieval_at_1", "rougeL", "f1"]
 
 
 @dataclass
@@ -64,15 +64,18 @@ class EvaluationConfig:
     max_new_tokens: int = 48
     batch_size: int = 16
     max_items: int | None = None
-    bootstrap_resamples: int = 1000
+    bootstrap_resamples: int = 2000
     confidence: float = 0.95
 
 
 @dataclass
 class GateConfig:
-    metric: GateMetric = "rougeL"
-    delta: float = 0.02
-    gap_tolerance: float = 0.005
+    metric: GateMetric = "fact_accuracy"
+    delta: float = 0.05
+    department_delta: float = 0.15
+    gap_delta: float = 0.15
+    secondary_metric: GateMetric = "rougeL"
+    secondary_delta: float = 0.02
     require_approval: bool = False
 
 
@@ -287,7 +290,14 @@ def _validate_ranges(cfg: RecipeConfig, where: Mapping[str, str]) -> None:
             "must be in [0.5, 1)",
         ),
         ("gate.delta", cfg.gate.delta, 0.0 <= cfg.gate.delta < 1.0, "must be in [0, 1)"),
-        ("gate.gap_tolerance", cfg.gate.gap_tolerance, 0.0 <= cfg.gate.gap_tolerance < 1.0, "must be in [0, 1)"),
+        *(
+            (f"gate.{name}", value, 0.0 <= value < 1.0, "must be in [0, 1)")
+            for name, value in (
+                ("department_delta", cfg.gate.department_delta),
+                ("gap_delta", cfg.gate.gap_delta),
+                ("secondary_delta", cfg.gate.secondary_delta),
+            )
+        ),
         ("tracking.experiment", cfg.tracking.experiment, bool(cfg.tracking.experiment.strip()), "must not be empty"),
         (
             "tracking.registered_model_name",

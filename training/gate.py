@@ -1,11 +1,20 @@
 """The promotion gate: whether a candidate may replace the champion, and moving the champion alias.
 
-:func:`decide` is a pure function over evaluation summaries. A candidate passes when
+:func:`decide` is a pure function over evaluation summaries and their paired comparison. It judges
+facts first: the primary metric is fact accuracy (does the answer state the gold values), and every
+check reads a paired bootstrap interval, never a point estimate. A candidate passes when
 
-1. non-inferiority: the lower bound of the paired bootstrap CI of mean(candidate − champion) on the
-   gate metric (ROUGE-L or token F1) is above −δ;
-2. no department's mean drops by more than δ;
-3. the department gap (max − min department mean) does not grow by more than a small tolerance.
+1. ``non_inferiority``: over all gate items, the lower bound of the CI of mean(candidate − champion)
+   on the primary metric is above −δ;
+2. ``department_drop``: in every department, the lower bound of that department's paired CI on the
+   primary metric is above −δ_department (non-inferiority per department);
+3. ``department_gap``: the CI of the change in the department gap (candidate gap − champion gap,
+   stratified paired bootstrap) has its upper bound below δ_gap: the gap is not likely to have grown
+   by more than δ_gap;
+4. ``secondary_non_inferiority``: the same as 1 on a text metric (ROUGE-L by default), a guard
+   against answers that state the value but lose the rest of the sentence.
+
+The margins live in ``training/configs/lora.yaml`` (``gate:``) with why each has its size.
 
 :func:`apply_decision` records the verdict on the ``model_versions`` row: a pass makes the candidate
 champion (the previous one retired), or — with ``require_approval`` — a challenger awaiting a lead's
@@ -16,6 +25,7 @@ raises and the caller rolls back, so the database never names a champion the reg
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +40,8 @@ from audit.knowledge.models import DatasetVersion
 from audit.modelops.models import ModelVersion
 from audit.org.models import User
 from audit.permissions import require
-from training.evaluation import Comparison, EvaluationSummary
+from training.config import RecipeConfig
+from training.evaluation import HEADLINE_METRICS, BootstrapResult, Comparison, EvaluationSummary, compare
 from training.tracking import ModelRegistry
 
 STATUS_PROMOTED = "promoted"
@@ -40,7 +51,7 @@ STATUS_REJECTED = "rejected"
 
 @dataclass(frozen=True)
 class GateCheck:
-    name: str  # non_inferiority | department_drop | department_gap | no_champion
+    name: str  # non_inferiority | department_drop | department_gap | secondary_non_inferiority | no_champion
     passed: bool
     value: float | None
     threshold: float | None
@@ -57,11 +68,35 @@ class GateCheck:
 
 
 @dataclass(frozen=True)
+class GateMargins:
+    """The gate's settings (``gate:`` in the recipe config): metrics and non-inferiority margins."""
+
+    metric: str = "fact_accuracy"
+    delta: float = 0.05
+    department_delta: float = 0.15
+    gap_delta: float = 0.15
+    secondary_metric: str = "rougeL"
+    secondary_delta: float = 0.02
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "delta": self.delta,
+            "department_delta": self.department_delta,
+            "gap_delta": self.gap_delta,
+            "secondary_metric": self.secondary_metric,
+            "secondary_delta": self.secondary_delta,
+        }
+
+
+@dataclass(frozen=True)
 class GateDecision:
-    metric: str
-    delta: float
-    gap_tolerance: float
+    margins: GateMargins
     checks: tuple[GateCheck, ...]
+
+    @property
+    def metric(self) -> str:
+        return self.margins.metric
 
     @property
     def passed(self) -> bool:
@@ -75,11 +110,49 @@ class GateDecision:
         return {
             "passed": self.passed,
             "failed": self.failed,
-            "metric": self.metric,
-            "delta": self.delta,
-            "gap_tolerance": self.gap_tolerance,
+            **self.margins.to_dict(),
             "checks": [check.to_dict() for check in self.checks],
         }
+
+
+def _ci(result: BootstrapResult) -> str:
+    return f"{result.mean_difference:+.4f} ({result.confidence:.0%} CI [{result.ci_low:+.4f}, {result.ci_high:+.4f}])"
+
+
+def _non_inferiority(name: str, metric: str, result: BootstrapResult, delta: float) -> GateCheck:
+    return GateCheck(
+        name,
+        result.ci_low > -delta,
+        result.ci_low,
+        -delta,
+        f"{metric}: candidate − champion {_ci(result)} over {result.n} items; the lower bound must exceed {-delta:+.4f}",
+    )
+
+
+def margins_from(cfg: RecipeConfig) -> GateMargins:
+    gate = cfg.gate
+    return GateMargins(
+        metric=gate.metric,
+        delta=gate.delta,
+        department_delta=gate.department_delta,
+        gap_delta=gate.gap_delta,
+        secondary_metric=gate.secondary_metric,
+        secondary_delta=gate.secondary_delta,
+    )
+
+
+def compare_for_gate(candidate: EvaluationSummary, champion: EvaluationSummary, cfg: RecipeConfig) -> Comparison:
+    """The paired comparison the gate reads: the gate's metrics and the headline ones, with the
+    recipe's bootstrap settings."""
+    metrics = dict.fromkeys((cfg.gate.metric, cfg.gate.secondary_metric, *HEADLINE_METRICS))
+    return compare(
+        candidate,
+        champion,
+        metrics=[m for m in metrics if m in candidate.metrics and m in champion.metrics],
+        resamples=cfg.evaluation.bootstrap_resamples,
+        confidence=cfg.evaluation.confidence,
+        seed=cfg.seed,
+    )
 
 
 def decide(
@@ -87,54 +160,59 @@ def decide(
     candidate: EvaluationSummary,
     champion: EvaluationSummary | None,
     comparison: Comparison | None,
-    metric: str = "rougeL",
-    delta: float = 0.02,
-    gap_tolerance: float = 0.005,
+    margins: GateMargins | None = None,
 ) -> GateDecision:
-    """Apply the three conditions (see the module docstring). Without a champion there is nothing
+    """Apply the four conditions (see the module docstring). Without a champion there is nothing
     to be worse than: the candidate passes with a single ``no_champion`` check."""
+    margins = margins or GateMargins()
     if champion is None or comparison is None:
         check = GateCheck("no_champion", True, None, None, "no champion to compare with: the first model is promoted")
-        return GateDecision(metric, delta, gap_tolerance, (check,))
-    if metric not in comparison.metric_differences:
-        raise ValueError(f"gate metric {metric!r} was not compared (have {sorted(comparison.metric_differences)})")
+        return GateDecision(margins, (check,))
+    metric, secondary = margins.metric, margins.secondary_metric
+    for needed in (metric, secondary):
+        if needed not in comparison.metric_differences:
+            raise ValueError(f"gate metric {needed!r} was not compared (have {sorted(comparison.metric_differences)})")
 
-    paired = comparison.metric_differences[metric]
-    non_inferiority = GateCheck(
-        "non_inferiority",
-        paired.ci_low > -delta,
-        paired.ci_low,
-        -delta,
-        f"{metric} mean difference {paired.mean_difference:+.4f}, {paired.confidence:.0%} CI "
-        f"[{paired.ci_low:+.4f}, {paired.ci_high:+.4f}] over {paired.n} items; the lower bound must exceed {-delta:+.4f}",
-    )
+    non_inferiority = _non_inferiority("non_inferiority", metric, comparison.metric_differences[metric], margins.delta)
 
-    drops = {dept: diffs[metric] for dept, diffs in comparison.department_differences.items()}
-    dropped = sorted(dept for dept, diff in drops.items() if diff < -delta)
-    worst = min(drops.values()) if drops else 0.0
+    per_department = {
+        dept: results[metric] for dept, results in comparison.department_differences.items() if metric in results
+    }
+    dropped = sorted(dept for dept, result in per_department.items() if result.ci_low <= -margins.department_delta)
+    worst = min(per_department, key=lambda d: per_department[d].ci_low) if per_department else None
+    worst_low = per_department[worst].ci_low if worst else 0.0
     department_drop = GateCheck(
         "department_drop",
         not dropped,
-        worst,
-        -delta,
+        worst_low,
+        -margins.department_delta,
         (
-            f"{metric} dropped by more than {delta} in: " + ", ".join(f"{d} ({drops[d]:+.4f})" for d in dropped)
+            f"{metric} may have dropped by more than {margins.department_delta} in: "
+            + ", ".join(f"{d} {_ci(per_department[d])}" for d in dropped)
             if dropped
-            else f"no department's {metric} dropped by more than {delta} (worst {worst:+.4f})"
+            else f"every department's {metric} CI lower bound is above {-margins.department_delta:+.4f} "
+            f"(lowest: {worst} {_ci(per_department[worst]) if worst else ''})"
         ),
     )
 
-    gap_before = champion.department_gap[metric]
-    gap_after = candidate.department_gap[metric]
-    department_gap = GateCheck(
-        "department_gap",
-        gap_after <= gap_before + gap_tolerance,
-        gap_after,
-        gap_before + gap_tolerance,
-        f"largest department gap in {metric}: {gap_before:.4f} (champion) → {gap_after:.4f} (candidate), "
-        f"allowed up to {gap_before + gap_tolerance:.4f}",
+    gap = comparison.gap_differences.get(metric)
+    if gap is None:
+        department_gap = GateCheck("department_gap", True, None, None, "fewer than two departments: no gap to compare")
+    else:
+        department_gap = GateCheck(
+            "department_gap",
+            gap.ci_high < margins.gap_delta,
+            gap.ci_high,
+            margins.gap_delta,
+            f"largest department gap in {metric}: {champion.department_gap.get(metric, math.nan):.4f} (champion) → "
+            f"{candidate.department_gap.get(metric, math.nan):.4f} (candidate), change {_ci(gap)}; "
+            f"the upper bound must be below {margins.gap_delta:+.4f}",
+        )
+
+    secondary_check = _non_inferiority(
+        "secondary_non_inferiority", secondary, comparison.metric_differences[secondary], margins.secondary_delta
     )
-    return GateDecision(metric, delta, gap_tolerance, (non_inferiority, department_drop, department_gap))
+    return GateDecision(margins, (non_inferiority, department_drop, department_gap, secondary_check))
 
 
 # --------------------------------------------------------------------------- the champion alias
@@ -295,6 +373,8 @@ def version_summaries(session: Session) -> list[dict[str, Any]]:
                 "gate": (version.gate_result or {}).get("status"),
                 "failed_conditions": (version.gate_result or {}).get("failed", []),
                 "dataset_version": dataset_number,
+                "fact_accuracy": metrics.get("fact_accuracy"),
+                "citation_accuracy": metrics.get("citation_accuracy"),
                 "rougeL": metrics.get("rougeL"),
                 "f1": metrics.get("f1"),
                 "base_model": version.base_model,

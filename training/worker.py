@@ -36,12 +36,13 @@ from sqlalchemy.orm import Session
 
 from audit.db import make_session_factory
 from audit.errors import AuditloopError, ConfigurationError, NotFoundError, PermissionDenied, ValidationError
+from audit.modelops import repository as modelops_repo
 from audit.modelops.models import ModelVersion
 from audit.settings import Settings
 from training import gate as gate_module
 from training import jobs
 from training.config import RecipeConfig, load_config, merge, parse_overrides
-from training.evaluation import compare
+from training.evaluation import item_rows
 from training.recipes import evaluate as evaluate_recipe
 from training.recipes import lora_finetune
 from training.tracking import MlflowRegistry, MlflowTracker, Tracker
@@ -263,21 +264,12 @@ class Worker:
             )
         comparison = None
         if champion_summary is not None:
-            comparison = compare(
-                outcome.evaluation,
-                champion_summary,
-                metrics=("rougeL", "f1"),
-                resamples=cfg.evaluation.bootstrap_resamples,
-                confidence=cfg.evaluation.confidence,
-                seed=cfg.seed,
-            )
+            comparison = gate_module.compare_for_gate(outcome.evaluation, champion_summary, cfg)
         decision = gate_module.decide(
             candidate=outcome.evaluation,
             champion=champion_summary,
             comparison=comparison,
-            metric=cfg.gate.metric,
-            delta=cfg.gate.delta,
-            gap_tolerance=cfg.gate.gap_tolerance,
+            margins=gate_module.margins_from(cfg),
         )
         self.log(f"gate: {'pass' if decision.passed else 'fail'} " + "; ".join(c.detail for c in decision.checks))
 
@@ -315,6 +307,8 @@ class Worker:
                     mlflow_run_id=outcome.run_id,
                     evaluation={
                         **outcome.evaluation.to_dict(),
+                        "gate_items": len(context.gold),
+                        "gate_items_excluded_as_leaked": context.excluded_as_leaked,
                         "compared_with": champion.name if champion else None,
                         "comparison": comparison.to_dict() if comparison else None,
                         "training": outcome.metrics,
@@ -323,6 +317,22 @@ class Worker:
                 )
                 session.add(version)
                 session.flush()
+                # every judged item, the candidate's and the champion's, as rows a reader can recompute
+                modelops_repo.store_evaluation_items(
+                    session,
+                    system=version.name,
+                    signature=context.signature,
+                    rows=item_rows(outcome.evaluation),
+                    model_version_id=version.id,
+                )
+                if champion is not None and champion_summary is not None:
+                    modelops_repo.store_evaluation_items(
+                        session,
+                        system=champion.name,
+                        signature=context.signature,
+                        rows=item_rows(champion_summary),
+                        model_version_id=champion.id,
+                    )
                 jobs.finish_success(
                     session, job_id=job.id, worker_id=self.options.worker_id, model_version_id=version.id
                 )

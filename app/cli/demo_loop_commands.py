@@ -8,13 +8,23 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Any
 
 import click
 
-from app.cli.context import AppContext, emit, pass_app, table, user_errors
+from app.cli.context import AppContext, emit, pass_app, user_errors
 from app.cli.demo_commands import demo
-from app.demo_loop import DEMO_TODAY, LOOP_OVERRIDES, DemoLoop, LoopOptions, LoopReport, render_document
+from app.demo_loop import (
+    DEMO_TODAY,
+    LOOP_OVERRIDES,
+    DemoLoop,
+    LoopOptions,
+    LoopReport,
+    render_document,
+    render_markdown,
+    render_seed_summary,
+    seed_summary,
+    verdicts,
+)
 from audit.db import make_engine
 from audit.demo.corpus import DEFAULT_SEED
 from audit.demo.seed import DEFAULT_DAYS, MAX_DAYS
@@ -23,8 +33,30 @@ from audit.settings import Settings, load_settings
 from training.config import load_config
 
 
+def _parse_seeds(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        seeds = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected comma-separated integers, e.g. 7,11,13") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise click.BadParameter(f"{value!r}: give one or more distinct seeds, e.g. 7,11,13")
+    return seeds
+
+
 @demo.command("loop")
-@click.option("--seed", "seed", type=int, default=DEFAULT_SEED, show_default=True, help="Demo content seed.")
+@click.option("--seed", "seed", type=int, default=None, help=f"Demo content seed [default: {DEFAULT_SEED}].")
+@click.option(
+    "--seeds",
+    "seeds",
+    callback=_parse_seeds,
+    default=None,
+    metavar="S1,S2,...",
+    help="Run the whole proof once per seed (each with a base model pretrained on its own corpus, cached per "
+    "seed) and print a summary across seeds: mean and range of every effect. Needs --data-dir (one "
+    "sub-folder per seed).",
+)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -65,7 +97,8 @@ from training.config import load_config
 @user_errors
 def loop(
     app: AppContext,
-    seed: int,
+    seed: int | None,
+    seeds: list[int] | None,
     data_dir: Path | None,
     days: int,
     today: dt.datetime,
@@ -75,29 +108,56 @@ def loop(
 ) -> None:
     """Seed a fresh demo database and run the whole loop on it: route the ratings, let the HR SME
     confirm HR problems with corrections, apply the fixes, queue a retraining job, run the worker
-    (LoRA train, evaluate against the champion on the gold questions, gate, promote), then show that
-    the gate refuses a candidate trained on a deliberately corrupted dataset version.
+    (LoRA train, evaluate against the champion on the clean gate items, gate, promote), train a
+    control on the data from before the corrections, score two no-model baselines, then show that the
+    gate refuses candidates trained on two corrupted dataset versions (answers shuffled; values wrong).
 
-    Prints a before/after table per department (held-out gold questions). Progress goes to stderr.
-    Needs an empty database: use --data-dir for a fresh folder.
+    Prints fact accuracy, citation accuracy, retrieval@1 and ROUGE-L per department with 95% intervals,
+    and the correction effect (candidate − control). Progress goes to stderr. Needs an empty
+    database: use --data-dir for a fresh folder.
     """
+    if seed is not None and seeds is not None:
+        raise click.UsageError("give --seed or --seeds, not both")
+    seed_list = seeds or [seed if seed is not None else DEFAULT_SEED]
+    if len(seed_list) > 1 and data_dir is None:
+        raise click.UsageError("--seeds with more than one seed needs --data-dir (one fresh sub-folder per seed)")
     load_config(None, (*LOOP_OVERRIDES, *overrides))  # a bad override fails before anything is written
-    settings = _loop_settings(app.settings, data_dir)
-    engine = make_engine(settings.database_url) if data_dir is not None else app.engine
+    if data_dir is not None and data_dir.exists() and any(data_dir.iterdir()):
+        raise click.ClickException(
+            f"--data-dir {data_dir.expanduser().resolve()}: not empty (the loop needs a fresh folder)"
+        )
 
     def progress(message: str) -> None:
         click.echo(message, err=True)
 
-    try:
-        options = LoopOptions(seed=seed, days=days, today=today.date(), overrides=overrides)
-        report = DemoLoop(settings, engine, options, progress=progress).run()
-    finally:
-        if data_dir is not None:
-            engine.dispose()
+    reports: list[LoopReport] = []
+    for one in seed_list:
+        run_dir = data_dir if data_dir is None or len(seed_list) == 1 else data_dir / f"seed-{one}"
+        settings = _loop_settings(app.settings, run_dir)
+        engine = make_engine(settings.database_url) if run_dir is not None else app.engine
+        if len(seed_list) > 1:
+            progress(f"== seed {one} ({len(reports) + 1} of {len(seed_list)}) in {run_dir}")
+        try:
+            options = LoopOptions(seed=one, days=days, today=today.date(), overrides=overrides)
+            reports.append(DemoLoop(settings, engine, options, progress=progress).run())
+        finally:
+            if run_dir is not None:
+                engine.dispose()
     if markdown_path is not None:
         markdown_path.parent.mkdir(parents=True, exist_ok=True)
-        markdown_path.write_text(render_document(report, command=_command_line(seed, overrides)), encoding="utf-8")
-    emit(report.as_json() if as_json else report, as_json=as_json, human=_summary)
+        page = render_document(reports[0], command=_command_line(seed_list, overrides))
+        if len(reports) > 1:
+            page += "\n" + render_seed_summary(reports)
+        markdown_path.write_text(page, encoding="utf-8")
+    if len(reports) == 1:
+        emit(reports[0].as_json() if as_json else reports[0], as_json=as_json, human=_summary)
+        return
+    summary = {
+        "seeds": seed_list,
+        "per_seed": {str(r.seeds[0]): r.as_json() for r in reports},
+        "summary": seed_summary(reports),
+    }
+    emit(summary if as_json else reports, as_json=as_json, human=_seeds_text)
 
 
 def _loop_settings(configured: Settings, data_dir: Path | None) -> Settings:
@@ -106,8 +166,6 @@ def _loop_settings(configured: Settings, data_dir: Path | None) -> Settings:
     if data_dir is None:
         return configured
     data_dir = data_dir.expanduser().resolve()
-    if data_dir.exists() and any(data_dir.iterdir()):
-        raise click.ClickException(f"--data-dir {data_dir}: not empty (the loop needs a fresh folder)")
     data_dir.mkdir(parents=True, exist_ok=True)
     shared_models = (configured.data_dir / "models").expanduser().resolve()
     shared_models.mkdir(parents=True, exist_ok=True)
@@ -123,61 +181,42 @@ def _loop_settings(configured: Settings, data_dir: Path | None) -> Settings:
 
 
 def _summary(report: LoopReport) -> str:
-    rows = [
-        {
-            "department": name + (" (weak)" if name == report.weak_department else ""),
-            "rougeL_before": f"{row['rougeL_before']:.4f}",
-            "rougeL_after": f"{row['rougeL_after']:.4f}",
-            "f1_before": f"{row['f1_before']:.4f}",
-            "f1_after": f"{row['f1_after']:.4f}",
-        }
-        for name, row in report.departments.items()
-    ]
     details = report.details
-    corrupted = details.get("corrupted", {})
-    candidate = details.get("candidate", {})
+    weak = report.weak_department
     lines = [
-        f"The audit loop on the demo company (seed {details.get('seed')}), held-out gold questions "
-        f"({details.get('gold', {}).get('held_out')} of {details.get('gold', {}).get('all')} gold items):",
-        "",
-        table(rows, ["department", "rougeL_before", "rougeL_after", "f1_before", "f1_after"]),
-        "",
-        f"department gap (ROUGE-L, max - min): {report.gap_before:.4f} -> {report.gap_after:.4f} "
-        f"({'shrank' if report.gap_shrank else 'did NOT shrink'})",
-        f"{report.weak_department}: ROUGE-L and F1 {'rose' if report.weak_rose else 'did NOT both rise'}",
-        _gate_view(details, report.weak_department),
-        f"{details.get('trigger', '')}",
+        f"The audit loop on the demo company (seed {details.get('seed')}): {report.gate_items} clean gate items "
+        f"({report.gate_items_excluded_as_leaked} gold items left out as leaked), means with 95% intervals.",
+    ]
+    for metric in ("fact_accuracy", "citation_accuracy", "retrieval_at_1", "rougeL"):
+        lines += ["", metric + ":", render_markdown(report, metric=metric)]
+    lines += ["", *verdicts(report)]
+    candidate = details.get("candidate", {})
+    lines.append(
         f"retrained candidate {candidate.get('model_version')}: gate {candidate.get('gate')}"
         + (f" (failed: {', '.join(candidate.get('failed', []))})" if candidate.get("failed") else "")
-        + f"; promoted: {report.promoted}",
-        f"corrupted dataset version {corrupted.get('dataset_version')}: candidate {corrupted.get('model_version')} "
-        f"gate {corrupted.get('gate')} (failed: {', '.join(corrupted.get('failed', [])) or 'nothing'}); "
-        f"champion {corrupted.get('champion_before')} -> {corrupted.get('champion_after')}; "
-        f"refused: {report.corrupted_refused}",
-        f"took {details.get('seconds')} s",
-    ]
+        + f"; promoted: {report.promoted}"
+    )
+    for kind, corrupted in details.get("corrupted", {}).items():
+        lines.append(
+            f"{kind} dataset version {corrupted.get('dataset_version')}: candidate {corrupted.get('model_version')} "
+            f"gate {corrupted.get('gate')} (failed: {', '.join(corrupted.get('failed', [])) or 'nothing'}); "
+            f"champion {corrupted.get('champion_before')} -> {corrupted.get('champion_after')}"
+        )
+    lines.append(f"{weak} is the under-represented department; took {details.get('seconds')} s")
     return "\n".join(lines)
 
 
-def _command_line(seed: int, overrides: tuple[str, ...]) -> str:
+def _seeds_text(reports: list[LoopReport]) -> str:
+    return "\n\n".join([*(_summary(r) for r in reports), render_seed_summary(reports)])
+
+
+def _command_line(seeds: list[int], overrides: tuple[str, ...]) -> str:
     """How to reproduce the run (the folder is any new one)."""
     parts = ["auditloop demo loop --data-dir /tmp/demo-loop"]
-    if seed != DEFAULT_SEED:
-        parts.append(f"--seed {seed}")
+    if seeds != [DEFAULT_SEED]:
+        parts.append(f"--seeds {','.join(str(s) for s in seeds)}")
     parts += [f"--set {o}" for o in overrides]
     return " ".join(parts)
-
-
-def _gate_view(details: dict[str, Any], weak_department: str) -> str:
-    """The same comparison over every gold item (what the gate judged), in one line."""
-    gold = details.get("gold", {})
-    view = gold.get("all_items_gate_view", {})
-    weak = view.get("by_department", {}).get(weak_department, {})
-    return (
-        f"all {gold.get('all')} gold items (the gate's view): ROUGE-L gap {view.get('gap_before', 0):.4f} -> "
-        f"{view.get('gap_after', 0):.4f}; {weak_department} ROUGE-L {weak.get('rougeL_before', 0):.4f} -> "
-        f"{weak.get('rougeL_after', 0):.4f}"
-    )
 
 
 COMMANDS: list[click.Command] = []

@@ -129,8 +129,8 @@ def list_(app: AppContext, as_json: bool) -> None:
         rows,
         as_json=as_json,
         human=lambda r: table(
-            [{**x, "rougeL": _fmt(x["rougeL"]), "f1": _fmt(x["f1"])} for x in r],
-            ["name", "alias", "gate", "dataset_version", "rougeL", "f1", "created_at"],
+            [{**x, **{m: _fmt(x[m]) for m in _LISTED_METRICS}} for x in r],
+            ["name", "alias", "gate", "dataset_version", *_LISTED_METRICS, "created_at"],
         ),
     )
 
@@ -238,12 +238,15 @@ def evaluate(app: AppContext, name: str, against: str | None, overrides: tuple[s
     emit(report, as_json=as_json, human=_evaluation_text)
 
 
+_LISTED_METRICS = ("fact_accuracy", "citation_accuracy", "rougeL", "f1")
+
+
 def _evaluation_text(report: dict[str, Any]) -> str:
     lines = [f"{report['candidate']} on {report['gold_items']} gold questions"]
-    metrics = ["rougeL", "f1", "exact_match", "retrieval_accuracy"]
-    rows = [{"department": "(all)", **{m: _fmt(report["candidate_metrics"][m]) for m in metrics}}]
+    metrics = ["fact_accuracy", "citation_accuracy", "outdated_citation", "retrieval_at_1", "rougeL", "f1"]
+    rows = [{"department": "(all)", **{m: _fmt(report["candidate_metrics"].get(m)) for m in metrics}}]
     rows += [
-        {"department": d, **{m: _fmt(v[m]) for m in metrics}} for d, v in report["candidate_by_department"].items()
+        {"department": d, **{m: _fmt(v.get(m)) for m in metrics}} for d, v in report["candidate_by_department"].items()
     ]
     lines.append(table(rows, ["department", *metrics]))
     if report.get("comparison"):

@@ -31,6 +31,8 @@ versions_frame = pd.DataFrame(
             "gate": v["gate"] or "",
             "failed checks": ", ".join(v["failed_conditions"]),
             "dataset version": v["dataset_version"],
+            "fact accuracy": v["fact_accuracy"],
+            "citation accuracy": v["citation_accuracy"],
             "ROUGE-L": v["rougeL"],
             "token F1": v["f1"],
             "created": v["created_at"],

@@ -134,6 +134,16 @@ def gold_questions(session: Session) -> list[tuple[int, str, str]]:
     ]
 
 
+def held_out_gold_answers(session: Session) -> list[tuple[int, str]]:
+    """(gold item id, reference answer) of every gold item not drawn from an answer (held out)."""
+    return [
+        (r[0], r[1])
+        for r in session.execute(
+            select(GoldItem.id, GoldItem.reference_answer).where(GoldItem.answer_id.is_(None)).order_by(GoldItem.id)
+        )
+    ]
+
+
 def documents_by_external_id(session: Session, external_ids: Iterable[str]) -> dict[str, Document]:
     wanted = sorted(set(external_ids))
     found: dict[str, Document] = {}

@@ -185,7 +185,12 @@ def propose_fixes(session: Session, *, actor: User | None = None) -> ProposalRep
     refusals = _guard_corrections(
         session,
         [
-            (d.payload["question"], d.payload["content_hash"], f"the correction from review {d.review_item_id}")
+            (
+                d.payload["question"],
+                d.payload["answer"],
+                d.payload["content_hash"],
+                f"the correction from review {d.review_item_id}",
+            )
             for d in corrections
         ],
         ctx.policy,
@@ -346,28 +351,37 @@ def _rebalance_draft(ctx: _ProposalContext, review: repo.ConfirmedReview, holder
 
 
 def _guard_corrections(
-    session: Session, corrections: Sequence[tuple[str, str, str]], policy: FixesPolicy, pending: dict[Any, int]
+    session: Session, corrections: Sequence[tuple[str, str, str, str]], policy: FixesPolicy, pending: dict[Any, int]
 ) -> list[str | None]:
-    """For each correction (question, content hash, how to name it), why it must not become an
-    example — it would leak a gold question, or duplicate a stored example, a proposed fix
-    (``pending``) or an earlier correction in the same list — or None."""
+    """For each correction (question, answer, content hash, how to name it), why it must not become
+    an example — it would leak a gold question or a held-out gold item's reference answer, or
+    duplicate a stored example, a proposed fix (``pending``) or an earlier correction in the same
+    list — or None.
+
+    Answers are checked against the held-out gold items (those not drawn from traffic): an auditor
+    calibration item's reference is a real answer that training data may well hold, and such an item
+    is left out of the gate instead (``training.recipes.evaluate.clean_gate_items``)."""
     if not corrections:
         return []
     gold = repo.gold_questions(session)
     by_hash = {h: gid for gid, _, h in gold}
     by_text = {normalise_text(q): gid for gid, q, _ in gold}
-    near = similar_pairs([q for q, _, _ in corrections], [q for _, q, _ in gold], policy.gold_similarity)
+    by_answer = {normalise_text(a): gid for gid, a in repo.held_out_gold_answers(session)}
+    near = similar_pairs([q for q, _, _, _ in corrections], [q for _, q, _ in gold], policy.gold_similarity)
     stored: dict[str, int] = {}
-    for part in repo.chunks([h for _, h, _ in corrections]):
+    for part in repo.chunks([h for _, _, h, _ in corrections]):
         query = select(Example.content_hash, Example.id).where(Example.content_hash.in_(part))
         stored.update((content, example_id) for content, example_id in session.execute(query))
     seen: dict[str, str] = {}
     refusals: list[str | None] = []
-    for (question, content, label), matches in zip(corrections, near, strict=True):
+    for (question, answer, content, label), matches in zip(corrections, near, strict=True):
         gold_id = by_hash.get(question_hash(question)) or by_text.get(normalise_text(question))
+        answer_gold_id = by_answer.get(normalise_text(answer))
         refusal = None
         if gold_id is not None:
             refusal = f"would leak the evaluation set: matches gold item {gold_id}"
+        elif answer_gold_id is not None:
+            refusal = f"would leak the evaluation set: the answer is gold item {answer_gold_id}'s reference answer"
         elif matches:
             index, score = matches[0]
             refusal = f"would leak the evaluation set: matches gold item {gold[index][0]} (similarity {score:.2f})"
@@ -520,7 +534,7 @@ def _apply(
     # the state may have changed since proposing (new gold items, examples added by hand): check again
     refusals = _guard_corrections(
         session,
-        [(f.payload["question"], f.payload["content_hash"], f"fix {f.id}") for f in corrections],
+        [(f.payload["question"], f.payload["answer"], f.payload["content_hash"], f"fix {f.id}") for f in corrections],
         policy,
         pending={},
     )

@@ -22,14 +22,18 @@ from app.demo_loop import (
     Decision,
     LoopReport,
     decide,
+    demo_fact_kinds,
     department_gap,
     render_document,
     render_markdown,
-    restrict,
+    render_rouge_table,
     shuffle_answers,
+    verdicts,
     write_corrupted_version,
+    wrong_values_answers,
 )
 from audit.db import make_engine, make_session_factory
+from audit.demo.corpus import build_corpus
 from audit.demo.traffic import DemoAnswer, Scores
 from audit.knowledge import datasets
 from audit.knowledge.hashing import example_content_hash
@@ -38,7 +42,7 @@ from audit.modelops.models import ModelVersion
 from audit.org import passwords
 from tests import factories
 from training import gate
-from training.evaluation import score_items, summarize
+from training.evaluation import HEADLINE_METRICS, GoldTruth, Interval, restrict, score_items, summarize
 from training.models.tiny import TinyModelConfig, build_tiny_model, pretraining_texts
 
 # --------------------------------------------------------------------------- the corruption
@@ -104,58 +108,136 @@ def _summary() -> Any:
         departments=["HR", "HR", "Legal", "Legal"],
         predictions=predictions,
         references=references,
-        retrieval_hits=[True, True, False, True],
+        truths=[GoldTruth(key_values=("five years",), gold_document_ids=frozenset({"D"}))] * 4,
+        retrieved=[["D"], ["D"], ["X"], ["D"]],
     )
-    return summarize(items, signature="s"), dict(zip(["1", "2", "3", "4"], references, strict=True))
+    return summarize(items, signature="s", resamples=200)
 
 
 def test_gap_agrees_with_fairlearn_and_restrict_recomputes_the_means() -> None:
-    summary, references = _summary()
+    summary = _summary()
     assert summary.by_department["HR"]["rougeL"] == pytest.approx(0.5)
     assert summary.by_department["Legal"]["rougeL"] == pytest.approx(1.0)
     # the same number MetricFrame.difference() gives the gate
     assert department_gap(summary.by_department, "rougeL") == pytest.approx(summary.department_gap["rougeL"])
     assert department_gap(summary.by_department, "rougeL") == pytest.approx(0.5)
 
-    held_out = restrict(summary, {k: references[k] for k in ("1", "3", "4")})
+    held_out = restrict(summary, {"1", "3", "4"})
     assert held_out.n == 3
     assert held_out.by_department["HR"]["rougeL"] == pytest.approx(1.0)
     assert held_out.by_department["Legal"]["f1"] == pytest.approx(1.0)
     assert department_gap(held_out.by_department, "rougeL") == pytest.approx(0.0)
 
 
-def test_report_json_has_exactly_the_documented_keys() -> None:
+def _report(details: dict[str, Any] | None = None, *, effect_low: float = 0.05) -> LoopReport:
     row = {"rougeL_before": 0.1, "rougeL_after": 0.3, "f1_before": 0.2, "f1_after": 0.4}
-    report = LoopReport("HR", {"HR": row, "Legal": {**row, "rougeL_after": 0.35}}, 0.2, 0.05, True, True, {"x": 1})
-    assert list(report.as_json()) == [
+    figures = {
+        "HR": {m: Interval(0.2, 0.1, 0.3) for m in HEADLINE_METRICS},
+        "Legal": {m: Interval(0.6, 0.5, 0.7) for m in HEADLINE_METRICS},
+    }
+    best = {"HR": {m: Interval(0.5, 0.4, 0.6) for m in HEADLINE_METRICS}}
+    return LoopReport(
+        "HR",
+        {"HR": row, "Legal": {**row, "rougeL_after": 0.35}},
+        0.2,
+        0.05,
+        True,
+        True,
+        systems={"before": figures, "after": figures, "control": figures, "baseline_best_sentence": best},
+        effects={"HR": {"fact_accuracy": Interval(0.2, effect_low, 0.35)}},
+        gate_items=170,
+        gate_items_excluded_as_leaked=80,
+        wrong_values_refused=True,
+        seeds=[7],
+        details=details or {},
+    )
+
+
+def test_report_json_keeps_the_old_keys_and_adds_the_yardstick() -> None:
+    data = _report().as_json()
+    assert list(data) == [
         "weak_department",
         "departments",
         "gap_before",
         "gap_after",
         "promoted",
         "corrupted_refused",
+        "metrics",
+        "gate_items",
+        "gate_items_excluded_as_leaked",
+        "wrong_values_refused",
+        "seeds",
     ]
-    assert list(report.as_json()["departments"]["HR"]) == ["rougeL_before", "rougeL_after", "f1_before", "f1_after"]
-    assert report.weak_rose and report.gap_shrank
+    hr = data["departments"]["HR"]
+    assert list(hr)[:4] == ["rougeL_before", "rougeL_after", "f1_before", "f1_after"]
+    assert hr["after"]["fact_accuracy"] == 0.2 and hr["after_ci"]["fact_accuracy"] == [0.1, 0.3]
+    assert hr["correction_effect"]["fact_accuracy"] == {"estimate": 0.2, "ci_low": 0.05, "ci_high": 0.35}
+    assert data["metrics"] == ["fact_accuracy", "citation_accuracy", "retrieval_at_1", "rougeL", "f1"]
+    assert (data["gate_items"], data["gate_items_excluded_as_leaked"], data["seeds"]) == (170, 80, [7])
+    json.dumps(data)  # plain JSON all the way down
+
+
+def test_tables_show_every_system_with_its_interval_and_the_effect() -> None:
+    report = _report()
     markdown = render_markdown(report)
-    assert "| **HR** (weak) | 0.1000 | 0.3000 | +0.2000 |" in markdown
-    assert "| 0.2000 | 0.0500 | -0.1500 |" in markdown
+    assert (
+        "| **HR** (weak) |  | 0.20 [0.10, 0.30] | 0.20 [0.10, 0.30] | 0.20 [0.10, 0.30] | 0.50 [0.40, 0.60] |"
+        in markdown
+    )
+    assert markdown.splitlines()[2].endswith("| +0.20 [+0.05, +0.35] |")
+    assert "| **HR** (weak) | 0.1000 | 0.3000 | +0.2000 |" in render_rouge_table(report)
+
+
+def test_the_verdicts_say_only_what_the_intervals_support() -> None:
+    said = " ".join(verdicts(_report()))
+    assert "raised HR's fact accuracy beyond what retraining without them gave" in said
+    assert "copying the top document's best sentence states the right value more often" in said
+    unsure = " ".join(verdicts(_report(effect_low=-0.05)))
+    assert "did **not** measurably raise HR's fact accuracy" in unsure
 
 
 def test_document_states_the_outcome_honestly() -> None:
-    row = {"rougeL_before": 0.3, "rougeL_after": 0.25, "f1_before": 0.2, "f1_after": 0.1}
     details = {
         "seed": 7,
-        "gold": {"held_out": 150, "all": 250, "all_items_gate_view": {"by_department": {}, "gap_before": 0.1}},
-        "candidate": {"model_version": "v1", "gate": "rejected", "checks": ["rougeL mean difference -0.05"]},
-        "corrupted": {"dataset_version": 4, "from": 3, "model_version": "v2", "gate": "rejected", "failed": ["x"]},
+        "candidate": {"model_version": "v1", "gate": "rejected", "checks": ["fact_accuracy: candidate − champion"]},
+        "corrupted": {
+            "shuffled": {"dataset_version": 4, "from": 3, "model_version": "v2", "gate": "rejected", "failed": ["x"]},
+            "wrong_values": {"dataset_version": 5, "from": 3, "model_version": "v3", "gate": "promoted"},
+        },
         "trigger": "trigger: queued training job 1 on dataset version 3: HR gap",
+        "control": {"dataset_version": 1, "steps": 40},
     }
-    report = LoopReport("HR", {"HR": row, "Legal": {**row, "rougeL_before": 0.5}}, 0.2, 0.25, False, True, details)
-    page = render_document(report, command="auditloop demo loop --data-dir /tmp/x")
-    assert "did **not** both rise" in page and "did **not** shrink (0.2000 → 0.2500)" in page
+    page = render_document(_report(details), command="auditloop demo loop --data-dir /tmp/x")
     assert "4. Queued training job 1 on dataset version 3: HR gap" in page
-    assert "   - rougeL mean difference -0.05" in page and "was **rejected** (failed: x)" in page
+    assert "   - fact_accuracy: candidate − champion" in page and "was **rejected** (failed: x)" in page
+    assert "key value replaced by another valid value" in page and "was **promoted** (failed: nothing)" in page
+    assert "## The gate items: 170 clean gold questions" in page
+    assert "40 steps, on dataset version 1" in page
+
+
+def test_wrong_values_keep_the_template_and_citation_and_change_the_value() -> None:
+    kinds = {"Finance": [("6 years", "7 years", "10 years"), ("EUR 5,000", "EUR 50,000")]}
+    answers = [
+        "Records are kept for 10 years. (source: FIN-001@v2)",
+        "Approval is needed above EUR 50,000. (source: FIN-002@v1)",
+    ]
+    corrupted = wrong_values_answers(answers, ["Finance", "Finance"], kinds_by_department=kinds, seed=1)
+    assert corrupted[0].startswith("Records are kept for ") and corrupted[0].endswith(" years. (source: FIN-001@v2)")
+    assert corrupted[0] != answers[0] and "10 years" not in corrupted[0]
+    # the longest value wins: "EUR 50,000" is replaced whole, never only its "EUR 5,000"-looking prefix
+    assert corrupted[1] == "Approval is needed above EUR 5,000. (source: FIN-002@v1)"
+    assert wrong_values_answers(answers, ["Finance", "Finance"], kinds_by_department=kinds, seed=1) == corrupted
+    with pytest.raises(ValueError, match="no known Finance value"):
+        wrong_values_answers(["Nothing stated."], ["Finance"], kinds_by_department=kinds, seed=1)
+
+
+def test_every_demo_training_answer_has_a_value_to_corrupt() -> None:
+    corpus = build_corpus(7)
+    answers = [e.answer for e in corpus.examples]
+    corrupted = wrong_values_answers(
+        answers, [e.department for e in corpus.examples], kinds_by_department=demo_fact_kinds(), seed=7
+    )
+    assert all(new != old for new, old in zip(corrupted, answers, strict=True))
 
 
 # --------------------------------------------------------------------------- the SME's judgement
@@ -177,6 +259,7 @@ def _answer(
         error=error,
         reference_answer="The owner is the People team. (source: HR-001@v2)",
         reference_document_id="HR-001@v2",
+        reference_value="the People team",
         true_scores=Scores(2, 2, 3, 4),
     )
 

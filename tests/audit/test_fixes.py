@@ -627,3 +627,16 @@ def test_fixes_cli_proposes_applies_approves_and_rejects(sqlite_url: str, tmp_pa
 
     listed = runner.invoke(cli, ["fixes", "list"])
     assert "different question" in listed.stdout and "applied" in listed.stdout
+
+
+def test_a_correction_repeating_a_held_out_reference_answer_is_refused_as_a_leak(session, world) -> None:
+    # another question, but the corrected answer is a held-out gold item's reference, word for word
+    gold = f.held_out_gold(
+        session, dept=world["hr"], question="A question nobody asked in traffic?", reference=CORRECTION
+    )
+    ans = _answer(session, world)
+    f.confirmed_review(
+        session, ans=ans, sme=world["sme"], root_cause="hallucination", corrected_answer="  " + CORRECTION.upper()
+    )
+    [(_, reason)] = fixes.propose_fixes(session).refused
+    assert reason == f"would leak the evaluation set: the answer is gold item {gold.id}'s reference answer"

@@ -82,7 +82,10 @@ def test_overrides_are_typed_and_validated() -> None:
         load_config(overrides=["lora.r=0"])
     with pytest.raises(ValidationError, match=r"train\.lrr: unknown setting"):
         load_config(overrides=["train.lrr=1"])
-    with pytest.raises(ValidationError, match=r"gate\.metric: expected 'rougeL' \| 'f1'"):
+    with pytest.raises(
+        ValidationError,
+        match=r"gate\.metric: expected 'fact_accuracy' \| 'citation_accuracy' \| 'retrieval_at_1' \| 'rougeL' \| 'f1'",
+    ):
         load_config(overrides=["gate.metric=bleu"])
     with pytest.raises(ValidationError, match="expected key=value"):
         load_config(overrides=["train.lr"])
@@ -200,7 +203,7 @@ def test_recipe_trains_logs_saves_and_the_adapter_reloads(
     assert [m.step for m in losses] == [1, 2, 3]
     assert all(m.value > 0 for m in losses)
     assert [m.step for m in client.get_metric_history(outcome.run_id, "lr")] == [1, 2, 3]
-    assert "gold_rougeL" in run.data.metrics and "gold_retrieval_accuracy" in run.data.metrics
+    assert "gold_rougeL" in run.data.metrics and "gold_fact_accuracy" in run.data.metrics
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.name == "auditloop-dataset-v1"
     assert dataset_input.dataset.digest == outcome.dataset_hash[:36]

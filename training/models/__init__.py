@@ -73,10 +73,19 @@ def ensure_tiny_model(
     return target
 
 
+def tiny_spec(seed: int) -> str:
+    """The built-in tiny model pretrained on demo company ``seed``'s corpus: ``builtin:tiny`` for the
+    default seed, ``builtin:tiny@SEED`` for another (each cached on its own)."""
+    return BUILTIN_TINY if seed == DEFAULT_TINY_SEED else f"{BUILTIN_TINY}@{seed}"
+
+
 def resolve_model_dir(spec: str, data_dir: Path, *, progress: Callable[[str], None] | None = None) -> Path:
-    """The directory of base model ``spec`` ("builtin:tiny" or a local HF model directory)."""
+    """The directory of base model ``spec`` ("builtin:tiny", "builtin:tiny@SEED" or a local HF model
+    directory)."""
     if spec == BUILTIN_TINY:
         return ensure_tiny_model(data_dir, progress=progress)
+    if spec.startswith(f"{BUILTIN_TINY}@") and spec.removeprefix(f"{BUILTIN_TINY}@").isdigit():
+        return ensure_tiny_model(data_dir, seed=int(spec.removeprefix(f"{BUILTIN_TINY}@")), progress=progress)
     if spec.startswith("builtin:"):
         raise ConfigurationError(f"base model {spec!r}: the only built-in model is {BUILTIN_TINY!r}")
     path = Path(spec).expanduser()

@@ -6,11 +6,13 @@ Usage::
         [--config training/configs/lora.yaml] [evaluation.max_items=50 ...]
     auditloop model evaluate v3 [--against v2] [--json]
 
-Each gold question is answered from its retrieved context (the serving prompt, greedy decoding);
-the answer is scored against the reference with ROUGE-1/2/L, token F1 and exact match, and the
-retrieval is scored by whether a reference document was among the hits. Per-department means come
-from fairlearn's MetricFrame; candidate vs champion is a paired bootstrap of the mean difference.
-The result is printed as JSON; nothing in the database changes.
+Each clean gate item (a gold question whose question and reference answer leaked into no training
+data of the versions compared) is answered from its retrieved context (the serving prompt, greedy
+decoding) and judged by the yardstick of ``training/evaluation.py``: fact accuracy, citation
+accuracy, outdated citations, retrieval@1/@k, then ROUGE and token F1. Per-department means come
+from fairlearn's MetricFrame with bootstrap intervals; candidate vs champion is a paired bootstrap
+per metric, per department and for the department gap. The result is printed as JSON; nothing in
+the database changes.
 
 The blocks here are shared: the LoRA recipe evaluates its fresh adapter with :func:`evaluate_model`,
 and the worker evaluates the champion with :func:`evaluate_version` before the gate.
@@ -22,7 +24,7 @@ import argparse
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,15 +32,20 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from audit.answers.models import Answer
 from audit.db import make_engine, make_session_factory
+from audit.fixes.models import DataFix
+from audit.knowledge import datasets
+from audit.knowledge.hashing import normalise_text
 from audit.knowledge.models import Document
 from audit.modelops.models import ModelVersion
 from audit.org.models import Department
+from audit.review.models import ReviewDecision, ReviewItem
 from audit.sampling.models import GoldItem
 from audit.settings import Settings, load_settings
 from training import gate as gate_module
 from training.config import RecipeConfig, load_config
-from training.evaluation import EvaluationSummary, compare, score_items, summarize
+from training.evaluation import EvaluationSummary, GoldTruth, score_items, summarize
 from training.prompts import fit_prompt
 from training.retrieval import Hit, Retriever, current_documents
 
@@ -56,24 +63,38 @@ class GoldQuestion:
     reference_answer: str
     department: str
     reference_document_ids: tuple[str, ...]
+    key_values: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class EvalContext:
-    """The gold set with its retrieval done once: every model sees the same prompts' context.
+    """The gate's item set with its first-stage retrieval done once.
 
-    ``signature`` fingerprints what makes two evaluations comparable item by item (gold questions
-    and references, the current documents, retrieval depth, generation settings); a stored
-    evaluation with the same signature can be reused instead of generating again.
+    ``gold`` holds the clean gate items only: gold items whose normalised question and reference
+    answer appear in no training example, SME correction or applied fix of the dataset versions
+    being trained (``excluded_as_leaked`` counts the others; ``excluded_incomplete`` those without key
+    values or a gold document, which the fact checks need). ``signature`` fingerprints what makes
+    two evaluations comparable item by item (the items, their references and key values, the
+    current documents, retrieval depth, generation settings); a stored evaluation with the same
+    signature can be reused instead of generating again.
     """
 
     gold: tuple[GoldQuestion, ...]
     hits: tuple[tuple[Hit, ...], ...]
-    retrieval_hit: tuple[bool, ...]
+    truths: tuple[GoldTruth, ...]
     signature: str
     max_new_tokens: int
     max_prompt_tokens: int
     batch_size: int
+    excluded_as_leaked: int = 0
+    excluded_incomplete: int = 0
+    bootstrap_resamples: int = 2000
+    confidence: float = 0.95
+    seed: int = 0
+
+    def retrieved(self) -> list[list[str]]:
+        """The document ids the first-stage retriever put into each item's prompt, best first."""
+        return [[h.document_id for h in found] for found in self.hits]
 
 
 def load_gold(session: Session, *, max_items: int | None = None) -> list[GoldQuestion]:
@@ -81,13 +102,60 @@ def load_gold(session: Session, *, max_items: int | None = None) -> list[GoldQue
     ``max_items`` subset is not one department's block)."""
     rows = session.execute(
         select(
-            GoldItem.id, GoldItem.question, GoldItem.reference_answer, Department.name, GoldItem.reference_document_ids
+            GoldItem.id,
+            GoldItem.question,
+            GoldItem.reference_answer,
+            Department.name,
+            GoldItem.reference_document_ids,
+            GoldItem.key_values,
         )
         .join(Department, Department.id == GoldItem.department_id)
         .order_by(GoldItem.question_hash, GoldItem.id)
     ).all()
-    gold = [GoldQuestion(str(r[0]), r[1], r[2], r[3], tuple(r[4] or ())) for r in rows if r[2] and r[2].strip()]
+    gold = [
+        GoldQuestion(str(r[0]), r[1], r[2], r[3], tuple(r[4] or ()), tuple(r[5] or ()))
+        for r in rows
+        if r[2] and r[2].strip()
+    ]
     return gold[:max_items] if max_items else gold
+
+
+def training_texts(session: Session, dataset_version_ids: Sequence[int]) -> set[str]:
+    """Every normalised question and answer a model trained on these dataset versions may have
+    seen: their examples, every SME correction (with the reviewed answer's question) and every
+    applied fix's question and answer."""
+    texts: set[str] = set()
+    for version_id in dataset_version_ids:
+        for record in datasets.examples_for_version(session, version_id):
+            texts.update((normalise_text(record.question), normalise_text(record.answer)))
+    corrections = session.execute(
+        select(Answer.question, ReviewDecision.corrected_answer)
+        .join(ReviewItem, ReviewItem.id == ReviewDecision.review_item_id)
+        .join(Answer, Answer.id == ReviewItem.answer_id)
+        .where(ReviewDecision.corrected_answer.is_not(None))
+    ).all()
+    for question, corrected in corrections:
+        texts.update((normalise_text(question), normalise_text(corrected or "")))
+    for payload in session.scalars(select(DataFix.payload).where(DataFix.status == "applied")):
+        for key in ("question", "answer"):
+            if isinstance(payload.get(key), str):
+                texts.add(normalise_text(payload[key]))
+    texts.discard("")
+    return texts
+
+
+def clean_gate_items(gold: Sequence[GoldQuestion], seen: Collection[str]) -> tuple[list[GoldQuestion], int, int]:
+    """(the items fit for the gate, how many leaked, how many lack key values or a gold document).
+    An item leaks when its normalised question or reference answer is in ``seen``."""
+    clean, leaked, incomplete = [], 0, 0
+    for g in gold:
+        if not g.key_values or not g.reference_document_ids:
+            incomplete += 1
+        elif normalise_text(g.question) in seen or normalise_text(g.reference_answer) in seen:
+            leaked += 1
+        else:
+            clean.append(g)
+    return clean, leaked, incomplete
 
 
 def current_external_ids(session: Session) -> dict[str, str]:
@@ -106,21 +174,32 @@ def current_external_ids(session: Session) -> dict[str, str]:
     return mapping
 
 
-def prepare(session: Session, cfg: RecipeConfig) -> EvalContext:
-    """Load the gold set and the current documents, retrieve once, and fingerprint the setup."""
-    gold = load_gold(session, max_items=cfg.evaluation.max_items)
+def prepare(session: Session, cfg: RecipeConfig, *, trained_on: Sequence[int] = ()) -> EvalContext:
+    """The clean gate items for models trained on the dataset versions ``trained_on``, the current
+    documents, the first-stage retrieval done once, and the setup's fingerprint."""
+    everything = load_gold(session)
+    gold, leaked, incomplete = clean_gate_items(everything, training_texts(session, trained_on))
+    if cfg.evaluation.max_items:
+        gold = gold[: cfg.evaluation.max_items]
     documents = current_documents(session)
     retriever = Retriever.from_documents(documents)
     k = cfg.dataset.retrieval_k
     hits = retriever.search_many([g.question for g in gold], k) if k > 0 else [[] for _ in gold]
     current = current_external_ids(session)
-    retrieval_hit = tuple(
-        bool({current.get(r, r) for r in g.reference_document_ids} & {h.document_id for h in found})
-        for g, found in zip(gold, hits, strict=True)
+    superseded = frozenset(session.scalars(select(Document.external_id).where(Document.superseded_by_id.is_not(None))))
+    truths = tuple(
+        GoldTruth(
+            key_values=g.key_values,
+            gold_document_ids=frozenset(current.get(r, r) for r in g.reference_document_ids),
+            superseded_ids=superseded,
+        )
+        for g in gold
     )
     fingerprint = hashlib.sha256()
     for g in gold:
-        fingerprint.update(json.dumps([g.item_id, g.question, g.reference_answer, g.department]).encode())
+        fingerprint.update(
+            json.dumps([g.item_id, g.question, g.reference_answer, g.department, list(g.key_values)]).encode()
+        )
     doc_hashes = session.execute(
         select(Document.external_id, Document.content_hash)
         .where(Document.superseded_by_id.is_(None))
@@ -128,39 +207,63 @@ def prepare(session: Session, cfg: RecipeConfig) -> EvalContext:
     ).all()
     fingerprint.update(json.dumps([list(r) for r in doc_hashes]).encode())
     fingerprint.update(
-        json.dumps([k, cfg.dataset.max_prompt_tokens, cfg.evaluation.max_new_tokens, "greedy", "v1"]).encode()
+        json.dumps([k, cfg.dataset.max_prompt_tokens, cfg.evaluation.max_new_tokens, "greedy", "v2"]).encode()
     )
     return EvalContext(
         gold=tuple(gold),
         hits=tuple(tuple(h) for h in hits),
-        retrieval_hit=retrieval_hit,
+        truths=truths,
         signature=fingerprint.hexdigest(),
         max_new_tokens=cfg.evaluation.max_new_tokens,
         max_prompt_tokens=cfg.dataset.max_prompt_tokens,
         batch_size=cfg.evaluation.batch_size,
+        excluded_as_leaked=leaked,
+        excluded_incomplete=incomplete,
+        bootstrap_resamples=cfg.evaluation.bootstrap_resamples,
+        confidence=cfg.evaluation.confidence,
+        seed=cfg.seed,
+    )
+
+
+def summarize_predictions(
+    context: EvalContext, predictions: Sequence[str], *, retrieved: Sequence[Sequence[str]] | None = None
+) -> EvaluationSummary:
+    """Judge one system's answers to the context's items (``retrieved``: its own retrieval, by
+    default the context's first stage) and summarise them with intervals."""
+    items = score_items(
+        item_ids=[g.item_id for g in context.gold],
+        departments=[g.department for g in context.gold],
+        predictions=list(predictions),
+        references=[g.reference_answer for g in context.gold],
+        truths=context.truths,
+        retrieved=retrieved if retrieved is not None else context.retrieved(),
+    )
+    return summarize(
+        items,
+        signature=context.signature,
+        resamples=context.bootstrap_resamples,
+        confidence=context.confidence,
+        seed=context.seed,
     )
 
 
 def evaluate_model(model: Any, tokenizer: Any, context: EvalContext, *, device: str) -> EvaluationSummary:
-    """Answer every gold question with ``model`` (greedy) and score the answers."""
+    """Answer every gate item with ``model`` (greedy, from its retrieved context) and judge the answers."""
     from training.generation.transformers_backend import TransformersBackend
 
     if not context.gold:
-        raise ValueError("there are no gold questions with reference answers to evaluate on")
+        raise ValueError(
+            "there are no clean gold questions to evaluate on "
+            f"({context.excluded_as_leaked} left out as leaked into training data, "
+            f"{context.excluded_incomplete} without key values or a gold document)"
+        )
     prompts = [
         fit_prompt(tokenizer, g.question, list(found), max_prompt_tokens=context.max_prompt_tokens)
         for g, found in zip(context.gold, context.hits, strict=True)
     ]
     backend = TransformersBackend(model, tokenizer, device)
     generations = backend.generate(prompts, max_new_tokens=context.max_new_tokens, batch_size=context.batch_size)
-    items = score_items(
-        item_ids=[g.item_id for g in context.gold],
-        departments=[g.department for g in context.gold],
-        predictions=[gen.text for gen in generations],
-        references=[g.reference_answer for g in context.gold],
-        retrieval_hits=context.retrieval_hit,
-    )
-    return summarize(items, signature=context.signature)
+    return summarize_predictions(context, [gen.text for gen in generations])
 
 
 def resolve_device(device: str) -> str:
@@ -226,9 +329,10 @@ def main(
     try:
         # ----------------------------------------------------------------- load data
         with make_session_factory(engine)() as session:
-            context = prepare(session, cfg)
             version = gate_module.version_by_name(session, candidate)
             reference = gate_module.version_by_name(session, against) if against else gate_module.champion(session)
+            trained_on = [v.dataset_version_id for v in (version, reference) if v and v.dataset_version_id]
+            context = prepare(session, cfg, trained_on=trained_on)
             session.expunge_all()
         log(f"evaluation: {len(context.gold)} gold questions, signature {context.signature[:12]}")
 
@@ -243,25 +347,19 @@ def main(
             "candidate": version.name,
             "against": reference.name if reference_summary is not None and reference else None,
             "gold_items": len(context.gold),
+            "gold_items_excluded_as_leaked": context.excluded_as_leaked,
+            "gold_items_excluded_incomplete": context.excluded_incomplete,
+            "candidate_intervals": candidate_summary.intervals,
             "candidate_metrics": candidate_summary.metrics,
             "candidate_by_department": candidate_summary.by_department,
         }
         if reference_summary is not None:
-            comparison = compare(
-                candidate_summary,
-                reference_summary,
-                metrics=("rougeL", "f1"),
-                resamples=cfg.evaluation.bootstrap_resamples,
-                confidence=cfg.evaluation.confidence,
-                seed=cfg.seed,
-            )
+            comparison = gate_module.compare_for_gate(candidate_summary, reference_summary, cfg)
             decision = gate_module.decide(
                 candidate=candidate_summary,
                 champion=reference_summary,
                 comparison=comparison,
-                metric=cfg.gate.metric,
-                delta=cfg.gate.delta,
-                gap_tolerance=cfg.gate.gap_tolerance,
+                margins=gate_module.margins_from(cfg),
             )
             report |= {
                 "against_metrics": reference_summary.metrics,

@@ -241,8 +241,12 @@ def main(
     dataset_version_id: int | None = None,
     should_stop: Callable[[], bool] | None = None,
     end_run: bool = True,
+    eval_context: EvalContext | None = None,
     log: Log = _stderr,
 ) -> TrainingOutcome:
+    """Train one adapter on a dataset version and evaluate it on the clean gate items (those of
+    ``eval_context`` when given — e.g. a control judged on its candidate's items — else the items
+    clean for this dataset version)."""
     import torch
     from accelerate import Accelerator
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
@@ -278,7 +282,8 @@ def main(
         try:
             with make_session_factory(engine)() as session:
                 data = load_training_data(session, version_id=dataset_version_id, version_number=cfg.dataset.version)
-                eval_context = prepare(session, cfg)
+                if eval_context is None:
+                    eval_context = prepare(session, cfg, trained_on=[data.version_id])
         finally:
             if own_engine:
                 engine.dispose()
