@@ -12,9 +12,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /srv/auditloop
 
-# The CPU build of PyTorch first, from its own index, so that installing the package does not pull
-# the multi-gigabyte CUDA build. Its own layer: it changes far less often than the code.
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+# Every dependency at the version and hash in requirements/lock.txt, as `make install` installs them
+# (the dev tools included). The lock's torch is the CPU build, found on PyTorch's CPU page, which lists
+# torch alone; PyPI's would be the multi-gigabyte CUDA build. (The lock holds the hash of the torch
+# wheel `make lock` saw, this project's machines' copy; should PyTorch's file differ, pip refuses it.)
+# Its own layer: the lock changes far less often than the code.
+COPY requirements/lock.txt ./requirements/lock.txt
+RUN pip install --require-hashes --find-links https://download.pytorch.org/whl/cpu/torch/ -r requirements/lock.txt
 
 COPY pyproject.toml README.md ./
 COPY audit ./audit
@@ -22,7 +26,8 @@ COPY training ./training
 COPY migrations ./migrations
 COPY app ./app
 COPY .streamlit ./.streamlit
-RUN pip install .
+# auditloop alone, built with the locked setuptools; `pip check` fails the build if the lock is stale
+RUN pip install --no-deps --no-build-isolation . && pip check
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin auditloop \
     && mkdir -p /data \

@@ -168,21 +168,23 @@ def _finite_float(text: str) -> float:
 def decode_object(raw: bytes | None) -> tuple[dict[str, Any] | None, list[Problem]]:
     """Decode a line as a JSON object, or say why it is not one.
 
-    msgspec refuses lone UTF-16 surrogates with a confusing message ("truncated"); the standard
-    library accepts them, so a line msgspec refuses is parsed again with ``json`` to tell malformed
-    JSON (with its column) from a well-formed line whose fields hold unstorable text.
+    A line msgspec refuses is judged again without it, so the message does not depend on how one
+    msgspec release words or types its error: invalid UTF-8 (msgspec 0.18 raises UnicodeDecodeError
+    counting from the start of the string it was reading, 0.23 a DecodeError without a position) is
+    found by the codec, with its byte in the line; the rest is parsed with ``json``, which tells
+    malformed JSON (with its column) from a well-formed line whose fields hold unstorable text (msgspec
+    refuses lone UTF-16 surrogates with a confusing message, "truncated"; the standard library
+    accepts them).
     """
     if raw is None:
         return None, [("json", f"line is longer than {MAX_LINE_BYTES:,} bytes")]
     try:
         value = msgspec.json.decode(raw)
-    except UnicodeDecodeError:
-        try:  # msgspec counts from the start of the string it was reading; count from the line's
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        try:
             raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return None, [("json", f"not valid UTF-8 (byte {exc.start + 1} of the line)")]
-        return None, [("json", "not valid UTF-8")]
-    except msgspec.DecodeError as exc:
+        except UnicodeDecodeError as utf8_exc:
+            return None, [("json", f"not valid UTF-8 (byte {utf8_exc.start + 1} of the line)")]
         try:
             value = json.loads(raw.strip(), parse_constant=_reject_constant, parse_float=_finite_float)
         except json.JSONDecodeError as json_exc:
