@@ -38,6 +38,7 @@ from audit.demo.traffic import DemoAnswer, Scores
 from audit.knowledge import datasets
 from audit.knowledge.hashing import example_content_hash
 from audit.knowledge.models import Example
+from audit.modelops import repository as modelops_repo
 from audit.modelops.models import ModelVersion
 from audit.org import passwords
 from tests import factories
@@ -355,7 +356,7 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # ~6 min on 2 idle cores; a loaded CI machine can take a few times that
+@pytest.mark.timeout(2700)  # ~8 min on 2 idle cores; a loaded CI machine can take a few times that
 @pytest.mark.skipif(
     os.environ.get("AUDITLOOP_SKIP_DEMO_LOOP") == "1",
     reason="AUDITLOOP_SKIP_DEMO_LOOP=1: the whole loop (base model build + two LoRA trainings) left out",
@@ -377,33 +378,64 @@ def test_demo_loop_end_to_end(tmp_path: Path, loop_base_model: Path, cheap_argon
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
 
-    assert list(data) == ["weak_department", "departments", "gap_before", "gap_after", "promoted", "corrupted_refused"]
-    assert data["weak_department"] == "HR"
+    assert list(data)[:6] == [
+        "weak_department",
+        "departments",
+        "gap_before",
+        "gap_after",
+        "promoted",
+        "corrupted_refused",
+    ]
+    assert data["weak_department"] == "HR" and data["seeds"] == [7]
     assert sorted(data["departments"]) == ["Compliance", "Engineering", "Finance", "HR", "Legal"]
     for row in data["departments"].values():
-        assert list(row) == ["rougeL_before", "rougeL_after", "f1_before", "f1_after"]
-        assert all(0.0 <= value <= 1.0 for value in row.values())
+        assert list(row)[:4] == ["rougeL_before", "rougeL_after", "f1_before", "f1_after"]
+        for system in ("before", "after", "control", "baseline_first_sentence", "baseline_best_sentence"):
+            assert list(row[system]) == data["metrics"]
+            assert all(0.0 <= v <= 1.0 for v in row[system].values())
+            for metric, (low, high) in row[f"{system}_ci"].items():
+                assert low <= row[system][metric] <= high
+        assert set(row["correction_effect"]) == {"fact_accuracy", "citation_accuracy", "rougeL"}
     rouge = {name: row["rougeL_before"] for name, row in data["departments"].items()}
     assert data["gap_before"] == pytest.approx(max(rouge.values()) - min(rouge.values()))
     assert isinstance(data["promoted"], bool)
-    assert data["corrupted_refused"] is True
+    # both corruptions refused: answers shuffled, and wrong values in the right template
+    assert data["corrupted_refused"] is True and data["wrong_values_refused"] is True
+    # most calibration items repeat a curated training answer: they leak and are left out
+    assert data["gate_items_excluded_as_leaked"] > 0 and data["gate_items"] >= 150
     # progress went to stderr, the JSON alone to stdout
     assert "review: sme.hr works through" in result.stderr and "corrupt: dataset version" in result.stderr
-    assert "| **HR** (weak) |" in markdown.read_text()
+    assert "control: training on dataset version 1" in result.stderr
+    page = markdown.read_text()
+    assert "## Fact accuracy" in page and "| **HR** (weak) |" in page
 
-    # the database tells the same story: the corrupted candidate is a rejected challenger and the
-    # champion is the one the first job left (its candidate if promoted, else v0)
+    # the database tells the same story, and every figure is a mean of stored rows
     engine = make_engine(f"sqlite:///{run_dir / 'auditloop.db'}")
     try:
         with make_session_factory(engine)() as session:
             versions = {v.name: v for v in session.scalars(select(ModelVersion))}
-            assert sorted(versions) == ["v0", "v1", "v2"]
-            assert versions["v2"].alias == "challenger"
-            assert versions["v2"].gate_result["status"] == gate.STATUS_REJECTED
+            assert sorted(versions) == ["v0", "v1", "v2", "v3"]
+            for corrupted in ("v2", "v3"):
+                assert versions[corrupted].alias == "challenger"
+                assert versions[corrupted].gate_result["status"] == gate.STATUS_REJECTED
             champion = gate.champion(session)
             assert champion is not None and champion.name == ("v1" if data["promoted"] else "v0")
-            corrupted = datasets.version_by_number(session, 4)
-            assert corrupted.change_log[0]["kind"] == "demo_corruption" and not corrupted.is_current
+            kinds = [datasets.version_by_number(session, n).change_log[0] for n in (4, 5)]
+            assert [k["corruption"] for k in kinds] == ["shuffled", "wrong_values"]
+            signature = versions["v1"].evaluation["signature"]
+            by_system = {
+                system: modelops_repo.evaluation_items(session, system=system, signature=signature)
+                for system in ("v0", "v1", "control:before-corrections", "baseline:best_sentence")
+            }
+            # in the demo no gate item leaks into the control's data only: the report's items are the gate's
+            assert len(by_system["v1"]) == data["gate_items"]
+            systems = (("v0", "before"), ("v1", "after"), ("control:before-corrections", "control"))
+            for system, key in (*systems, ("baseline:best_sentence", "baseline_best_sentence")):
+                assert len(by_system[system]) == data["gate_items"]
+                for department, figures in data["departments"].items():
+                    rows = [row for row, dept in by_system[system] if dept == department]
+                    assert figures[key]["fact_accuracy"] == pytest.approx(sum(r.fact_correct for r in rows) / len(rows))
+                    assert figures[key]["rougeL"] == pytest.approx(sum(r.rouge_l for r in rows) / len(rows))
     finally:
         engine.dispose()
 
