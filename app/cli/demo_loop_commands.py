@@ -8,19 +8,20 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from app.cli.context import AppContext, emit, pass_app, table, user_errors
 from app.cli.demo_commands import demo
-from app.demo_loop import DEMO_TODAY, LOOP_OVERRIDES, DemoLoop, LoopOptions, LoopReport, render_document
 from audit.db import make_engine
 from audit.demo.corpus import DEFAULT_SEED
 from audit.demo.seed import DEFAULT_DAYS, MAX_DAYS
 from audit.errors import ConfigurationError
 from audit.settings import Settings, load_settings
-from training.config import load_config
+
+if TYPE_CHECKING:  # the loop brings the training stack: imported when the command runs (see app/cli/main.py)
+    from app.demo_loop import LoopReport
 
 
 @demo.command("loop")
@@ -42,9 +43,8 @@ from training.config import load_config
 @click.option(
     "--today",
     type=click.DateTime(formats=["%Y-%m-%d"]),
-    default=DEMO_TODAY.isoformat(),
-    show_default=True,
-    help="The day the demo history ends before (fixed by default, so the numbers reproduce).",
+    default=None,
+    help="The day the demo history ends before (default: the demo's fixed day, so the numbers reproduce).",
 )
 @click.option(
     "--set",
@@ -68,7 +68,7 @@ def loop(
     seed: int,
     data_dir: Path | None,
     days: int,
-    today: dt.datetime,
+    today: dt.datetime | None,
     overrides: tuple[str, ...],
     markdown_path: Path | None,
     as_json: bool,
@@ -81,6 +81,9 @@ def loop(
     Prints a before/after table per department (held-out gold questions). Progress goes to stderr.
     Needs an empty database: use --data-dir for a fresh folder.
     """
+    from app.demo_loop import DEMO_TODAY, LOOP_OVERRIDES, DemoLoop, LoopOptions, render_document
+    from training.config import load_config
+
     load_config(None, (*LOOP_OVERRIDES, *overrides))  # a bad override fails before anything is written
     settings = _loop_settings(app.settings, data_dir)
     engine = make_engine(settings.database_url) if data_dir is not None else app.engine
@@ -89,7 +92,9 @@ def loop(
         click.echo(message, err=True)
 
     try:
-        options = LoopOptions(seed=seed, days=days, today=today.date(), overrides=overrides)
+        options = LoopOptions(
+            seed=seed, days=days, today=today.date() if today is not None else DEMO_TODAY, overrides=overrides
+        )
         report = DemoLoop(settings, engine, options, progress=progress).run()
     finally:
         if data_dir is not None:

@@ -12,10 +12,12 @@ import string
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from rouge_score import rouge_scorer, scoring, tokenizers
-from scipy import stats
+
+if TYPE_CHECKING:  # rouge-score brings nltk and scipy, a second to import: loaded on first use
+    from rouge_score import rouge_scorer, tokenizers
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -57,6 +59,8 @@ def token_f1(prediction: str, reference: str) -> float:
 
 @functools.lru_cache(maxsize=1)
 def _scorer() -> rouge_scorer.RougeScorer:
+    from rouge_score import rouge_scorer
+
     return rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=False)
 
 
@@ -87,11 +91,15 @@ def rouge_l(prediction: str, reference: str) -> float:
         return 0.0
     lcs = _lcs_length(prediction_tokens, reference_tokens)
     precision, recall = lcs / len(prediction_tokens), lcs / len(reference_tokens)
+    from rouge_score import scoring
+
     return float(scoring.fmeasure(precision, recall))
 
 
 @functools.lru_cache(maxsize=1)
 def _rouge_tokenizer() -> tokenizers.DefaultTokenizer:
+    from rouge_score import tokenizers
+
     return tokenizers.DefaultTokenizer(use_stemmer=False)
 
 
@@ -127,6 +135,8 @@ def correlation_with_humans(
     """Spearman's ρ (``scipy.stats.spearmanr``: Pearson's r of the ranks, ties given their mean
     rank) between each automatic score of prediction vs reference and the human score, with its
     two-sided p-value (t-distribution approximation)."""
+    from scipy import stats
+
     humans = np.asarray(human_scores, dtype=float)
     results = []
     for name, metric in AUTOMATIC_METRICS.items():

@@ -60,8 +60,9 @@ def test_both_sides_store_every_row_and_report_wall_and_cpu_ratios(backend: str,
         assert timed.seconds > 0 and timed.cpu_seconds > 0
 
     figures = scenario.measure(_context(backend, count, 2, tmp_path))
-    assert len(figures) == 1
-    figure = figures[0]
+    assert [f.name for f in figures] == ["ingest answers", "CLI start (--help)"]
+    figure, start = figures
+    assert start.runs == 2 and start.median > 0 and start.unit == "s"
     assert figure.runs == 2 and figure.ratio == pytest.approx(figure.median / figure.floor)
     assert len(figure.extra["floor_runs"]) == 2
     assert len(figure.extra["cpu_ratio_runs"]) == 2 and all(r > 0 for r in figure.extra["cpu_ratio_runs"])
