@@ -1,4 +1,4 @@
-"""``auditloop ingest``: load documents, examples, answers or past ratings from JSONL files."""
+"""``auditloop ingest``: load documents, examples, gold questions, answers or past ratings from JSONL files."""
 
 from __future__ import annotations
 
@@ -107,6 +107,12 @@ ingest.add_command(
     )
 )
 ingest.add_command(_ingest_command("examples", "Load curated training examples from FILE."))
+ingest.add_command(
+    _ingest_command(
+        "gold",
+        "Load gold questions from FILE: reference answer, key values and the document a right answer cites.",
+    )
+)
 ingest.add_command(
     _ingest_command(
         "answers",

@@ -13,6 +13,7 @@ from audit.knowledge.models import Document, Example, dataset_version_examples
 from audit.modelops.models import ModelVersion
 from audit.org.models import User
 from audit.ratings.models import Rating
+from audit.sampling.models import GoldItem
 
 # Bound parameters per IN (...) list: well under SQLite's 32766 and PostgreSQL's 65535.
 _IN_BATCH = 5000
@@ -37,6 +38,21 @@ def documents_by_external_id(session: Session) -> dict[str, tuple[int, str, str,
         select(Document.external_id, Document.id, Document.content_hash, Document.family, Document.version)
     )
     return {ext: (id_, digest, family, version) for ext, id_, digest, family, version in rows}
+
+
+def document_supersessions(session: Session) -> dict[str, int | None]:
+    """Every document's external_id and the id of the version that replaced it (None: current)."""
+    return {
+        ext: successor for ext, successor in session.execute(select(Document.external_id, Document.superseded_by_id))
+    }
+
+
+def gold_items_by_question_hash(session: Session, hashes: Collection[str]) -> dict[str, GoldItem]:
+    found: dict[str, GoldItem] = {}
+    for batch in _batches(hashes):
+        for gold in session.scalars(select(GoldItem).where(GoldItem.question_hash.in_(batch))):
+            found[gold.question_hash] = gold
+    return found
 
 
 def answer_ids_by_external_id(session: Session, external_ids: Collection[str]) -> dict[str, int]:
