@@ -23,16 +23,23 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def _quality_text(data: dict[str, Any]) -> str:
+    minimum = data["min_answers_for_interval"]
     rows = [
         {
             **row,
             "mean": _fmt(row["mean"], 2),
-            "95% CI": f"{_fmt(row['ci_low'], 2)}..{_fmt(row['ci_high'], 2)}",
+            "95% CI": f"< {minimum} answers"
+            if row["too_few_answers"]
+            else f"{_fmt(row['ci_low'], 2)}..{_fmt(row['ci_high'], 2)}",
             "weighted": _fmt(row["weighted_mean"], 2),
         }
         for row in data["rows"]
     ]
-    return table(rows, ["day", "model_version", "department", "dimension", "n", "mean", "95% CI", "weighted"])
+    columns = ["day", "model_version", "department", "dimension", "n", "answers", "mean", "95% CI", "weighted"]
+    return (
+        f"95% intervals over answers (ratings of one answer are not independent); none below {minimum} answers\n"
+        + table(rows, columns)
+    )
 
 
 def _agreement_text(data: dict[str, Any]) -> str:

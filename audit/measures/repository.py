@@ -235,14 +235,17 @@ def department_id(session: Session, name: str) -> int | None:
 
 
 def quality_cells(session: Session, scope: Scope) -> pd.DataFrame:
-    """Sufficient statistics per rating day × model version × asker department × dimension.
+    """Sums over answers per rating day × model version × asker department × dimension, for the
+    answer-level intervals of ``audit.measures.quality``.
 
-    n, total = Σy, total_sq = Σy², and for the Hajek mean weighted_total = Σ w·y and weight_total
-    = Σ w, over current ratings with a value. A rating's weight w is the inclusion weight
-    (1 / inclusion probability) of the sample item that drew its answer: the item its assignment
-    came from, else the answer's first sample item (imported ratings of sampled answers), else 1
-    (the answer was never sampled). One pass over the ratings with primary-key lookups, grouped
-    once. Columns: day, model_version_id, department_id, dimension and the five sums.
+    Per answer i of a cell: mᵢ ratings with a value, summing to sᵢ; per cell: n = Σmᵢ, answers = k,
+    total = Σsᵢ, cluster_sq = Σsᵢ², size_sq = Σmᵢ², cross = Σmᵢsᵢ, and for the Hajek mean
+    weighted_total = Σ w·y and weight_total = Σ w over its current ratings with a value. A rating's
+    weight w is the inclusion weight (1 / inclusion probability) of the sample item that drew its
+    answer: the item its assignment came from, else the answer's first sample item (imported
+    ratings of sampled answers), else 1 (the answer was never sampled). One pass over the ratings
+    with primary-key lookups, grouped by answer and then by cell. Columns: day, model_version_id,
+    department_id, dimension and the eight sums.
     """
     _tune(session)
     day = _utc_day(session, Rating.created_at).label("day")
@@ -254,33 +257,47 @@ def quality_cells(session: Session, scope: Scope) -> pd.DataFrame:
         .scalar_subquery()
     )
     weight = func.coalesce(SampleItem.inclusion_weight, 1.0)
-    columns: list[Any] = []
+    per_answer_columns: list[Any] = []
     for dimension in DIMENSIONS:
         value = getattr(Rating, dimension)
-        columns += [
-            func.count(value).label(f"{dimension}|n"),
-            _float_sum(value).label(f"{dimension}|total"),
-            _float_sum(value * value).label(f"{dimension}|total_sq"),
-            _float_sum(weight * value).label(f"{dimension}|weighted_total"),
-            _float_sum(case((value.is_not(None), weight))).label(f"{dimension}|weight_total"),
+        per_answer_columns += [
+            func.count(value).label(f"{dimension}_m"),
+            _float_sum(value).label(f"{dimension}_s"),
+            _float_sum(weight * value).label(f"{dimension}_ws"),
+            _float_sum(case((value.is_not(None), weight))).label(f"{dimension}_w"),
         ]
     answers = REPORT_ANSWERS
     keys = [day, answers.c.model_version_id, answers.c.asker_department_id]
-    query = (
-        select(*keys, *columns)
+    per_answer = (
+        select(*keys, *per_answer_columns)
         .select_from(Rating)
         .join(answers, answers.c.id == Rating.answer_id)
         .outerjoin(Assignment, Assignment.id == Rating.assignment_id)
         # COALESCE evaluates the subquery only for ratings without an assignment
         .outerjoin(SampleItem, SampleItem.id == func.coalesce(Assignment.sample_item_id, first_sample_item))
         .where(*_current_ratings(scope))
-        .group_by(*keys)
-        .order_by(*keys)
+        .group_by(*keys, Rating.answer_id)
+        .subquery("per_answer")
     )
+    columns: list[Any] = []
+    for dimension in DIMENSIONS:
+        m, s = per_answer.c[f"{dimension}_m"], per_answer.c[f"{dimension}_s"]
+        columns += [
+            _float_sum(m).label(f"{dimension}|n"),
+            func.count(case((m > 0, 1))).label(f"{dimension}|answers"),
+            _float_sum(s).label(f"{dimension}|total"),
+            _float_sum(s * s).label(f"{dimension}|cluster_sq"),
+            _float_sum(m * m).label(f"{dimension}|size_sq"),
+            _float_sum(m * s).label(f"{dimension}|cross"),
+            _float_sum(per_answer.c[f"{dimension}_ws"]).label(f"{dimension}|weighted_total"),
+            _float_sum(per_answer.c[f"{dimension}_w"]).label(f"{dimension}|weight_total"),
+        ]
+    cell_keys = [per_answer.c.day, per_answer.c.model_version_id, per_answer.c.asker_department_id]
+    query = select(*cell_keys, *columns).group_by(*cell_keys).order_by(*cell_keys)
     wide = _frame(session, query).rename(columns={"asker_department_id": "department_id"})
     wide["day"] = _day_text(wide["day"])
     key_names = ["day", "model_version_id", "department_id"]
-    stat_names = ["n", "total", "total_sq", "weighted_total", "weight_total"]
+    stat_names = ["n", "answers", "total", "cluster_sq", "size_sq", "cross", "weighted_total", "weight_total"]
     parts = [
         wide[key_names + [f"{dimension}|{stat}" for stat in stat_names]]
         .set_axis(key_names + stat_names, axis=1)

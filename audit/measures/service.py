@@ -30,6 +30,19 @@ from audit.ratings.models import DIMENSIONS
 
 REPORT_NAMES = ("quality", "agreement", "calibration", "fairness", "funnel", "metrics-vs-humans")
 CONFIDENCE = 0.95
+QUALITY_COLUMNS = [
+    "day",
+    "model_version",
+    "department",
+    "dimension",
+    "n",
+    "answers",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "too_few_answers",
+    "weighted_mean",
+]
 # metrics-vs-humans scores at most this many answers (a fixed random sample beyond it)
 MAX_SCORED_ANSWERS = 1000
 
@@ -91,16 +104,22 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def quality(session: Session, *, actor: User | None, filters: ReportFilters = ReportFilters()) -> dict[str, Any]:
-    """Mean of each dimension per rating day × model version × asker department, with n, the 95 %
-    t-interval of the mean and the production-weighted (Hajek) mean; see ``quality_measures``."""
+    """Mean of each dimension per rating day × model version × asker department, with n (ratings),
+    the answers they rate, the 95 % interval of the mean over answers (ratings of one answer are not
+    independent; none below ``min_answers_for_interval`` answers, and ``too_few_answers`` says so)
+    and the production-weighted (Hajek) mean; see ``quality_measures``."""
     require(actor, "view_dashboards")
     scope = resolve_scope(session, filters)
     cells = quality_measures.summarize_cells(repository.quality_cells(session, scope), confidence=CONFIDENCE)
     cells["model_version"] = cells["model_version_id"].map(repository.model_version_names(session))
     cells["department"] = cells["department_id"].map(repository.department_names(session))
-    columns = ["day", "model_version", "department", "dimension", "n", "mean", "ci_low", "ci_high", "weighted_mean"]
-    rows = _records(cells[columns].astype({"n": int}))
-    return {"confidence": CONFIDENCE, "rows": rows}
+    rows = _records(cells[QUALITY_COLUMNS].astype({"n": int, "answers": int, "too_few_answers": bool}))
+    return {
+        "confidence": CONFIDENCE,
+        "interval": "over answers (clustered), on the 1-5 scale",
+        "min_answers_for_interval": quality_measures.MIN_INTERVAL_ANSWERS,
+        "rows": rows,
+    }
 
 
 def agreement(session: Session, *, actor: User | None, filters: ReportFilters = ReportFilters()) -> dict[str, Any]:

@@ -4,7 +4,6 @@ computed by hand or by the reference libraries on the same ratings."""
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +17,13 @@ from sqlalchemy.orm import Session
 from audit.errors import NotFoundError, PermissionDenied, ValidationError
 from audit.measures import service
 from audit.measures.agreement import quadratic_kappa
+from audit.measures.quality import MIN_INTERVAL_ANSWERS, clustered_interval
 from audit.measures.service import ReportFilters
 from audit.measures.text_metrics import correlation_with_humans
 from audit.review.models import ReviewDecision, ReviewItem
 from tests import factories as f
 
 DAY1, DAY2, DAY3 = dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 4)
-T_975_2 = 4.302652729911275  # t-table: two-sided 95 %, 2 degrees of freedom
 
 
 def at(day: dt.date, hour: int) -> dt.datetime:
@@ -154,24 +153,39 @@ def quality_row(report: dict[str, Any], **key: Any) -> dict[str, Any]:
 
 def test_quality_means_intervals_and_weighted_means(session: Session, company: Company) -> None:
     report = service.quality(session, actor=None)
-    assert report["confidence"] == 0.95
+    assert report["confidence"] == 0.95 and report["min_answers_for_interval"] == MIN_INTERVAL_ANSWERS
     legal = quality_row(report, day="2026-11-02", model_version="v1", department="Legal", dimension="accuracy")
-    # current ratings 5 (w 2), 4 (w 2), 3 (never sampled, w 1); the superseded 1 is not counted
-    assert legal["n"] == 3
+    # current ratings 5 (w 2), 4 (w 2) of a1 and 3 (never sampled, w 1) of a2; the superseded 1 is not counted
+    assert (legal["n"], legal["answers"]) == (3, 2)
     assert legal["mean"] == pytest.approx(4.0)
-    assert legal["ci_low"] == pytest.approx(4.0 - T_975_2 / math.sqrt(3))
-    assert legal["ci_high"] == pytest.approx(4.0 + T_975_2 / math.sqrt(3))
+    # two answers are too few for an interval: the report says so instead
+    assert (legal["ci_low"], legal["ci_high"], legal["too_few_answers"]) == (None, None, True)
     assert legal["weighted_mean"] == pytest.approx((2 * 5 + 2 * 4 + 1 * 3) / 5)
     hr = quality_row(report, day="2026-11-02", model_version="v1", department="HR", dimension="accuracy")
     # 2 (w 3, assigned), 4 (imported, w 3 from the answer's sample item), 5 (never sampled, w 1)
-    assert hr["mean"] == pytest.approx(11 / 3)
-    assert hr["ci_high"] - hr["mean"] == pytest.approx(T_975_2 * math.sqrt(7) / 3)  # s² = 7/3
+    assert hr["mean"] == pytest.approx(11 / 3) and (hr["n"], hr["answers"]) == (3, 2)
     assert hr["weighted_mean"] == pytest.approx((3 * 2 + 3 * 4 + 1 * 5) / 7)
     coherence = quality_row(report, day="2026-11-02", model_version="v1", department="Legal", dimension="coherence")
     assert (coherence["n"], coherence["mean"]) == (3, pytest.approx(4.0))  # 5, 3 and the default 4
     single = quality_row(report, day="2026-11-02", model_version="v2", department="HR", dimension="accuracy")
     assert (single["n"], single["mean"], single["ci_low"], single["weighted_mean"]) == (1, 3.0, None, 3.0)
     assert {r["day"] for r in report["rows"]} == {"2026-11-02", "2026-11-03"}
+
+
+def test_quality_intervals_are_over_answers(session: Session, company: Company) -> None:
+    # five answers rated by one to three auditors: the hand-computed case of tests/audit/measures/test_quality.py
+    clusters = [[5, 5], [4, 4, 4], [2], [3, 1], [4]]
+    sales, v5 = f.department(session, "Sales"), f.model_version(session, "v5")
+    auditors = [f.user(session) for _ in range(3)]
+    for ratings in clusters:
+        ans = f.answer(session, dept=sales, model=v5)
+        for auditor, accuracy in zip(auditors, ratings, strict=False):
+            rate(session, ans, auditor, accuracy, 10, day=DAY3)
+    row = quality_row(service.quality(session, actor=None), model_version="v5", dimension="accuracy")
+    assert (row["n"], row["answers"], row["too_few_answers"]) == (9, 5, False)
+    expected = clustered_interval(clusters)
+    assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx(expected)
+    assert 1 < row["ci_low"] < 32 / 9 < row["ci_high"] < 5
 
 
 def test_quality_filters(session: Session, company: Company) -> None:
