@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from audit.answers.models import Answer
@@ -100,42 +100,5 @@ def example_ids_in_dataset_versions(session: Session, example_ids: Collection[in
     return found
 
 
-RATING_CONTENT = (
-    Rating.accuracy,
-    Rating.completeness,
-    Rating.relevance,
-    Rating.coherence,
-    Rating.sources_correct,
-    Rating.bias_flag,
-    Rating.favoured_department_id,
-    Rating.disfavoured_department_id,
-    Rating.comment,
-)
-
-
-def ratings_by_idempotency_key(session: Session, keys: Collection[str]) -> dict[str, tuple[int, tuple[Any, ...]]]:
-    """``{idempotency_key: (rating id, (RATING_CONTENT values...))}`` for the stored keys among ``keys``."""
-    found: dict[str, tuple[int, tuple[Any, ...]]] = {}
-    for batch in _batches(keys):
-        rows = session.execute(
-            select(Rating.idempotency_key, Rating.id, *RATING_CONTENT).where(Rating.idempotency_key.in_(batch))
-        )
-        found.update({str(row[0]): (row[1], tuple(row[2:])) for row in rows})
-    return found
-
-
 def max_rating_id(session: Session) -> int:
     return int(session.scalar(select(func.coalesce(func.max(Rating.id), 0))) or 0)
-
-
-def current_rating_ids(session: Session, pairs: Collection[tuple[int, int]]) -> dict[tuple[int, int], int]:
-    """``{(answer_id, auditor_id): rating id}`` of the current ratings for those pairs."""
-    found: dict[tuple[int, int], int] = {}
-    for batch in _batches(pairs):
-        rows = session.execute(
-            select(Rating.answer_id, Rating.auditor_id, Rating.id).where(
-                Rating.is_current.is_(True), tuple_(Rating.answer_id, Rating.auditor_id).in_(batch)
-            )
-        )
-        found.update({(answer_id, auditor_id): id_ for answer_id, auditor_id, id_ in rows})
-    return found
