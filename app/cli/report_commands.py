@@ -11,7 +11,10 @@ import click
 
 from app.cli.context import AppContext, emit, pass_app, table, user_errors
 from audit.measures import service as measures
-from audit.measures.service import REPORT_NAMES, ReportFilters
+from audit.measures.agreement import MIN_SHARED_ITEMS
+from audit.measures.service import REPORT_NAMES, RaterGroup, ReportFilters
+from audit.org.models import ROLES
+from audit.ratings.models import RATING_ORIGINS
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -47,10 +50,22 @@ def _agreement_text(data: dict[str, Any]) -> str:
         {"dimension": name, **{k: _fmt(v) for k, v in values.items()}} for name, values in data["dimensions"].items()
     ]
     pairs = [{**pair, "kappa": _fmt(pair["kappa"])} for pair in data["pairs"]]
-    return (
-        "Krippendorff's alpha (answers rated by two or more auditors)\n"
+    group = data["group"]
+    named = [
+        f"auditors {', '.join(group['auditors'])}" if group["auditors"] else "",
+        f"role {group['role']}" if group["role"] else "",
+        f"origin {', '.join(group['origins'])}" if group["origins"] else "",
+    ]
+    text = (
+        f"Raters: {'; '.join(n for n in named if n) or 'everyone'}\n"
+        "Krippendorff's alpha (answers rated by two or more of them)\n"
         + table(dimensions, ["dimension", "alpha_ordinal", "alpha_interval", "items", "ratings"])
-        + "\n\nQuadratic-weighted Cohen's kappa (pairs sharing 20+ answers)\n"
+    )
+    if data["min_shared_items"] is None:
+        return text
+    return (
+        text
+        + f"\n\nQuadratic-weighted Cohen's kappa (pairs sharing {data['min_shared_items']}+ answers)\n"
         + table(pairs, ["auditor_a", "auditor_b", "dimension", "kappa", "items"])
     )
 
@@ -121,6 +136,23 @@ HUMAN: dict[str, Callable[[dict[str, Any]], str]] = {
 @click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Last day, included (UTC, YYYY-MM-DD).")
 @click.option("--model-version", help="Only answers of this model version (by name).")
 @click.option("--department", help="Only answers asked from this department (by name).")
+@click.option("--auditors", metavar="A,B,...", help="agreement: only these auditors' ratings (usernames).")
+@click.option("--role", type=click.Choice(ROLES), help="agreement: only ratings by users with this role.")
+@click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    type=click.Choice(RATING_ORIGINS),
+    help="agreement: only ratings of this origin (repeatable).",
+)
+@click.option(
+    "--min-shared-items",
+    type=click.IntRange(1),
+    default=MIN_SHARED_ITEMS,
+    show_default=True,
+    help="agreement: a pair's kappa needs this many answers rated by both.",
+)
+@click.option("--no-pairs", is_flag=True, help="agreement: alpha only, no kappa per pair (rotating raters).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 @user_errors
@@ -131,6 +163,11 @@ def report(
     date_to: dt.datetime | None,
     model_version: str | None,
     department: str | None,
+    auditors: str | None,
+    role: str | None,
+    origins: tuple[str, ...],
+    min_shared_items: int,
+    no_pairs: bool,
     as_json: bool,
 ) -> None:
     """Print report NAME over current ratings (imported and simulated included) made from --from to --to.
@@ -149,8 +186,19 @@ def report(
         model_version=model_version,
         department=department,
     )
+    group = None
+    if auditors or role or origins or no_pairs or min_shared_items != MIN_SHARED_ITEMS:
+        if name != "agreement":
+            raise click.UsageError("--auditors, --role, --origin, --min-shared-items and --no-pairs apply to agreement")
+        group = RaterGroup(
+            auditors=tuple(a.strip() for a in auditors.split(",") if a.strip()) if auditors else None,
+            role=role,
+            origins=origins or None,
+            min_shared_items=min_shared_items,
+            pairs=not no_pairs,
+        )
     with app.unit_of_work() as session:
-        data = measures.report(session, actor=None, name=name, filters=filters)
+        data = measures.report(session, actor=None, name=name, filters=filters, group=group)
     emit(data, as_json=as_json, human=HUMAN[name])
 
 

@@ -14,6 +14,7 @@ prefers the rowid). Rows reach pandas column by column, never as one object per 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,6 +224,10 @@ def model_version_names(session: Session) -> dict[int, str]:
     return dict(session.execute(select(ModelVersion.id, ModelVersion.name)).tuples().all())
 
 
+def user_ids_by_username(session: Session, usernames: Sequence[str]) -> dict[str, int]:
+    return dict(session.execute(select(User.username, User.id).where(User.username.in_(usernames))).tuples().all())
+
+
 def model_version_id(session: Session, name: str) -> int | None:
     return session.scalar(select(ModelVersion.id).where(ModelVersion.name == name))
 
@@ -312,16 +317,37 @@ def quality_cells(session: Session, scope: Scope) -> pd.DataFrame:
 # --- agreement -------------------------------------------------------------------------------------
 
 
-def multi_rated_ratings(session: Session, scope: Scope) -> pd.DataFrame:
+@dataclass(frozen=True)
+class RaterScope:
+    """Whose ratings a report counts: None means no limit."""
+
+    auditor_ids: tuple[int, ...] | None = None
+    role: str | None = None
+    origins: tuple[str, ...] | None = None
+
+
+def _raters(raters: RaterScope) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if raters.auditor_ids is not None:
+        conditions.append(Rating.auditor_id.in_(raters.auditor_ids))
+    if raters.role is not None:
+        conditions.append(Rating.auditor_id.in_(select(User.id).where(User.role == raters.role)))
+    if raters.origins is not None:
+        conditions.append(Rating.origin.in_(raters.origins))
+    return conditions
+
+
+def multi_rated_ratings(session: Session, scope: Scope, raters: RaterScope = RaterScope()) -> pd.DataFrame:
     """Current ratings (answer_id, auditor username, the four dimensions) of the answers that at
-    least two auditors rated in the scope: the only rows agreement can use."""
+    least two of the ``raters`` rated in the scope: the only rows agreement can use."""
     _tune(session)
-    multi_rated = select(Rating.answer_id).where(*_current_ratings(scope)).group_by(Rating.answer_id)
+    group = _raters(raters)
+    multi_rated = select(Rating.answer_id).where(*_current_ratings(scope), *group).group_by(Rating.answer_id)
     if scope.filters_answers:
         multi_rated = multi_rated.join(REPORT_ANSWERS, REPORT_ANSWERS.c.id == Rating.answer_id)
     multi_rated = multi_rated.having(func.count() >= 2)
     query = select(Rating.answer_id, Rating.auditor_id, *(getattr(Rating, d) for d in DIMENSIONS)).where(
-        Rating.is_current == true(), *_window(Rating.created_at, scope), Rating.answer_id.in_(multi_rated)
+        Rating.is_current == true(), *_window(Rating.created_at, scope), *group, Rating.answer_id.in_(multi_rated)
     )
     frame = _frame(session, query, floats=DIMENSIONS)
     usernames = dict(session.execute(select(User.id, User.username)).tuples().all())

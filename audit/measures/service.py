@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,9 +25,9 @@ from audit.measures import funnel as funnel_measures
 from audit.measures import quality as quality_measures
 from audit.measures import repository, text_metrics
 from audit.measures.repository import Scope
-from audit.org.models import User
+from audit.org.models import ROLES, User
 from audit.permissions import require
-from audit.ratings.models import DIMENSIONS
+from audit.ratings.models import DIMENSIONS, RATING_ORIGINS
 
 REPORT_NAMES = ("quality", "agreement", "calibration", "fairness", "funnel", "metrics-vs-humans")
 CONFIDENCE = 0.95
@@ -122,13 +123,62 @@ def quality(session: Session, *, actor: User | None, filters: ReportFilters = Re
     }
 
 
-def agreement(session: Session, *, actor: User | None, filters: ReportFilters = ReportFilters()) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RaterGroup:
+    """Whose ratings the agreement report compares (experts vs crowd, app vs imported): auditors by
+    username, a role, rating origins; None means everyone. ``min_shared_items`` is how many answers
+    two auditors must share for their kappa to be reported; ``pairs=False`` leaves kappa out (rotating
+    raters share few answers and make meaningless pairs)."""
+
+    auditors: tuple[str, ...] | None = None
+    role: str | None = None
+    origins: tuple[str, ...] | None = None
+    min_shared_items: int = agreement_measures.MIN_SHARED_ITEMS
+    pairs: bool = True
+
+
+def resolve_raters(session: Session, group: RaterGroup) -> repository.RaterScope:
+    """Usernames to ids; unknown names, roles and origins are errors."""
+    auditor_ids = None
+    if group.auditors is not None:
+        found = repository.user_ids_by_username(session, group.auditors)
+        missing = [name for name in group.auditors if name not in found]
+        if missing:
+            raise NotFoundError(f"no such user: {', '.join(missing)}")
+        auditor_ids = tuple(found[name] for name in group.auditors)
+    if group.role is not None and group.role not in ROLES:
+        raise ValidationError(f"role: {group.role!r} is not one of {', '.join(ROLES)}")
+    for origin in group.origins or ():
+        if origin not in RATING_ORIGINS:
+            raise ValidationError(f"origin: {origin!r} is not one of {', '.join(RATING_ORIGINS)}")
+    if group.min_shared_items < 1:
+        raise ValidationError(f"min_shared_items: {group.min_shared_items} must be 1 or more")
+    return repository.RaterScope(auditor_ids=auditor_ids, role=group.role, origins=group.origins)
+
+
+def agreement(
+    session: Session,
+    *,
+    actor: User | None,
+    filters: ReportFilters = ReportFilters(),
+    group: RaterGroup = RaterGroup(),
+) -> dict[str, Any]:
     """Krippendorff's alpha per dimension (ordinal and interval) over every answer at least two
-    auditors rated, and quadratic-weighted kappa per auditor pair sharing 20 or more answers."""
+    auditors of the ``group`` rated, and quadratic-weighted kappa per auditor pair sharing
+    ``group.min_shared_items`` (20) or more answers, unless ``group.pairs`` is False."""
     require(actor, "view_dashboards")
-    ratings = repository.multi_rated_ratings(session, resolve_scope(session, filters))
-    by_dimension, pairs = agreement_measures.agreement(ratings, dimensions=DIMENSIONS)
+    raters = resolve_raters(session, group)
+    ratings = repository.multi_rated_ratings(session, resolve_scope(session, filters), raters)
+    by_dimension, pairs = agreement_measures.agreement(
+        ratings, dimensions=DIMENSIONS, min_shared_items=group.min_shared_items if group.pairs else sys.maxsize
+    )
     return {
+        "group": {
+            "auditors": list(group.auditors) if group.auditors is not None else None,
+            "role": group.role,
+            "origins": list(group.origins) if group.origins is not None else None,
+        },
+        "min_shared_items": group.min_shared_items if group.pairs else None,
         "dimensions": {name: asdict(values) for name, values in by_dimension.items()},
         "pairs": [
             {
@@ -288,9 +338,20 @@ REPORTS: dict[str, Callable[..., dict[str, Any]]] = {
 
 
 def report(
-    session: Session, *, actor: User | None, name: str, filters: ReportFilters = ReportFilters()
+    session: Session,
+    *,
+    actor: User | None,
+    name: str,
+    filters: ReportFilters = ReportFilters(),
+    group: RaterGroup | None = None,
 ) -> dict[str, Any]:
-    """The report called ``name`` (one of ``REPORT_NAMES``)."""
+    """The report called ``name`` (one of ``REPORT_NAMES``); ``group`` only for agreement."""
     if name not in REPORTS:
         raise ValidationError(f"unknown report {name!r}: choose one of {', '.join(REPORT_NAMES)}")
+    if group is not None:
+        if name != "agreement":
+            raise ValidationError(
+                "a rater group (auditors, role, origin, shared items, pairs) applies only to agreement"
+            )
+        return agreement(session, actor=actor, filters=filters, group=group)
     return REPORTS[name](session, actor=actor, filters=filters)

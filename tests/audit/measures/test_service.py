@@ -202,7 +202,7 @@ def test_quality_filters(session: Session, company: Company) -> None:
 
 def test_agreement_over_answers_rated_twice(session: Session, company: Company) -> None:
     report = service.agreement(session, actor=None)
-    assert set(report) == {"dimensions", "pairs"}
+    assert set(report) == {"group", "min_shared_items", "dimensions", "pairs"}
     accuracy = report["dimensions"]["accuracy"]
     # a1: alice 5, bob 4; a3: alice 2, carol 4 (a2 has one current rating: not pairable)
     reliability = [[5, 2], [4, np.nan], [np.nan, 4]]  # coders × units
@@ -214,6 +214,39 @@ def test_agreement_over_answers_rated_twice(session: Session, company: Company) 
     assert (accuracy["items"], accuracy["ratings"]) == (2, 4)
     assert report["pairs"] == []
     assert set(report["dimensions"]) == {"accuracy", "completeness", "relevance", "coherence"}
+
+
+def test_agreement_by_rater_group(session: Session, company: Company) -> None:
+    # a1: alice 5, bob 4 (app); a3: alice 2 (app), carol 4 (imported)
+    both = service.agreement(session, actor=None, group=service.RaterGroup(auditors=("alice", "bob")))
+    assert both["group"]["auditors"] == ["alice", "bob"]
+    assert (both["dimensions"]["accuracy"]["items"], both["dimensions"]["accuracy"]["ratings"]) == (1, 2)
+    app_only = service.agreement(session, actor=None, group=service.RaterGroup(origins=("app",)))
+    assert app_only["dimensions"]["accuracy"]["items"] == 1  # a3's second rating is an import
+    imported = service.agreement(session, actor=None, group=service.RaterGroup(origins=("import",)))
+    assert imported["dimensions"]["accuracy"]["items"] == 0
+    smes = service.agreement(session, actor=None, group=service.RaterGroup(role="sme"))
+    assert smes["dimensions"]["accuracy"]["items"] == 0
+    with pytest.raises(NotFoundError, match="no such user: nobody"):
+        service.agreement(session, actor=None, group=service.RaterGroup(auditors=("alice", "nobody")))
+    with pytest.raises(ValidationError, match="applies only to agreement"):
+        service.report(session, actor=None, name="quality", group=service.RaterGroup(role="auditor"))
+
+
+def test_agreement_pairs_need_the_shared_answers_asked_for(session: Session) -> None:
+    dept, model = f.department(session, "Legal"), f.model_version(session)
+    alice, bob = f.user(session, username="alice"), f.user(session, username="bob")
+    for a, b in zip([1, 2, 3, 4, 5], [1, 3, 3, 5, 4], strict=True):
+        ans = f.answer(session, dept=dept, model=model)
+        f.rating(session, ans=ans, auditor=alice, accuracy=a)
+        f.rating(session, ans=ans, auditor=bob, accuracy=b)
+    assert service.agreement(session, actor=None)["pairs"] == []  # 5 shared answers < 20
+    five = service.agreement(session, actor=None, group=service.RaterGroup(min_shared_items=5))
+    accuracy = [p for p in five["pairs"] if p["dimension"] == "accuracy"]
+    assert accuracy[0]["kappa"] == pytest.approx(quadratic_kappa([1, 2, 3, 4, 5], [1, 3, 3, 5, 4]))
+    none = service.agreement(session, actor=None, group=service.RaterGroup(min_shared_items=1, pairs=False))
+    assert none["pairs"] == [] and none["min_shared_items"] is None
+    assert none["dimensions"]["accuracy"]["items"] == 5
 
 
 def test_agreement_pairs_with_twenty_shared_answers(session: Session) -> None:
