@@ -1,4 +1,5 @@
-"""``auditloop ingest``: load documents, examples, gold questions, answers or past ratings from JSONL files."""
+"""``auditloop ingest``: load documents, examples, gold questions, answers, past ratings or reference
+answers from JSONL files."""
 
 from __future__ import annotations
 
@@ -124,6 +125,12 @@ ingest.add_command(
         "ratings",
         "Load past audits (origin 'import') from FILE; they need the answers ingested first.",
         ratings=True,
+    )
+)
+ingest.add_command(
+    _ingest_command(
+        "references",
+        "Load human reference answers for ingested answers from FILE (several per answer).",
     )
 )
 

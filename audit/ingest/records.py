@@ -278,3 +278,26 @@ def key_value_problems(values: list[str]) -> list[tuple[str, str]]:
         for index, value in enumerate(values)
         if not value.strip() or len(value) > MAX_KEY_VALUE_CHARS
     ]
+
+
+MAX_SOURCE_CHARS = 128
+
+
+class ReferenceRecord(InputRecord):
+    """One human reference answer for an ingested answer (one line of ``ingest references``)."""
+
+    answer_external_id: str
+    reference: str
+    source: str | None = None
+
+    EXPECTED: ClassVar[dict[str, str]] = {
+        "answer_external_id": "the external_id of an ingested answer",
+        "reference": _text(MAX_ANSWER_CHARS),
+        "source": f"text of 1 to {MAX_SOURCE_CHARS} characters (who wrote it), or null",
+    }
+    LIMITS: ClassVar[dict[str, tuple[int, int]]] = {
+        "answer_external_id": (1, MAX_EXTERNAL_ID_CHARS),
+        "reference": (1, MAX_ANSWER_CHARS),
+        "source": (1, MAX_SOURCE_CHARS),
+    }
+    TRIMMED: ClassVar[tuple[str, ...]] = ("answer_external_id",)

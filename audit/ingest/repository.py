@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from audit.answers.models import Answer
+from audit.answers.models import Answer, AnswerReference
 from audit.knowledge.models import Document, Example, dataset_version_examples
 from audit.modelops.models import ModelVersion
 from audit.org.models import User
@@ -102,3 +102,16 @@ def example_ids_in_dataset_versions(session: Session, example_ids: Collection[in
 
 def max_rating_id(session: Session) -> int:
     return int(session.scalar(select(func.coalesce(func.max(Rating.id), 0))) or 0)
+
+
+def references_of(session: Session, answer_ids: Collection[int]) -> dict[tuple[int, str], tuple[int, str | None]]:
+    """``{(answer_id, reference_hash): (id, source)}`` of the stored references of ``answer_ids``."""
+    found: dict[tuple[int, str], tuple[int, str | None]] = {}
+    for batch in _batches(answer_ids):
+        rows = session.execute(
+            select(
+                AnswerReference.answer_id, AnswerReference.reference_hash, AnswerReference.id, AnswerReference.source
+            ).where(AnswerReference.answer_id.in_(batch))
+        )
+        found.update({(answer_id, digest): (id_, source) for answer_id, digest, id_, source in rows})
+    return found

@@ -1,4 +1,4 @@
-"""Ingest a JSONL file of documents, examples, gold items, answers or ratings: all of it, or (``skip_invalid``) its valid lines.
+"""Ingest a JSONL file of documents, examples, gold items, answers, ratings or references: all of it, or (``skip_invalid``) its valid lines.
 
 A file with any invalid line is rejected whole: the service rolls its savepoint back, so nothing of
 it can be committed, and raises :class:`IngestRejected` carrying every line error. The caller commits.
@@ -27,6 +27,7 @@ from audit.ingest.examples import ExampleIngester
 from audit.ingest.gold import GoldIngester
 from audit.ingest.lines import LineError, RawLine, read_chunks
 from audit.ingest.ratings import RatingIngester
+from audit.ingest.references import ReferenceIngester
 from audit.ingest.run import KINDS, Counts, IngestOptions, IngestRun, Kind
 from audit.org.models import User
 from audit.permissions import require
@@ -44,6 +45,7 @@ INGESTERS: dict[Kind, Callable[[IngestRun], Ingester]] = {
     "gold": GoldIngester,
     "answers": AnswerIngester,
     "ratings": RatingIngester,
+    "references": ReferenceIngester,
 }
 
 
