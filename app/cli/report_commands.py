@@ -12,9 +12,9 @@ import click
 from app.cli.context import AppContext, emit, pass_app, table, user_errors
 from audit.measures import service as measures
 from audit.measures.agreement import MIN_SHARED_ITEMS
-from audit.measures.service import REPORT_NAMES, RaterGroup, ReportFilters
+from audit.measures.service import REPORT_NAMES, MetricsOptions, RaterGroup, ReportFilters
 from audit.org.models import ROLES
-from audit.ratings.models import RATING_ORIGINS
+from audit.ratings.models import DIMENSIONS, RATING_ORIGINS
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -111,12 +111,21 @@ def _funnel_text(data: dict[str, Any]) -> str:
 
 
 def _metrics_text(data: dict[str, Any]) -> str:
-    rows = [{k: _fmt(v) for k, v in row.items()} for row in data["metrics"]]
+    columns = ["metric", "n", "spearman", "spearman_p", "kendall", "kendall_p"]
+    items = [{k: _fmt(v) for k, v in row.items()} for row in data["metrics"]]
+    systems = [{k: _fmt(v) for k, v in row.items()} for row in data["systems"]]
+    versions = [{k: _fmt(v) for k, v in row.items()} for row in data["by_model_version"]]
     references = ", ".join(f"{kind}: {n}" for kind, n in data["references"].items())
+    scored = f"a random sample of {data['scored']} scored" if data["sample"] else f"all {data['scored']} scored"
     return (
-        f"{data['answers']} answers with a reference ({references}), {data['scored']} scored\n"
-        + "Spearman correlation with the mean human accuracy rating\n"
-        + table(rows, ["metric", "n", "rho", "p_value"])
+        f"{data['answers']} answers with a reference and a {data['dimension']} rating ({scored}); "
+        f"references: {references}; each answer scored against the {data['reference_rule']}\n"
+        f"\nPer answer: rank agreement with the mean human {data['dimension']} rating\n"
+        + table(items, columns)
+        + "\n\nPer model version (system level)\n"
+        + table(systems, columns)
+        + "\n"
+        + table(versions, ["model_version", "answers", "human", "rougeL", "token_f1"])
     )
 
 
@@ -153,6 +162,18 @@ HUMAN: dict[str, Callable[[dict[str, Any]], str]] = {
     help="agreement: a pair's kappa needs this many answers rated by both.",
 )
 @click.option("--no-pairs", is_flag=True, help="agreement: alpha only, no kappa per pair (rotating raters).")
+@click.option(
+    "--dimension",
+    type=click.Choice(DIMENSIONS),
+    default=None,
+    help="metrics-vs-humans: the human rating compared with (default: accuracy).",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(1),
+    default=None,
+    help="metrics-vs-humans: score a fixed random sample of this many answers (default: every answer).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 @user_errors
@@ -168,6 +189,8 @@ def report(
     origins: tuple[str, ...],
     min_shared_items: int,
     no_pairs: bool,
+    dimension: str | None,
+    sample: int | None,
     as_json: bool,
 ) -> None:
     """Print report NAME over current ratings (imported and simulated included) made from --from to --to.
@@ -178,7 +201,7 @@ def report(
     calibration        each auditor's error against gold items
     fairness           metrics by asker department, between-department gaps, bias-flag matrix
     funnel             sampled -> rated -> flagged -> reviewed -> confirmed -> fixed -> trained -> promoted
-    metrics-vs-humans  Spearman correlation of ROUGE-L and token F1 with human accuracy ratings
+    metrics-vs-humans  Spearman and Kendall of ROUGE-L and token F1 with human ratings, per answer and version
     """
     filters = ReportFilters(
         date_from=date_from.date() if date_from else None,
@@ -197,8 +220,13 @@ def report(
             min_shared_items=min_shared_items,
             pairs=not no_pairs,
         )
+    metrics = None
+    if dimension is not None or sample is not None:
+        if name != "metrics-vs-humans":
+            raise click.UsageError("--dimension and --sample apply to metrics-vs-humans")
+        metrics = MetricsOptions(dimension=dimension or "accuracy", sample=sample)
     with app.unit_of_work() as session:
-        data = measures.report(session, actor=None, name=name, filters=filters, group=group)
+        data = measures.report(session, actor=None, name=name, filters=filters, group=group, metrics=metrics)
     emit(data, as_json=as_json, human=HUMAN[name])
 
 

@@ -44,7 +44,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import TableClause
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from audit.answers.models import Answer
+from audit.answers.models import Answer, AnswerReference
 from audit.fixes.models import DataFix
 from audit.knowledge.models import DatasetVersion
 from audit.measures.funnel import FunnelHead
@@ -596,10 +596,15 @@ def succeeded_jobs(session: Session) -> pd.DataFrame:
 # --- metrics vs humans -----------------------------------------------------------------------------
 
 
-def answers_with_references(session: Session, scope: Scope) -> pd.DataFrame:
-    """Answers that have a reference answer — an SME's correction (review_decisions.corrected_answer)
-    or, failing that, a gold reference answer — with the mean of their current accuracy ratings in
-    the scope. Columns: answer_id, answer_text, reference, reference_kind, human_accuracy, ratings."""
+REFERENCE_KINDS = ("ingested", "sme_correction", "gold")
+
+
+def answers_with_references(session: Session, scope: Scope, *, dimension: str = "accuracy") -> pd.DataFrame:
+    """One row per answer and reference, for the answers that have any: references ingested for it
+    (``answer_references``), an SME's correction (review_decisions.corrected_answer) and a gold
+    reference answer, with the mean of the answer's current ``dimension`` ratings in the scope.
+    Columns: answer_id, model_version_id, answer_text, reference, reference_kind, human, ratings."""
+    ingested = select(AnswerReference.answer_id, AnswerReference.reference)
     corrections = (
         select(ReviewItem.answer_id, ReviewDecision.corrected_answer.label("reference"))
         .join(ReviewDecision, ReviewDecision.review_item_id == ReviewItem.id)
@@ -609,42 +614,42 @@ def answers_with_references(session: Session, scope: Scope) -> pd.DataFrame:
         GoldItem.answer_id.is_not(None)
     )
     frames = [
-        _frame(session, _with_human_accuracy(references.subquery(), scope)).assign(reference_kind=kind)
-        for kind, references in (("sme_correction", corrections), ("gold", gold))
+        _frame(session, _with_human_mean(references.subquery(), scope, dimension)).assign(reference_kind=kind)
+        for kind, references in zip(REFERENCE_KINDS, (ingested, corrections, gold), strict=True)
     ]
-    frame = pd.concat(frames, ignore_index=True)
-    # an SME's correction beats the gold reference for the same answer: it is the newer judgement
-    frame = frame.drop_duplicates("answer_id", keep="first").sort_values("answer_id").reset_index(drop=True)
-    frame["human_accuracy"] = frame["human_accuracy"].astype(float)
-    return frame[["answer_id", "answer_text", "reference", "reference_kind", "human_accuracy", "ratings"]]
+    frame = pd.concat(frames, ignore_index=True).sort_values(["answer_id"], kind="stable").reset_index(drop=True)
+    frame["human"] = frame["human"].astype(float)
+    return frame[["answer_id", "model_version_id", "answer_text", "reference", "reference_kind", "human", "ratings"]]
 
 
-def _with_human_accuracy(references: Any, scope: Scope) -> Select[Any]:
-    """Each referenced answer's text, its reference, and its current accuracy ratings' mean and count.
+def _with_human_mean(references: Any, scope: Scope, dimension: str) -> Select[Any]:
+    """Each referenced answer's text, its reference, and its current ``dimension`` ratings' mean and count.
 
     The ratings are outer-joined on purpose: SQLite keeps the left side of a LEFT JOIN as the outer
     loop, so the query walks the few referenced answers and probes their ratings by index instead
     of walking every rating.
     """
+    value = getattr(Rating, dimension)
     rating_in_scope = and_(
         Rating.answer_id == references.c.answer_id,
         Rating.is_current.is_(True),
-        Rating.accuracy.is_not(None),
+        value.is_not(None),
         *_window(Rating.created_at, scope),
     )
-    ratings = func.count(Rating.accuracy)
+    ratings = func.count(value)
     return (
         select(
             references.c.answer_id,
+            Answer.model_version_id,
             Answer.answer_text,
             references.c.reference,
-            cast(func.avg(Rating.accuracy), Float).label("human_accuracy"),
+            cast(func.avg(value), Float).label("human"),
             ratings.label("ratings"),
         )
         .select_from(references)
         .join(Answer, Answer.id == references.c.answer_id)
         .outerjoin(Rating, rating_in_scope)
         .where(*_answer_filters(scope))
-        .group_by(references.c.answer_id, Answer.answer_text, references.c.reference)
+        .group_by(references.c.answer_id, Answer.model_version_id, Answer.answer_text, references.c.reference)
         .having(ratings > 0)
     )

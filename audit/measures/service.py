@@ -44,8 +44,6 @@ QUALITY_COLUMNS = [
     "too_few_answers",
     "weighted_mean",
 ]
-# metrics-vs-humans scores at most this many answers (a fixed random sample beyond it)
-MAX_SCORED_ANSWERS = 1000
 
 
 @dataclass(frozen=True)
@@ -306,24 +304,71 @@ def funnel(session: Session, *, actor: User | None, filters: ReportFilters = Rep
     }
 
 
+@dataclass(frozen=True)
+class MetricsOptions:
+    """metrics-vs-humans: which human score the automatic ones are compared with, and how many
+    answers to score (None: every answer in the window that has a reference and a rating)."""
+
+    dimension: str = "accuracy"
+    sample: int | None = None
+
+
 def metrics_vs_humans(
-    session: Session, *, actor: User | None, filters: ReportFilters = ReportFilters()
+    session: Session,
+    *,
+    actor: User | None,
+    filters: ReportFilters = ReportFilters(),
+    options: MetricsOptions = MetricsOptions(),
 ) -> dict[str, Any]:
-    """Spearman correlation between automatic scores (ROUGE-L, token F1) of answers against their
-    reference (an SME's corrected answer, else the gold reference) and the answers' mean human
-    accuracy rating. Beyond ``MAX_SCORED_ANSWERS`` answers a fixed random sample of that many is
-    scored (ρ's standard error is then about 0.03), so the report stays interactive."""
+    """Rank agreement (Spearman's ρ and Kendall's τ-b) between automatic scores (ROUGE-L, token F1)
+    of answers against their references and the answers' mean human ``options.dimension`` rating:
+    per answer (item level) and per model version (system level: the versions' mean automatic
+    score against their mean human score). An answer's references are those ingested for it, an
+    SME's correction and its gold reference; its score is the best over them (the highest, as
+    multi-reference ROUGE takes it). Every answer in the window is scored, or a fixed random sample
+    of ``options.sample`` answers; the report says which."""
     require(actor, "view_dashboards")
-    pairs = repository.answers_with_references(session, resolve_scope(session, filters))
-    scored = pairs.sample(n=MAX_SCORED_ANSWERS, random_state=0) if len(pairs) > MAX_SCORED_ANSWERS else pairs
-    correlations = text_metrics.correlation_with_humans(
-        scored["answer_text"].tolist(), scored["reference"].tolist(), scored["human_accuracy"].astype(float).tolist()
-    )
+    if options.dimension not in DIMENSIONS:
+        raise ValidationError(f"dimension: {options.dimension!r} is not one of {', '.join(DIMENSIONS)}")
+    if options.sample is not None and options.sample < 1:
+        raise ValidationError(f"sample: {options.sample} must be 1 or more")
+    pairs = repository.answers_with_references(session, resolve_scope(session, filters), dimension=options.dimension)
+    answers = pairs.drop_duplicates("answer_id")[["answer_id", "model_version_id", "answer_text", "human"]]
+    total = len(answers)
+    if options.sample is not None and total > options.sample:
+        answers = answers.sample(n=options.sample, random_state=0).sort_values("answer_id")
+    references = pairs[pairs["answer_id"].isin(answers["answer_id"])].groupby("answer_id", sort=True)["reference"]
+    scored = answers.set_index("answer_id").sort_index()
+    scored["references"] = references.apply(list)
+    scores = text_metrics.best_scores(scored["answer_text"].tolist(), scored["references"].tolist())
+    for name, values in scores.items():
+        scored[name] = values
+    systems = scored.groupby("model_version_id")[["human", *scores]].mean()
+    names = repository.model_version_names(session)
     return {
-        "answers": len(pairs),
+        "dimension": options.dimension,
+        "answers": total,
         "scored": len(scored),
-        "references": {kind: int((pairs["reference_kind"] == kind).sum()) for kind in ("sme_correction", "gold")},
-        "metrics": [asdict(c) for c in correlations],
+        "sample": options.sample if options.sample is not None and total > options.sample else None,
+        "references": {kind: int((pairs["reference_kind"] == kind).sum()) for kind in repository.REFERENCE_KINDS},
+        "reference_rule": "best of the answer's references (the highest score)",
+        "metrics": [
+            asdict(text_metrics.rank_agreement(name, scored[name].tolist(), scored["human"].tolist()))
+            for name in scores
+        ],
+        "systems": [
+            asdict(text_metrics.rank_agreement(name, systems[name].tolist(), systems["human"].tolist()))
+            for name in scores
+        ],
+        "by_model_version": [
+            {
+                "model_version": names.get(int(version_id)),
+                "answers": int((scored["model_version_id"] == version_id).sum()),
+                "human": _number(row["human"]),
+                **{name: _number(row[name]) for name in scores},
+            }
+            for version_id, row in systems.iterrows()
+        ],
     }
 
 
@@ -344,8 +389,10 @@ def report(
     name: str,
     filters: ReportFilters = ReportFilters(),
     group: RaterGroup | None = None,
+    metrics: MetricsOptions | None = None,
 ) -> dict[str, Any]:
-    """The report called ``name`` (one of ``REPORT_NAMES``); ``group`` only for agreement."""
+    """The report called ``name`` (one of ``REPORT_NAMES``); ``group`` only for agreement, ``metrics``
+    only for metrics-vs-humans."""
     if name not in REPORTS:
         raise ValidationError(f"unknown report {name!r}: choose one of {', '.join(REPORT_NAMES)}")
     if group is not None:
@@ -354,4 +401,8 @@ def report(
                 "a rater group (auditors, role, origin, shared items, pairs) applies only to agreement"
             )
         return agreement(session, actor=actor, filters=filters, group=group)
+    if metrics is not None:
+        if name != "metrics-vs-humans":
+            raise ValidationError("a dimension or a sample size applies only to metrics-vs-humans")
+        return metrics_vs_humans(session, actor=actor, filters=filters, options=metrics)
     return REPORTS[name](session, actor=actor, filters=filters)

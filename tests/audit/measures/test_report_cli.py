@@ -129,3 +129,10 @@ def test_agreement_by_group_from_the_command_line(env: dict[str, str]) -> None:
     unknown = run(env, "agreement", "--auditors", "nobody")
     assert unknown.exit_code == 1 and "no such user: nobody" in unknown.output
     assert run(env, "quality", "--role", "auditor").exit_code == 2
+
+
+def test_metrics_vs_humans_options_from_the_command_line(env: dict[str, str]) -> None:
+    result = run(env, "metrics-vs-humans", "--dimension", "completeness", "--sample", "5")
+    assert result.exit_code == 0, result.output
+    assert "completeness rating" in result.output and "Per model version (system level)" in result.output
+    assert run(env, "quality", "--sample", "5").exit_code == 2

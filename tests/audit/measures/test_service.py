@@ -12,14 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from fairlearn.metrics import MetricFrame
+from scipy import stats
 from sqlalchemy.orm import Session
 
+from audit.answers.models import AnswerReference
 from audit.errors import NotFoundError, PermissionDenied, ValidationError
 from audit.measures import service
 from audit.measures.agreement import quadratic_kappa
 from audit.measures.quality import MIN_INTERVAL_ANSWERS, clustered_interval
 from audit.measures.service import ReportFilters
-from audit.measures.text_metrics import correlation_with_humans
+from audit.measures.text_metrics import rouge_l, token_f1
 from audit.review.models import ReviewDecision, ReviewItem
 from tests import factories as f
 
@@ -377,17 +379,65 @@ def test_funnel_window_is_on_sampling_time(session: Session, company: Company) -
 # --- metrics vs humans -----------------------------------------------------------------------------
 
 
+A1_GOLD = "Travel forms are due within 30 days, receipts attached."
+
+
 def test_metrics_vs_humans(session: Session, company: Company) -> None:
     report = service.metrics_vs_humans(session, actor=None)
-    # a1 has both an SME correction and a gold reference: the correction is used
-    assert report["answers"] == 4 and report["scored"] == 4
-    assert report["references"] == {"sme_correction": 2, "gold": 2}
-    texts = [company.texts[k] for k in ("a1", "a2", "a3", "a6")]
-    expected = correlation_with_humans([t[0] for t in texts], [t[1] for t in texts], [t[2] for t in texts])
-    assert report["metrics"] == [
-        {"metric": c.metric, "n": 4, "rho": pytest.approx(c.rho), "p_value": pytest.approx(c.p_value)} for c in expected
+    assert (report["dimension"], report["answers"], report["scored"], report["sample"]) == ("accuracy", 4, 4, None)
+    assert report["references"] == {"ingested": 0, "sme_correction": 2, "gold": 3}
+    # a1 has an SME correction and a gold reference: its score is the better of the two
+    answers = ("a1", "a2", "a3", "a6")
+    texts = [company.texts[k][0] for k in answers]
+    references = [[company.texts[k][1]] + ([A1_GOLD] if k == "a1" else []) for k in answers]
+    humans = [company.texts[k][2] for k in answers]
+    rouge = [max(rouge_l(t, r) for r in refs) for t, refs in zip(texts, references, strict=True)]
+    f1 = [max(token_f1(t, r) for r in refs) for t, refs in zip(texts, references, strict=True)]
+    for row, scores in zip(report["metrics"], (rouge, f1), strict=True):
+        rho, tau = stats.spearmanr(scores, humans), stats.kendalltau(scores, humans)
+        assert row["n"] == 4
+        assert (row["spearman"], row["spearman_p"]) == (pytest.approx(rho.statistic), pytest.approx(rho.pvalue))
+        assert (row["kendall"], row["kendall_p"]) == (pytest.approx(tau.statistic), pytest.approx(tau.pvalue))
+    # every answer here is v1's: one system, too few for a correlation
+    assert [s["n"] for s in report["systems"]] == [1, 1] and report["systems"][0]["spearman"] is None
+    assert report["by_model_version"] == [
+        {
+            "model_version": "v1",
+            "answers": 4,
+            "human": pytest.approx(sum(humans) / 4),
+            "rougeL": pytest.approx(sum(rouge) / 4),
+            "token_f1": pytest.approx(sum(f1) / 4),
+        }
     ]
-    assert all(m["rho"] is not None for m in report["metrics"])
+
+
+def test_metrics_vs_humans_with_ingested_references_a_dimension_and_a_sample(
+    session: Session, company: Company
+) -> None:
+    a2 = company.answers["a2"]
+    before = service.metrics_vs_humans(session, actor=None)["by_model_version"][0]["rougeL"]
+    session.add_all(
+        [
+            AnswerReference(answer_id=a2.id, reference="Something else.", reference_hash="x" * 64),
+            AnswerReference(answer_id=a2.id, reference=company.texts["a2"][0], reference_hash="y" * 64),
+        ]
+    )
+    session.flush()
+    report = service.metrics_vs_humans(session, actor=None)
+    assert report["references"]["ingested"] == 2
+    # the ingested copy of a2's own text is now its best reference: a perfect score for a2
+    a2_before = rouge_l(company.texts["a2"][0], company.texts["a2"][1])
+    assert report["by_model_version"][0]["rougeL"] == pytest.approx(before + (1.0 - a2_before) / 4)
+    whole = service.metrics_vs_humans(session, actor=None, options=service.MetricsOptions(sample=4))
+    assert whole["sample"] is None and whole["scored"] == 4  # a sample as large as the window is the window
+    sampled = service.metrics_vs_humans(session, actor=None, options=service.MetricsOptions(sample=3))
+    assert (sampled["answers"], sampled["scored"], sampled["sample"]) == (4, 3, 3)
+    completeness = service.metrics_vs_humans(session, actor=None, options=service.MetricsOptions("completeness"))
+    assert completeness["dimension"] == "completeness" and completeness["answers"] == 4
+    with pytest.raises(ValidationError, match="dimension: 'tone'"):
+        service.metrics_vs_humans(session, actor=None, options=service.MetricsOptions("tone"))
+    with pytest.raises(ValidationError, match="applies only to metrics-vs-humans"):
+        service.report(session, actor=None, name="quality", metrics=service.MetricsOptions(sample=3))
 
 
 # --- permissions and filters -----------------------------------------------------------------------
@@ -423,4 +473,4 @@ def test_answer_filters_reach_every_report(session: Session, company: Company) -
     fairness = service.fairness(session, actor=None, filters=ReportFilters(model_version="v2"))
     assert set(fairness["by_department"]) == {"HR"} and fairness["by_department"]["HR"]["ratings"] == 1
     metrics = service.metrics_vs_humans(session, actor=None, filters=ReportFilters(department="Legal"))
-    assert metrics["answers"] == 2 and metrics["references"] == {"sme_correction": 1, "gold": 1}
+    assert metrics["answers"] == 2 and metrics["references"] == {"ingested": 0, "sme_correction": 1, "gold": 2}
