@@ -177,12 +177,12 @@ class RatingIngester:
         keys = {number: import_key(r.answer_external_id, r.auditor, r.created_at) for number, _, r in valid}
         by_key = bulk.imported_ratings(connection, list(set(keys.values())))
         current = bulk.current_ratings(connection, list({answers[r.answer_external_id] for _, _, r in valid}))
-        new_ids = iter(bulk.reserve_rating_ids(connection, len(valid)))
+        new_ids: list[int] = []  # reserved when the first line needs one, for the rest of the chunk
         stamp = bulk.storage_timestamp(connection)
         pending: dict[int, list[Any]] = {}  # rating id: its row (bulk.RATING_COLUMNS), stored at the end
         superseded: list[int] = []
         key_moved: list[int] = []
-        for number, raw, record in valid:
+        for index, (number, raw, record) in enumerate(valid):
             key = keys[number]
             answer_id = answers[record.answer_external_id]
             auditor_id = self.users.get(record.auditor)
@@ -213,7 +213,9 @@ class RatingIngester:
                 _retire(imported[0], pending, key_moved, bulk.RATING_KEY, None)
             if current_id is not None:
                 _retire(current_id, pending, superseded, bulk.RATING_IS_CURRENT, False)
-            new_id = next(new_ids)
+            if not new_ids:  # a repeated file stores nothing and reserves nothing
+                new_ids = bulk.reserve_rating_ids(connection, len(valid) - index)[::-1]
+            new_id = new_ids.pop()
             pending[new_id] = [
                 new_id,
                 answer_id,
