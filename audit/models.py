@@ -1,6 +1,6 @@
 """Every table, re-exported so that Alembic (and readers) find the whole schema in one place."""
 
-from audit.answers.models import Answer
+from audit.answers.models import Answer, AnswerReference
 from audit.auditlog.models import AuditLogEntry
 from audit.base import Base
 from audit.fixes.models import DataFix
@@ -14,6 +14,7 @@ from audit.sampling.models import Assignment, GoldItem, SampleBatch, SampleItem
 
 __all__ = [
     "Answer",
+    "AnswerReference",
     "Assignment",
     "AuditLogEntry",
     "Base",

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -58,6 +57,9 @@ class Retriever:
     """TF-IDF over title + body (the title counted twice: it names the topic), cosine similarity."""
 
     def __init__(self, documents: Sequence[RetrievalDocument]) -> None:
+        # scikit-learn costs seconds to import: loaded when a retriever is built, not with the CLI
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         self.documents = list(documents)
         self._vectorizer = TfidfVectorizer(
             sublinear_tf=True, ngram_range=(1, 2), stop_words="english", strip_accents="unicode", dtype=np.float32

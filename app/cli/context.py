@@ -14,7 +14,6 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from audit import schema
 from audit.db import make_engine, make_session_factory
 from audit.errors import AuditloopError
 from audit.settings import Settings, load_settings
@@ -42,6 +41,8 @@ class AppContext:
         return self._engine
 
     def require_schema(self) -> None:
+        from audit import schema  # Alembic: imported by the commands that touch the database
+
         if not schema.is_up_to_date(self.engine):
             raise AuditloopError("the database schema is not up to date: run `auditloop db upgrade` first")
 

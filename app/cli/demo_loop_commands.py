@@ -8,29 +8,20 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from app.cli.context import AppContext, emit, pass_app, user_errors
 from app.cli.demo_commands import demo
-from app.demo_loop import (
-    DEMO_TODAY,
-    LOOP_OVERRIDES,
-    DemoLoop,
-    LoopOptions,
-    LoopReport,
-    render_document,
-    render_markdown,
-    render_seed_summary,
-    seed_summary,
-    verdicts,
-)
 from audit.db import make_engine
 from audit.demo.corpus import DEFAULT_SEED
 from audit.demo.seed import DEFAULT_DAYS, MAX_DAYS
 from audit.errors import ConfigurationError
 from audit.settings import Settings, load_settings
-from training.config import load_config
+
+if TYPE_CHECKING:  # the loop brings the training stack: imported when the command runs (see app/cli/main.py)
+    from app.demo_loop import LoopReport
 
 
 def _parse_seeds(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[int] | None:
@@ -74,9 +65,8 @@ def _parse_seeds(_ctx: click.Context, _param: click.Parameter, value: str | None
 @click.option(
     "--today",
     type=click.DateTime(formats=["%Y-%m-%d"]),
-    default=DEMO_TODAY.isoformat(),
-    show_default=True,
-    help="The day the demo history ends before (fixed by default, so the numbers reproduce).",
+    default=None,
+    help="The day the demo history ends before (default: the demo's fixed day, so the numbers reproduce).",
 )
 @click.option(
     "--set",
@@ -101,7 +91,7 @@ def loop(
     seeds: list[int] | None,
     data_dir: Path | None,
     days: int,
-    today: dt.datetime,
+    today: dt.datetime | None,
     overrides: tuple[str, ...],
     markdown_path: Path | None,
     as_json: bool,
@@ -116,6 +106,17 @@ def loop(
     and the correction effect (candidate − control). Progress goes to stderr. Needs an empty
     database: use --data-dir for a fresh folder.
     """
+    from app.demo_loop import (
+        DEMO_TODAY,
+        LOOP_OVERRIDES,
+        DemoLoop,
+        LoopOptions,
+        render_document,
+        render_seed_summary,
+        seed_summary,
+    )
+    from training.config import load_config
+
     if seed is not None and seeds is not None:
         raise click.UsageError("give --seed or --seeds, not both")
     seed_list = seeds or [seed if seed is not None else DEFAULT_SEED]
@@ -138,7 +139,9 @@ def loop(
         if len(seed_list) > 1:
             progress(f"== seed {one} ({len(reports) + 1} of {len(seed_list)}) in {run_dir}")
         try:
-            options = LoopOptions(seed=one, days=days, today=today.date(), overrides=overrides)
+            options = LoopOptions(
+                seed=one, days=days, today=today.date() if today is not None else DEMO_TODAY, overrides=overrides
+            )
             reports.append(DemoLoop(settings, engine, options, progress=progress).run())
         finally:
             if run_dir is not None:
@@ -181,6 +184,8 @@ def _loop_settings(configured: Settings, data_dir: Path | None) -> Settings:
 
 
 def _summary(report: LoopReport) -> str:
+    from app.demo_loop import render_markdown, verdicts
+
     details = report.details
     weak = report.weak_department
     lines = [
@@ -207,6 +212,8 @@ def _summary(report: LoopReport) -> str:
 
 
 def _seeds_text(reports: list[LoopReport]) -> str:
+    from app.demo_loop import render_seed_summary
+
     return "\n\n".join([*(_summary(r) for r in reports), render_seed_summary(reports)])
 
 

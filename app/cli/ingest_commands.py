@@ -1,4 +1,5 @@
-"""``auditloop ingest``: load documents, examples, answers or past ratings from JSONL files."""
+"""``auditloop ingest``: load documents, examples, gold questions, answers, past ratings or reference
+answers from JSONL files."""
 
 from __future__ import annotations
 
@@ -109,6 +110,12 @@ ingest.add_command(
 ingest.add_command(_ingest_command("examples", "Load curated training examples from FILE."))
 ingest.add_command(
     _ingest_command(
+        "gold",
+        "Load gold questions from FILE: reference answer, key values and the document a right answer cites.",
+    )
+)
+ingest.add_command(
+    _ingest_command(
         "answers",
         "Load the production assistant's answers from FILE; unknown model versions are registered.",
     )
@@ -118,6 +125,12 @@ ingest.add_command(
         "ratings",
         "Load past audits (origin 'import') from FILE; they need the answers ingested first.",
         ratings=True,
+    )
+)
+ingest.add_command(
+    _ingest_command(
+        "references",
+        "Load human reference answers for ingested answers from FILE (several per answer).",
     )
 )
 

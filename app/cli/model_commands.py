@@ -160,12 +160,19 @@ def jobs_(app: AppContext, limit: int, as_json: bool) -> None:
                 "error": (j.error or "")[:120],
                 "created_at": j.created_at.isoformat(timespec="seconds"),
             }
-            for j in jobs.recent_jobs(session, limit=limit)
+            for j in jobs.recent_jobs(session, limit=limit + 1)  # one more tells whether the list is cut
         ]
+    note = f"older jobs not shown: use --limit {limit * 2}" if len(rows) > limit else ""
+    rows = rows[:limit]
+    if note and as_json:
+        click.echo(note, err=True)
     emit(
         rows,
         as_json=as_json,
-        human=lambda r: table(r, ["id", "status", "attempts", "reason", "model_version_id", "error"]),
+        human=lambda r: (
+            table(r, ["id", "status", "attempts", "reason", "model_version_id", "error"])
+            + (f"\n{note}" if note else "")
+        ),
     )
 
 

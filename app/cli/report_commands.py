@@ -11,7 +11,10 @@ import click
 
 from app.cli.context import AppContext, emit, pass_app, table, user_errors
 from audit.measures import service as measures
-from audit.measures.service import REPORT_NAMES, ReportFilters
+from audit.measures.agreement import MIN_SHARED_ITEMS
+from audit.measures.service import REPORT_NAMES, MetricsOptions, RaterGroup, ReportFilters
+from audit.org.models import ROLES
+from audit.ratings.models import DIMENSIONS, RATING_ORIGINS
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -23,16 +26,23 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def _quality_text(data: dict[str, Any]) -> str:
+    minimum = data["min_answers_for_interval"]
     rows = [
         {
             **row,
             "mean": _fmt(row["mean"], 2),
-            "95% CI": f"{_fmt(row['ci_low'], 2)}..{_fmt(row['ci_high'], 2)}",
+            "95% CI": f"< {minimum} answers"
+            if row["too_few_answers"]
+            else f"{_fmt(row['ci_low'], 2)}..{_fmt(row['ci_high'], 2)}",
             "weighted": _fmt(row["weighted_mean"], 2),
         }
         for row in data["rows"]
     ]
-    return table(rows, ["day", "model_version", "department", "dimension", "n", "mean", "95% CI", "weighted"])
+    columns = ["day", "model_version", "department", "dimension", "n", "answers", "mean", "95% CI", "weighted"]
+    return (
+        f"95% intervals over answers (ratings of one answer are not independent); none below {minimum} answers\n"
+        + table(rows, columns)
+    )
 
 
 def _agreement_text(data: dict[str, Any]) -> str:
@@ -40,10 +50,22 @@ def _agreement_text(data: dict[str, Any]) -> str:
         {"dimension": name, **{k: _fmt(v) for k, v in values.items()}} for name, values in data["dimensions"].items()
     ]
     pairs = [{**pair, "kappa": _fmt(pair["kappa"])} for pair in data["pairs"]]
-    return (
-        "Krippendorff's alpha (answers rated by two or more auditors)\n"
+    group = data["group"]
+    named = [
+        f"auditors {', '.join(group['auditors'])}" if group["auditors"] else "",
+        f"role {group['role']}" if group["role"] else "",
+        f"origin {', '.join(group['origins'])}" if group["origins"] else "",
+    ]
+    text = (
+        f"Raters: {'; '.join(n for n in named if n) or 'everyone'}\n"
+        "Krippendorff's alpha (answers rated by two or more of them)\n"
         + table(dimensions, ["dimension", "alpha_ordinal", "alpha_interval", "items", "ratings"])
-        + "\n\nQuadratic-weighted Cohen's kappa (pairs sharing 20+ answers)\n"
+    )
+    if data["min_shared_items"] is None:
+        return text
+    return (
+        text
+        + f"\n\nQuadratic-weighted Cohen's kappa (pairs sharing {data['min_shared_items']}+ answers)\n"
         + table(pairs, ["auditor_a", "auditor_b", "dimension", "kappa", "items"])
     )
 
@@ -89,12 +111,21 @@ def _funnel_text(data: dict[str, Any]) -> str:
 
 
 def _metrics_text(data: dict[str, Any]) -> str:
-    rows = [{k: _fmt(v) for k, v in row.items()} for row in data["metrics"]]
+    columns = ["metric", "n", "spearman", "spearman_p", "kendall", "kendall_p"]
+    items = [{k: _fmt(v) for k, v in row.items()} for row in data["metrics"]]
+    systems = [{k: _fmt(v) for k, v in row.items()} for row in data["systems"]]
+    versions = [{k: _fmt(v) for k, v in row.items()} for row in data["by_model_version"]]
     references = ", ".join(f"{kind}: {n}" for kind, n in data["references"].items())
+    scored = f"a random sample of {data['scored']} scored" if data["sample"] else f"all {data['scored']} scored"
     return (
-        f"{data['answers']} answers with a reference ({references}), {data['scored']} scored\n"
-        + "Spearman correlation with the mean human accuracy rating\n"
-        + table(rows, ["metric", "n", "rho", "p_value"])
+        f"{data['answers']} answers with a reference and a {data['dimension']} rating ({scored}); "
+        f"references: {references}; each answer scored against the {data['reference_rule']}\n"
+        f"\nPer answer: rank agreement with the mean human {data['dimension']} rating\n"
+        + table(items, columns)
+        + "\n\nPer model version (system level)\n"
+        + table(systems, columns)
+        + "\n"
+        + table(versions, ["model_version", "answers", "human", "rougeL", "token_f1"])
     )
 
 
@@ -114,6 +145,35 @@ HUMAN: dict[str, Callable[[dict[str, Any]], str]] = {
 @click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Last day, included (UTC, YYYY-MM-DD).")
 @click.option("--model-version", help="Only answers of this model version (by name).")
 @click.option("--department", help="Only answers asked from this department (by name).")
+@click.option("--auditors", metavar="A,B,...", help="agreement: only these auditors' ratings (usernames).")
+@click.option("--role", type=click.Choice(ROLES), help="agreement: only ratings by users with this role.")
+@click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    type=click.Choice(RATING_ORIGINS),
+    help="agreement: only ratings of this origin (repeatable).",
+)
+@click.option(
+    "--min-shared-items",
+    type=click.IntRange(1),
+    default=MIN_SHARED_ITEMS,
+    show_default=True,
+    help="agreement: a pair's kappa needs this many answers rated by both.",
+)
+@click.option("--no-pairs", is_flag=True, help="agreement: alpha only, no kappa per pair (rotating raters).")
+@click.option(
+    "--dimension",
+    type=click.Choice(DIMENSIONS),
+    default=None,
+    help="metrics-vs-humans: the human rating compared with (default: accuracy).",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(1),
+    default=None,
+    help="metrics-vs-humans: score a fixed random sample of this many answers (default: every answer).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 @user_errors
@@ -124,6 +184,13 @@ def report(
     date_to: dt.datetime | None,
     model_version: str | None,
     department: str | None,
+    auditors: str | None,
+    role: str | None,
+    origins: tuple[str, ...],
+    min_shared_items: int,
+    no_pairs: bool,
+    dimension: str | None,
+    sample: int | None,
     as_json: bool,
 ) -> None:
     """Print report NAME over current ratings (imported and simulated included) made from --from to --to.
@@ -134,7 +201,7 @@ def report(
     calibration        each auditor's error against gold items
     fairness           metrics by asker department, between-department gaps, bias-flag matrix
     funnel             sampled -> rated -> flagged -> reviewed -> confirmed -> fixed -> trained -> promoted
-    metrics-vs-humans  Spearman correlation of ROUGE-L and token F1 with human accuracy ratings
+    metrics-vs-humans  Spearman and Kendall of ROUGE-L and token F1 with human ratings, per answer and version
     """
     filters = ReportFilters(
         date_from=date_from.date() if date_from else None,
@@ -142,8 +209,24 @@ def report(
         model_version=model_version,
         department=department,
     )
+    group = None
+    if auditors or role or origins or no_pairs or min_shared_items != MIN_SHARED_ITEMS:
+        if name != "agreement":
+            raise click.UsageError("--auditors, --role, --origin, --min-shared-items and --no-pairs apply to agreement")
+        group = RaterGroup(
+            auditors=tuple(a.strip() for a in auditors.split(",") if a.strip()) if auditors else None,
+            role=role,
+            origins=origins or None,
+            min_shared_items=min_shared_items,
+            pairs=not no_pairs,
+        )
+    metrics = None
+    if dimension is not None or sample is not None:
+        if name != "metrics-vs-humans":
+            raise click.UsageError("--dimension and --sample apply to metrics-vs-humans")
+        metrics = MetricsOptions(dimension=dimension or "accuracy", sample=sample)
     with app.unit_of_work() as session:
-        data = measures.report(session, actor=None, name=name, filters=filters)
+        data = measures.report(session, actor=None, name=name, filters=filters, group=group, metrics=metrics)
     emit(data, as_json=as_json, human=HUMAN[name])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,9 @@ def _as_option(required: bool) -> Any:
     )
 
 
+LIST_LIMIT = 100  # review items `review list` shows at once
+
+
 def _json_option(func: Any) -> Any:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(func)
 
@@ -53,6 +57,10 @@ def review() -> None:
 @click.option("--department", help="Only this department.")
 @click.option("--max-age-days", type=click.IntRange(0), help="Only items opened in the last N days.")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(REVIEW_STATUSES), help="Default: open, claimed.")
+@click.option(
+    "--limit", type=click.IntRange(1), default=LIST_LIMIT, show_default=True, help="Show at most this many items."
+)
+@click.option("--offset", type=click.IntRange(0), default=0, show_default=True, help="Skip this many items first.")
 @_json_option
 @pass_app
 @user_errors
@@ -63,9 +71,11 @@ def list_(
     department: str | None,
     max_age_days: int | None,
     statuses: tuple[str, ...],
+    limit: int,
+    offset: int,
     as_json: bool,
 ) -> None:
-    """List review items, oldest first."""
+    """List review items, oldest first, a page at a time (--limit, --offset); says how many more there are."""
     with app.unit_of_work() as session:
         entries = review_service.review_queue(
             session,
@@ -74,22 +84,36 @@ def list_(
             department=department,
             max_age_days=max_age_days,
             statuses=statuses or ("open", "claimed"),
+            limit=sys.maxsize,  # every matching item: the page is cut here, and the rest counted
         )
-    rows = [dataclasses.asdict(e) for e in entries]
+    page = entries[offset : offset + limit]
+    rows = [dataclasses.asdict(e) for e in page]
+    more = len(entries) - offset - len(page)
+    if page:
+        note = f"items {offset + 1}-{offset + len(page)} of {len(entries)}"
+    else:
+        note = f"no items at offset {offset} ({len(entries)} in all)"
+    if more > 0:
+        note += f"; {more} more: --offset {offset + len(page)}"
+    if as_json and (more > 0 or offset > 0):  # stdout stays the JSON list; a cut goes to stderr
+        click.echo(note, err=True)
     emit(
         rows,
         as_json=as_json,
-        human=lambda r: table(
-            [
-                {
-                    **x,
-                    "reasons": ",".join(x["reasons"]),
-                    "age_days": f"{x['age_days']:.1f}",
-                    "question": x["question"][:60],
-                }
-                for x in r
-            ],
-            ["item_id", "department", "status", "reasons", "age_days", "claimed_by", "row_version", "question"],
+        human=lambda r: (
+            table(
+                [
+                    {
+                        **x,
+                        "reasons": ",".join(x["reasons"]),
+                        "age_days": f"{x['age_days']:.1f}",
+                        "question": x["question"][:60],
+                    }
+                    for x in r
+                ],
+                ["item_id", "department", "status", "reasons", "age_days", "claimed_by", "row_version", "question"],
+            )
+            + f"\n{note}"
         ),
     )
 
@@ -98,6 +122,7 @@ def _detail_text(d: dict[str, Any]) -> str:
     lines = [
         f"review item {d['item_id']} ({d['status']}, version {d['row_version']}) — {d['department']} — "
         f"reasons: {', '.join(d['reasons'])}",
+        f"answer {d['answer_external_id']} (id {d['answer_id']})",
         f"Q: {d['question']}",
         f"A: {d['answer_text']}",
         "sources:",

@@ -1,4 +1,5 @@
-"""Lead: answer quality over time by model version and asker department, with 95 % confidence bands."""
+"""Lead: answer quality over time by model version and asker department, with 95 % confidence bands
+(over answers; a cell with too few answers says so instead of showing a band)."""
 
 from __future__ import annotations
 
@@ -21,18 +22,20 @@ require_page("view_dashboards")
 st.title("Quality")
 filters = report_filters("quality")
 
-report: dict[str, Any] = {"rows": [], "confidence": measures_service.CONFIDENCE}
+report: dict[str, Any] = {"rows": [], "confidence": measures_service.CONFIDENCE, "min_answers_for_interval": 0}
 with show_errors(), services.reading() as uow:
     report = measures_service.quality(uow.session, actor=uow.actor, filters=filters)
 
-frame = pd.DataFrame(
-    report["rows"],
-    columns=["day", "model_version", "department", "dimension", "n", "mean", "ci_low", "ci_high", "weighted_mean"],
-)
+frame = pd.DataFrame(report["rows"], columns=measures_service.QUALITY_COLUMNS)
 if frame.empty:
     st.info("No ratings in this window.")
     st.stop()
 frame["day"] = pd.to_datetime(frame["day"])
+minimum = report["min_answers_for_interval"]
+frame["interval"] = [
+    f"too few answers (< {minimum})" if too_few else f"{low:.2f} – {high:.2f}"
+    for too_few, low, high in zip(frame["too_few_answers"], frame["ci_low"], frame["ci_high"], strict=True)
+]
 
 dimension = st.segmented_control(
     "Dimension", DIMENSIONS, default="accuracy", format_func=lambda d: RUBRIC[d].label, key="quality.dimension"
@@ -44,7 +47,7 @@ base = alt.Chart(shown).encode(
     x=alt.X("day:T", title="day"),
     color=alt.Color("model_version:N", title="model version"),
 )
-# a day with few ratings has a wide interval: the scale stays 1–5 and the band is clipped to it
+# the intervals stay within 1–5 by construction; a cell with too few answers has none (no band)
 scores = alt.Scale(domain=[1, 5], clamp=True)
 band = base.mark_area(opacity=0.18, clip=True).encode(
     y=alt.Y("ci_low:Q", title="mean score", scale=scores), y2="ci_high:Q"
@@ -55,10 +58,10 @@ line = base.mark_line(point=True, clip=True).encode(
         "day:T",
         "model_version:N",
         "department:N",
-        "n:Q",
+        alt.Tooltip("n:Q", title="ratings"),
+        "answers:Q",
         alt.Tooltip("mean:Q", format=".2f"),
-        alt.Tooltip("ci_low:Q", format=".2f"),
-        alt.Tooltip("ci_high:Q", format=".2f"),
+        alt.Tooltip("interval:N", title=f"{confidence} % interval"),
         alt.Tooltip("weighted_mean:Q", format=".2f", title="production-weighted"),
     ],
 )
@@ -68,8 +71,14 @@ chart = (
     .facet(facet=alt.Facet("department:N", title=None), columns=3)
     .resolve_scale(y="shared")
 )
-st.caption(f"Daily mean with its {confidence} % t-interval (band); one panel per asker department.")
+st.caption(
+    f"Daily mean with its {confidence} % interval over answers (band; ratings of one answer are not "
+    f"independent); a day with fewer than {minimum} rated answers shows no band. One panel per asker department."
+)
+few = int(shown["too_few_answers"].sum())
+if few:
+    st.caption(f"{few} of {len(shown)} cells have too few answers (< {minimum}) for an interval.")
 st.altair_chart(chart, width="content")
 
 st.subheader("All cells")
-csv_export.table(frame, file_name="quality.csv", key="quality")
+csv_export.table(frame.drop(columns=["too_few_answers"]), file_name="quality.csv", key="quality")

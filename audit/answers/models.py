@@ -47,3 +47,19 @@ class Answer(Base):
 
     asker_department: Mapped[Department] = relationship(foreign_keys=[asker_department_id], lazy="raise")
     model_version: Mapped[ModelVersion] = relationship(lazy="raise")
+
+
+class AnswerReference(Base):
+    """A human reference answer for an answer (several may exist: e.g. one per annotator), brought in
+    by ``ingest references``; the metrics-vs-humans report scores answers against them. Unique per
+    answer by the sha256 of the reference text as given."""
+
+    __tablename__ = "answer_references"
+    __table_args__ = (UniqueConstraint("answer_id", "reference_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    answer_id: Mapped[int] = mapped_column(ForeignKey("answers.id"))
+    reference: Mapped[str] = mapped_column(Text)
+    reference_hash: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str | None] = mapped_column(String(128))  # who or what wrote it, e.g. an annotator id
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

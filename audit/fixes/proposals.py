@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 
 @dataclass
@@ -125,6 +124,9 @@ def similar_pairs(queries: Sequence[str], corpus: Sequence[str], threshold: floa
     """
     if not queries or not corpus:
         return [[] for _ in queries]
+    # scikit-learn costs seconds to import: only the commands that propose fixes pay for it
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     vectorizer = TfidfVectorizer(lowercase=True, strip_accents="unicode")
     try:
         matrix = vectorizer.fit_transform([*corpus, *queries]).tocsr()

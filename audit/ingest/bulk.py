@@ -202,3 +202,143 @@ def max_answer_id(connection: Connection) -> int:
         return int(cursor.fetchone()[0])
     finally:
         cursor.close()
+
+
+# --- ratings (ingest ratings: past audits, origin 'import') ----------------------------------------
+
+RATING_COLUMNS = (
+    "id",
+    "answer_id",
+    "auditor_id",
+    "accuracy",
+    "completeness",
+    "relevance",
+    "coherence",
+    "sources_correct",
+    "bias_flag",
+    "favoured_department_id",
+    "disfavoured_department_id",
+    "comment",
+    "rubric_version",
+    "origin",
+    "is_current",
+    "supersedes_id",
+    "idempotency_key",
+    "created_at",
+)
+RATING_IS_CURRENT, RATING_KEY = RATING_COLUMNS.index("is_current"), RATING_COLUMNS.index("idempotency_key")
+_RATING_COLUMN_LIST = ", ".join(RATING_COLUMNS)
+_SQLITE_INSERT_RATINGS = f"INSERT INTO ratings ({_RATING_COLUMN_LIST}) VALUES ({', '.join('?' * len(RATING_COLUMNS))})"  # noqa: S608
+_PG_COPY_RATINGS = f"COPY ratings ({_RATING_COLUMN_LIST}) FROM STDIN"
+
+
+def reserve_rating_ids(connection: Connection, count: int) -> list[int]:
+    """``count`` new rating ids, so that rows can refer to each other before they are stored.
+
+    PostgreSQL: drawn from the id sequence (safe beside concurrent writers). SQLite: the ids after
+    the highest one, which is safe because the caller's transaction holds the database's write lock
+    (``BEGIN IMMEDIATE``, audit.db) until it commits.
+    """
+    if count <= 0:
+        return []
+    cursor = driver_connection(connection).cursor()
+    try:
+        if connection.dialect.name == "sqlite":
+            cursor.execute("SELECT COALESCE(MAX(id), 0) FROM ratings")
+            first = int(cursor.fetchone()[0]) + 1
+            return list(range(first, first + count))
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('ratings', 'id')) FROM generate_series(1, %s)", (count,))
+        return [int(row[0]) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def insert_ratings(connection: Connection, rows: Sequence[Sequence[Any]]) -> int:
+    """Insert rating rows (the values of RATING_COLUMNS, ``created_at`` in storage form, see
+    :func:`storage_timestamp`): ``executemany`` on SQLite, ``COPY`` on PostgreSQL; return how many."""
+    if not rows:
+        return 0
+    raw = driver_connection(connection)
+    if connection.dialect.name == "sqlite":
+        cursor = raw.cursor()
+        try:
+            cursor.executemany(_SQLITE_INSERT_RATINGS, rows)
+        finally:
+            cursor.close()
+    else:
+        with raw.cursor() as cursor, cursor.copy(_PG_COPY_RATINGS) as copy:
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
+    return len(rows)
+
+
+def retire_ratings(connection: Connection, *, superseded: Sequence[int], key_moved: Sequence[int]) -> None:
+    """Before their successors are stored: ``superseded`` ratings stop being current, and
+    ``key_moved`` ratings give up their idempotency key (it moves to the row that replaces them)."""
+    placeholder = "?" if connection.dialect.name == "sqlite" else "%s"
+    cursor = driver_connection(connection).cursor()
+    try:
+        if key_moved:
+            cursor.executemany(
+                f"UPDATE ratings SET idempotency_key = NULL WHERE id = {placeholder}",  # noqa: S608
+                [(rating_id,) for rating_id in key_moved],
+            )
+        if superseded:
+            cursor.executemany(
+                f"UPDATE ratings SET is_current = {'0' if placeholder == '?' else 'false'} WHERE id = {placeholder}",  # noqa: S608
+                [(rating_id,) for rating_id in superseded],
+            )
+    finally:
+        cursor.close()
+
+
+_RATING_CONTENT_COLUMNS = (
+    "accuracy, completeness, relevance, coherence, sources_correct, bias_flag, "
+    "favoured_department_id, disfavoured_department_id, comment"
+)
+
+
+def _any_of(connection: Connection, column: str) -> str:
+    """``column`` is one of a list passed as one parameter (a JSON array on SQLite, an array on
+    PostgreSQL): one statement and one bound value however long the list."""
+    if connection.dialect.name == "sqlite":
+        return f"{column} IN (SELECT value FROM json_each(?))"  # noqa: S608 -- column names are constants
+    return f"{column} = ANY(%s)"
+
+
+def _list_parameter(connection: Connection, values: Sequence[Any]) -> Any:
+    return json.dumps(list(values)) if connection.dialect.name == "sqlite" else list(values)
+
+
+def imported_ratings(connection: Connection, keys: Sequence[str]) -> dict[str, tuple[int, tuple[Any, ...]]]:
+    """``{idempotency_key: (rating id, (accuracy, ..., comment))}`` for the stored keys among ``keys``."""
+    if not keys:
+        return {}
+    cursor = driver_connection(connection).cursor()
+    try:
+        cursor.execute(
+            f"SELECT idempotency_key, id, {_RATING_CONTENT_COLUMNS} FROM ratings "  # noqa: S608 -- constants
+            f"WHERE {_any_of(connection, 'idempotency_key')}",
+            (_list_parameter(connection, keys),),
+        )
+        return {row[0]: (row[1], (*row[2:7], bool(row[7]), *row[8:])) for row in cursor.fetchall()}
+    finally:
+        cursor.close()
+
+
+def current_ratings(connection: Connection, answer_ids: Sequence[int]) -> dict[tuple[int, int], int]:
+    """``{(answer_id, auditor_id): rating id}`` of the current ratings of ``answer_ids`` (by the
+    current-rating index, which leads with the answer)."""
+    if not answer_ids:
+        return {}
+    cursor = driver_connection(connection).cursor()
+    try:
+        cursor.execute(
+            f"SELECT answer_id, auditor_id, id FROM ratings WHERE is_current = {'1' if connection.dialect.name == 'sqlite' else 'true'} "  # noqa: S608
+            f"AND {_any_of(connection, 'answer_id')}",
+            (_list_parameter(connection, answer_ids),),
+        )
+        return {(answer_id, auditor_id): rating_id for answer_id, auditor_id, rating_id in cursor.fetchall()}
+    finally:
+        cursor.close()

@@ -13,15 +13,16 @@ import hashlib
 from typing import Any
 
 import msgspec
-from sqlalchemy import insert, update
 
+from audit.ingest import bulk
 from audit.ingest import repository as repo
 from audit.ingest.lines import Problem, RawLine, check_fields, contains_nul, decode_object, known_names
 from audit.ingest.records import RatingRecord, limits_checker
 from audit.ingest.run import IngestRun
 from audit.org import repository as org_repo
 from audit.org import service as org_service
-from audit.ratings.models import DIMENSIONS, Rating
+from audit.ratings.models import DIMENSIONS
+from audit.ratings.rubric import RUBRIC_VERSION
 
 _DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError)
 IDEMPOTENCY_PREFIX = "import:"
@@ -35,8 +36,18 @@ def import_key(answer_external_id: str, auditor: str, created_at: dt.datetime) -
     return IDEMPOTENCY_PREFIX + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:_KEY_DIGITS]
 
 
+def _retire(rating_id: int, pending: dict[int, list[Any]], stored: list[int], column: int, value: Any) -> None:
+    """Set ``column`` of a rating to ``value``: in its row when this chunk has yet to store it, else
+    by an UPDATE (its id goes to ``stored``) before the chunk's rows are inserted."""
+    row = pending.get(rating_id)
+    if row is not None:
+        row[column] = value
+    else:
+        stored.append(rating_id)
+
+
 class RatingIngester:
-    """Check and store imported ratings chunk by chunk, one statement per rating (spreadsheet volumes)."""
+    """Check and store imported ratings chunk by chunk, a chunk in a few statements (bulk.insert_ratings)."""
 
     def __init__(self, run: IngestRun) -> None:
         self.run = run
@@ -94,6 +105,24 @@ class RatingIngester:
             problems.append(("accuracy", "nothing is rated: every score, sources_correct and bias_flag are empty"))
         return problems
 
+    def _plainly_valid(self, record: RatingRecord, answers: dict[str, int]) -> bool:
+        """The common case, checked without building a dict: a known answer and auditor, no bias
+        flag, no departments named, something rated. Anything else goes to :meth:`_reference_problems`."""
+        return (
+            record.answer_external_id in answers
+            and record.auditor in self.users
+            and not record.bias_flag
+            and record.favoured_department is None
+            and record.disfavoured_department is None
+            and (
+                record.accuracy is not None
+                or record.completeness is not None
+                or record.relevance is not None
+                or record.coherence is not None
+                or record.sources_correct is not None
+            )
+        )
+
     def ingest_chunk(self, lines: list[RawLine]) -> None:
         run = self.run
         decoded = [(number, raw, self._decode(raw)) for number, raw in lines]
@@ -113,6 +142,9 @@ class RatingIngester:
                 problems = problems + self._reference_problems(values, answers)
                 run.reject(number, problems or [("json", "refused by the fast check but no problem found")], raw)
                 continue
+            if self._plainly_valid(record, answers):
+                valid.append((number, raw, record))
+                continue
             problems = self._reference_problems(msgspec.structs.asdict(record), answers)
             if problems:
                 run.reject(number, problems, raw)
@@ -121,7 +153,7 @@ class RatingIngester:
         self._store(valid, answers)
 
     def _content(self, record: RatingRecord) -> tuple[Any, ...]:
-        """The values of repo.RATING_CONTENT for a record."""
+        """A record's values of the columns ``bulk.imported_ratings`` compares (accuracy ... comment)."""
         return (
             record.accuracy,
             record.completeness,
@@ -135,13 +167,22 @@ class RatingIngester:
         )
 
     def _store(self, valid: list[tuple[int, bytes, RatingRecord]], answers: dict[str, int]) -> None:
+        """Decide each line in file order against what is stored and what earlier lines stored, then
+        write the chunk in three statements: retire the ratings the new ones supersede, and insert
+        the new ones in one ``executemany`` (SQLite) or ``COPY`` (PostgreSQL). Ids are reserved
+        first, so a line can supersede a rating an earlier line of the same chunk stores."""
         run = self.run
         session = run.session
+        connection = session.connection()
         keys = {number: import_key(r.answer_external_id, r.auditor, r.created_at) for number, _, r in valid}
-        by_key = repo.ratings_by_idempotency_key(session, set(keys.values()))
-        pairs = {(answers[r.answer_external_id], self.users[r.auditor]) for _, _, r in valid if r.auditor in self.users}
-        current = repo.current_rating_ids(session, pairs)
-        for number, raw, record in valid:
+        by_key = bulk.imported_ratings(connection, list(set(keys.values())))
+        current = bulk.current_ratings(connection, list({answers[r.answer_external_id] for _, _, r in valid}))
+        new_ids: list[int] = []  # reserved when the first line needs one, for the rest of the chunk
+        stamp = bulk.storage_timestamp(connection)
+        pending: dict[int, list[Any]] = {}  # rating id: its row (bulk.RATING_COLUMNS), stored at the end
+        superseded: list[int] = []
+        key_moved: list[int] = []
+        for index, (number, raw, record) in enumerate(valid):
             key = keys[number]
             answer_id = answers[record.answer_external_id]
             auditor_id = self.users.get(record.auditor)
@@ -169,37 +210,34 @@ class RatingIngester:
             if auditor_id is None:
                 auditor_id = self._create_auditor(record.auditor)
             if imported is not None:  # the key moves to the row that replaces this one
-                session.execute(update(Rating).where(Rating.id == imported[0]).values(idempotency_key=None))
+                _retire(imported[0], pending, key_moved, bulk.RATING_KEY, None)
             if current_id is not None:
-                session.execute(update(Rating).where(Rating.id == current_id).values(is_current=False))
-            new_id = session.execute(
-                insert(Rating)
-                .values(
-                    answer_id=answer_id,
-                    auditor_id=auditor_id,
-                    accuracy=record.accuracy,
-                    completeness=record.completeness,
-                    relevance=record.relevance,
-                    coherence=record.coherence,
-                    sources_correct=record.sources_correct,
-                    bias_flag=record.bias_flag,
-                    favoured_department_id=content[6],
-                    disfavoured_department_id=content[7],
-                    comment=record.comment,
-                    origin="import",
-                    is_current=True,
-                    supersedes_id=current_id,
-                    idempotency_key=key,
-                    created_at=record.created_at,
-                )
-                .returning(Rating.id)
-            ).scalar_one()
+                _retire(current_id, pending, superseded, bulk.RATING_IS_CURRENT, False)
+            if not new_ids:  # a repeated file stores nothing and reserves nothing
+                new_ids = bulk.reserve_rating_ids(connection, len(valid) - index)[::-1]
+            new_id = new_ids.pop()
+            pending[new_id] = [
+                new_id,
+                answer_id,
+                auditor_id,
+                *content[:8],
+                record.comment,
+                RUBRIC_VERSION,
+                "import",
+                True,
+                current_id,
+                key,
+                stamp(record.created_at),
+            ]
             by_key[key] = (new_id, content)
             current[(answer_id, auditor_id)] = new_id
             if current_id is None:
                 run.counts.inserted += 1
             else:
                 run.counts.updated += 1
+        session.flush()  # auditors created above, before rows that name them
+        bulk.retire_ratings(connection, superseded=superseded, key_moved=key_moved)
+        bulk.insert_ratings(connection, list(pending.values()))
 
     def _create_auditor(self, username: str) -> int:
         """``--create-auditors``: an inactive auditor account without a password (an admin activates it)."""

@@ -235,3 +235,69 @@ class ExampleRecord(InputRecord):
         "source_document_ids": (0, MAX_SOURCES),
     }
     TRIMMED: ClassVar[tuple[str, ...]] = ("external_id",)
+
+
+MAX_KEY_VALUES = 50
+MAX_KEY_VALUE_CHARS = 500
+
+
+class GoldRecord(InputRecord):
+    """One gold question with its reference answer (one line of ``ingest gold``).
+
+    Keyed by the normalised question (``question_hash``): the field order is the canonical order
+    the content comparison encodes.
+    """
+
+    question: str
+    reference_answer: str
+    key_values: list[str]
+    gold_document: str
+    department: str
+
+    EXPECTED: ClassVar[dict[str, str]] = {
+        "question": _text(MAX_QUESTION_CHARS),
+        "reference_answer": _text(MAX_ANSWER_CHARS),
+        "key_values": f"a list of 1 to {MAX_KEY_VALUES} values, each text of 1 to {MAX_KEY_VALUE_CHARS} characters",
+        "gold_document": "the external_id of an existing, current document",
+        "department": _DEPARTMENT_TEXT,
+    }
+    LIMITS: ClassVar[dict[str, tuple[int, int]]] = {
+        "question": (1, MAX_QUESTION_CHARS),
+        "reference_answer": (1, MAX_ANSWER_CHARS),
+        "key_values": (1, MAX_KEY_VALUES),
+        "gold_document": (1, MAX_EXTERNAL_ID_CHARS),
+        "department": (1, MAX_DEPARTMENT_CHARS),
+    }
+    TRIMMED: ClassVar[tuple[str, ...]] = ("gold_document",)
+
+
+def key_value_problems(values: list[str]) -> list[tuple[str, str]]:
+    """A problem per key value that is blank or too long (the list's own length is in LIMITS)."""
+    return [
+        (f"key_values[{index}]", f"expected text of 1 to {MAX_KEY_VALUE_CHARS} characters, not blank")
+        for index, value in enumerate(values)
+        if not value.strip() or len(value) > MAX_KEY_VALUE_CHARS
+    ]
+
+
+MAX_SOURCE_CHARS = 128
+
+
+class ReferenceRecord(InputRecord):
+    """One human reference answer for an ingested answer (one line of ``ingest references``)."""
+
+    answer_external_id: str
+    reference: str
+    source: str | None = None
+
+    EXPECTED: ClassVar[dict[str, str]] = {
+        "answer_external_id": "the external_id of an ingested answer",
+        "reference": _text(MAX_ANSWER_CHARS),
+        "source": f"text of 1 to {MAX_SOURCE_CHARS} characters (who wrote it), or null",
+    }
+    LIMITS: ClassVar[dict[str, tuple[int, int]]] = {
+        "answer_external_id": (1, MAX_EXTERNAL_ID_CHARS),
+        "reference": (1, MAX_ANSWER_CHARS),
+        "source": (1, MAX_SOURCE_CHARS),
+    }
+    TRIMMED: ClassVar[tuple[str, ...]] = ("answer_external_id",)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from audit.answers.models import Answer
+from audit.answers.models import Answer, AnswerReference
 from audit.knowledge.models import Document, Example, dataset_version_examples
 from audit.modelops.models import ModelVersion
 from audit.org.models import User
 from audit.ratings.models import Rating
+from audit.sampling.models import GoldItem
 
 # Bound parameters per IN (...) list: well under SQLite's 32766 and PostgreSQL's 65535.
 _IN_BATCH = 5000
@@ -37,6 +38,21 @@ def documents_by_external_id(session: Session) -> dict[str, tuple[int, str, str,
         select(Document.external_id, Document.id, Document.content_hash, Document.family, Document.version)
     )
     return {ext: (id_, digest, family, version) for ext, id_, digest, family, version in rows}
+
+
+def document_supersessions(session: Session) -> dict[str, int | None]:
+    """Every document's external_id and the id of the version that replaced it (None: current)."""
+    return {
+        ext: successor for ext, successor in session.execute(select(Document.external_id, Document.superseded_by_id))
+    }
+
+
+def gold_items_by_question_hash(session: Session, hashes: Collection[str]) -> dict[str, GoldItem]:
+    found: dict[str, GoldItem] = {}
+    for batch in _batches(hashes):
+        for gold in session.scalars(select(GoldItem).where(GoldItem.question_hash.in_(batch))):
+            found[gold.question_hash] = gold
+    return found
 
 
 def answer_ids_by_external_id(session: Session, external_ids: Collection[str]) -> dict[str, int]:
@@ -84,42 +100,18 @@ def example_ids_in_dataset_versions(session: Session, example_ids: Collection[in
     return found
 
 
-RATING_CONTENT = (
-    Rating.accuracy,
-    Rating.completeness,
-    Rating.relevance,
-    Rating.coherence,
-    Rating.sources_correct,
-    Rating.bias_flag,
-    Rating.favoured_department_id,
-    Rating.disfavoured_department_id,
-    Rating.comment,
-)
-
-
-def ratings_by_idempotency_key(session: Session, keys: Collection[str]) -> dict[str, tuple[int, tuple[Any, ...]]]:
-    """``{idempotency_key: (rating id, (RATING_CONTENT values...))}`` for the stored keys among ``keys``."""
-    found: dict[str, tuple[int, tuple[Any, ...]]] = {}
-    for batch in _batches(keys):
-        rows = session.execute(
-            select(Rating.idempotency_key, Rating.id, *RATING_CONTENT).where(Rating.idempotency_key.in_(batch))
-        )
-        found.update({str(row[0]): (row[1], tuple(row[2:])) for row in rows})
-    return found
-
-
 def max_rating_id(session: Session) -> int:
     return int(session.scalar(select(func.coalesce(func.max(Rating.id), 0))) or 0)
 
 
-def current_rating_ids(session: Session, pairs: Collection[tuple[int, int]]) -> dict[tuple[int, int], int]:
-    """``{(answer_id, auditor_id): rating id}`` of the current ratings for those pairs."""
-    found: dict[tuple[int, int], int] = {}
-    for batch in _batches(pairs):
+def references_of(session: Session, answer_ids: Collection[int]) -> dict[tuple[int, str], tuple[int, str | None]]:
+    """``{(answer_id, reference_hash): (id, source)}`` of the stored references of ``answer_ids``."""
+    found: dict[tuple[int, str], tuple[int, str | None]] = {}
+    for batch in _batches(answer_ids):
         rows = session.execute(
-            select(Rating.answer_id, Rating.auditor_id, Rating.id).where(
-                Rating.is_current.is_(True), tuple_(Rating.answer_id, Rating.auditor_id).in_(batch)
-            )
+            select(
+                AnswerReference.answer_id, AnswerReference.reference_hash, AnswerReference.id, AnswerReference.source
+            ).where(AnswerReference.answer_id.in_(batch))
         )
-        found.update({(answer_id, auditor_id): id_ for answer_id, auditor_id, id_ in rows})
+        found.update({(answer_id, digest): (id_, source) for answer_id, digest, id_, source in rows})
     return found

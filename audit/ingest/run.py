@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from audit.ingest.lines import DEFAULT_CHUNK_LINES, LineError, Problem, raw_text
 from audit.org.models import User
 
-Kind = Literal["documents", "examples", "answers", "ratings"]
-KINDS: tuple[Kind, ...] = ("documents", "examples", "answers", "ratings")
+Kind = Literal["documents", "examples", "gold", "answers", "ratings", "references"]
+KINDS: tuple[Kind, ...] = ("documents", "examples", "gold", "answers", "ratings", "references")
 
 
 @dataclass(frozen=True)

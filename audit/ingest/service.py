@@ -1,4 +1,4 @@
-"""Ingest a JSONL file of documents, examples, answers or ratings: all of it, or (``skip_invalid``) its valid lines.
+"""Ingest a JSONL file of documents, examples, gold items, answers, ratings or references: all of it, or (``skip_invalid``) its valid lines.
 
 A file with any invalid line is rejected whole: the service rolls its savepoint back, so nothing of
 it can be committed, and raises :class:`IngestRejected` carrying every line error. The caller commits.
@@ -24,8 +24,10 @@ from audit.ingest import pipeline
 from audit.ingest.answers import AnswerIngester
 from audit.ingest.documents import DocumentIngester
 from audit.ingest.examples import ExampleIngester
+from audit.ingest.gold import GoldIngester
 from audit.ingest.lines import LineError, RawLine, read_chunks
 from audit.ingest.ratings import RatingIngester
+from audit.ingest.references import ReferenceIngester
 from audit.ingest.run import KINDS, Counts, IngestOptions, IngestRun, Kind
 from audit.org.models import User
 from audit.permissions import require
@@ -40,8 +42,10 @@ class Ingester(Protocol):
 INGESTERS: dict[Kind, Callable[[IngestRun], Ingester]] = {
     "documents": DocumentIngester,
     "examples": ExampleIngester,
+    "gold": GoldIngester,
     "answers": AnswerIngester,
     "ratings": RatingIngester,
+    "references": ReferenceIngester,
 }
 
 

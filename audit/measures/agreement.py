@@ -12,8 +12,6 @@ import krippendorff
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import cohen_kappa_score
 
 SCALE = (1, 2, 3, 4, 5)
 MIN_SHARED_ITEMS = 20
@@ -73,6 +71,10 @@ def quadratic_kappa(first: Sequence[float], second: Sequence[float], *, scale: S
     values never occur. None when undefined (both raters constant). The report scores many pairs
     at once with :func:`quadratic_kappa_from_confusion`; this is the reference it is tested against.
     """
+    # scikit-learn costs seconds to import and the report itself uses the vectorised form below
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import cohen_kappa_score
+
     with warnings.catch_warnings():
         # undefined kappa (both raters constant) warns; None says so instead
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import MetricFrame
 
 MIN_GROUP_SIZE = 30
 
@@ -50,6 +49,9 @@ def disparities(
     difference and the ratio (pandas' max/min skip NaN). ``groups`` restricts the frame to some
     groups (e.g. those large enough to be reliable).
     """
+    # fairlearn brings scikit-learn, seconds to import: only a fairness computation pays for it
+    from fairlearn.metrics import MetricFrame
+
     if groups is not None:
         sums = sums.loc[groups]
     frame = MetricFrame(

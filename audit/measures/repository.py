@@ -14,6 +14,7 @@ prefers the rowid). Rows reach pandas column by column, never as one object per 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import TableClause
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from audit.answers.models import Answer
+from audit.answers.models import Answer, AnswerReference
 from audit.fixes.models import DataFix
 from audit.knowledge.models import DatasetVersion
 from audit.measures.funnel import FunnelHead
@@ -223,6 +224,10 @@ def model_version_names(session: Session) -> dict[int, str]:
     return dict(session.execute(select(ModelVersion.id, ModelVersion.name)).tuples().all())
 
 
+def user_ids_by_username(session: Session, usernames: Sequence[str]) -> dict[str, int]:
+    return dict(session.execute(select(User.username, User.id).where(User.username.in_(usernames))).tuples().all())
+
+
 def model_version_id(session: Session, name: str) -> int | None:
     return session.scalar(select(ModelVersion.id).where(ModelVersion.name == name))
 
@@ -235,14 +240,17 @@ def department_id(session: Session, name: str) -> int | None:
 
 
 def quality_cells(session: Session, scope: Scope) -> pd.DataFrame:
-    """Sufficient statistics per rating day × model version × asker department × dimension.
+    """Sums over answers per rating day × model version × asker department × dimension, for the
+    answer-level intervals of ``audit.measures.quality``.
 
-    n, total = Σy, total_sq = Σy², and for the Hajek mean weighted_total = Σ w·y and weight_total
-    = Σ w, over current ratings with a value. A rating's weight w is the inclusion weight
-    (1 / inclusion probability) of the sample item that drew its answer: the item its assignment
-    came from, else the answer's first sample item (imported ratings of sampled answers), else 1
-    (the answer was never sampled). One pass over the ratings with primary-key lookups, grouped
-    once. Columns: day, model_version_id, department_id, dimension and the five sums.
+    Per answer i of a cell: mᵢ ratings with a value, summing to sᵢ; per cell: n = Σmᵢ, answers = k,
+    total = Σsᵢ, cluster_sq = Σsᵢ², size_sq = Σmᵢ², cross = Σmᵢsᵢ, and for the Hajek mean
+    weighted_total = Σ w·y and weight_total = Σ w over its current ratings with a value. A rating's
+    weight w is the inclusion weight (1 / inclusion probability) of the sample item that drew its
+    answer: the item its assignment came from, else the answer's first sample item (imported
+    ratings of sampled answers), else 1 (the answer was never sampled). One pass over the ratings
+    with primary-key lookups, grouped by answer and then by cell. Columns: day, model_version_id,
+    department_id, dimension and the eight sums.
     """
     _tune(session)
     day = _utc_day(session, Rating.created_at).label("day")
@@ -254,33 +262,47 @@ def quality_cells(session: Session, scope: Scope) -> pd.DataFrame:
         .scalar_subquery()
     )
     weight = func.coalesce(SampleItem.inclusion_weight, 1.0)
-    columns: list[Any] = []
+    per_answer_columns: list[Any] = []
     for dimension in DIMENSIONS:
         value = getattr(Rating, dimension)
-        columns += [
-            func.count(value).label(f"{dimension}|n"),
-            _float_sum(value).label(f"{dimension}|total"),
-            _float_sum(value * value).label(f"{dimension}|total_sq"),
-            _float_sum(weight * value).label(f"{dimension}|weighted_total"),
-            _float_sum(case((value.is_not(None), weight))).label(f"{dimension}|weight_total"),
+        per_answer_columns += [
+            func.count(value).label(f"{dimension}_m"),
+            _float_sum(value).label(f"{dimension}_s"),
+            _float_sum(weight * value).label(f"{dimension}_ws"),
+            _float_sum(case((value.is_not(None), weight))).label(f"{dimension}_w"),
         ]
     answers = REPORT_ANSWERS
     keys = [day, answers.c.model_version_id, answers.c.asker_department_id]
-    query = (
-        select(*keys, *columns)
+    per_answer = (
+        select(*keys, *per_answer_columns)
         .select_from(Rating)
         .join(answers, answers.c.id == Rating.answer_id)
         .outerjoin(Assignment, Assignment.id == Rating.assignment_id)
         # COALESCE evaluates the subquery only for ratings without an assignment
         .outerjoin(SampleItem, SampleItem.id == func.coalesce(Assignment.sample_item_id, first_sample_item))
         .where(*_current_ratings(scope))
-        .group_by(*keys)
-        .order_by(*keys)
+        .group_by(*keys, Rating.answer_id)
+        .subquery("per_answer")
     )
+    columns: list[Any] = []
+    for dimension in DIMENSIONS:
+        m, s = per_answer.c[f"{dimension}_m"], per_answer.c[f"{dimension}_s"]
+        columns += [
+            _float_sum(m).label(f"{dimension}|n"),
+            func.count(case((m > 0, 1))).label(f"{dimension}|answers"),
+            _float_sum(s).label(f"{dimension}|total"),
+            _float_sum(s * s).label(f"{dimension}|cluster_sq"),
+            _float_sum(m * m).label(f"{dimension}|size_sq"),
+            _float_sum(m * s).label(f"{dimension}|cross"),
+            _float_sum(per_answer.c[f"{dimension}_ws"]).label(f"{dimension}|weighted_total"),
+            _float_sum(per_answer.c[f"{dimension}_w"]).label(f"{dimension}|weight_total"),
+        ]
+    cell_keys = [per_answer.c.day, per_answer.c.model_version_id, per_answer.c.asker_department_id]
+    query = select(*cell_keys, *columns).group_by(*cell_keys).order_by(*cell_keys)
     wide = _frame(session, query).rename(columns={"asker_department_id": "department_id"})
     wide["day"] = _day_text(wide["day"])
     key_names = ["day", "model_version_id", "department_id"]
-    stat_names = ["n", "total", "total_sq", "weighted_total", "weight_total"]
+    stat_names = ["n", "answers", "total", "cluster_sq", "size_sq", "cross", "weighted_total", "weight_total"]
     parts = [
         wide[key_names + [f"{dimension}|{stat}" for stat in stat_names]]
         .set_axis(key_names + stat_names, axis=1)
@@ -295,16 +317,37 @@ def quality_cells(session: Session, scope: Scope) -> pd.DataFrame:
 # --- agreement -------------------------------------------------------------------------------------
 
 
-def multi_rated_ratings(session: Session, scope: Scope) -> pd.DataFrame:
+@dataclass(frozen=True)
+class RaterScope:
+    """Whose ratings a report counts: None means no limit."""
+
+    auditor_ids: tuple[int, ...] | None = None
+    role: str | None = None
+    origins: tuple[str, ...] | None = None
+
+
+def _raters(raters: RaterScope) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if raters.auditor_ids is not None:
+        conditions.append(Rating.auditor_id.in_(raters.auditor_ids))
+    if raters.role is not None:
+        conditions.append(Rating.auditor_id.in_(select(User.id).where(User.role == raters.role)))
+    if raters.origins is not None:
+        conditions.append(Rating.origin.in_(raters.origins))
+    return conditions
+
+
+def multi_rated_ratings(session: Session, scope: Scope, raters: RaterScope = RaterScope()) -> pd.DataFrame:
     """Current ratings (answer_id, auditor username, the four dimensions) of the answers that at
-    least two auditors rated in the scope: the only rows agreement can use."""
+    least two of the ``raters`` rated in the scope: the only rows agreement can use."""
     _tune(session)
-    multi_rated = select(Rating.answer_id).where(*_current_ratings(scope)).group_by(Rating.answer_id)
+    group = _raters(raters)
+    multi_rated = select(Rating.answer_id).where(*_current_ratings(scope), *group).group_by(Rating.answer_id)
     if scope.filters_answers:
         multi_rated = multi_rated.join(REPORT_ANSWERS, REPORT_ANSWERS.c.id == Rating.answer_id)
     multi_rated = multi_rated.having(func.count() >= 2)
     query = select(Rating.answer_id, Rating.auditor_id, *(getattr(Rating, d) for d in DIMENSIONS)).where(
-        Rating.is_current == true(), *_window(Rating.created_at, scope), Rating.answer_id.in_(multi_rated)
+        Rating.is_current == true(), *_window(Rating.created_at, scope), *group, Rating.answer_id.in_(multi_rated)
     )
     frame = _frame(session, query, floats=DIMENSIONS)
     usernames = dict(session.execute(select(User.id, User.username)).tuples().all())
@@ -553,10 +596,15 @@ def succeeded_jobs(session: Session) -> pd.DataFrame:
 # --- metrics vs humans -----------------------------------------------------------------------------
 
 
-def answers_with_references(session: Session, scope: Scope) -> pd.DataFrame:
-    """Answers that have a reference answer — an SME's correction (review_decisions.corrected_answer)
-    or, failing that, a gold reference answer — with the mean of their current accuracy ratings in
-    the scope. Columns: answer_id, answer_text, reference, reference_kind, human_accuracy, ratings."""
+REFERENCE_KINDS = ("ingested", "sme_correction", "gold")
+
+
+def answers_with_references(session: Session, scope: Scope, *, dimension: str = "accuracy") -> pd.DataFrame:
+    """One row per answer and reference, for the answers that have any: references ingested for it
+    (``answer_references``), an SME's correction (review_decisions.corrected_answer) and a gold
+    reference answer, with the mean of the answer's current ``dimension`` ratings in the scope.
+    Columns: answer_id, model_version_id, answer_text, reference, reference_kind, human, ratings."""
+    ingested = select(AnswerReference.answer_id, AnswerReference.reference)
     corrections = (
         select(ReviewItem.answer_id, ReviewDecision.corrected_answer.label("reference"))
         .join(ReviewDecision, ReviewDecision.review_item_id == ReviewItem.id)
@@ -566,42 +614,42 @@ def answers_with_references(session: Session, scope: Scope) -> pd.DataFrame:
         GoldItem.answer_id.is_not(None)
     )
     frames = [
-        _frame(session, _with_human_accuracy(references.subquery(), scope)).assign(reference_kind=kind)
-        for kind, references in (("sme_correction", corrections), ("gold", gold))
+        _frame(session, _with_human_mean(references.subquery(), scope, dimension)).assign(reference_kind=kind)
+        for kind, references in zip(REFERENCE_KINDS, (ingested, corrections, gold), strict=True)
     ]
-    frame = pd.concat(frames, ignore_index=True)
-    # an SME's correction beats the gold reference for the same answer: it is the newer judgement
-    frame = frame.drop_duplicates("answer_id", keep="first").sort_values("answer_id").reset_index(drop=True)
-    frame["human_accuracy"] = frame["human_accuracy"].astype(float)
-    return frame[["answer_id", "answer_text", "reference", "reference_kind", "human_accuracy", "ratings"]]
+    frame = pd.concat(frames, ignore_index=True).sort_values(["answer_id"], kind="stable").reset_index(drop=True)
+    frame["human"] = frame["human"].astype(float)
+    return frame[["answer_id", "model_version_id", "answer_text", "reference", "reference_kind", "human", "ratings"]]
 
 
-def _with_human_accuracy(references: Any, scope: Scope) -> Select[Any]:
-    """Each referenced answer's text, its reference, and its current accuracy ratings' mean and count.
+def _with_human_mean(references: Any, scope: Scope, dimension: str) -> Select[Any]:
+    """Each referenced answer's text, its reference, and its current ``dimension`` ratings' mean and count.
 
     The ratings are outer-joined on purpose: SQLite keeps the left side of a LEFT JOIN as the outer
     loop, so the query walks the few referenced answers and probes their ratings by index instead
     of walking every rating.
     """
+    value = getattr(Rating, dimension)
     rating_in_scope = and_(
         Rating.answer_id == references.c.answer_id,
         Rating.is_current.is_(True),
-        Rating.accuracy.is_not(None),
+        value.is_not(None),
         *_window(Rating.created_at, scope),
     )
-    ratings = func.count(Rating.accuracy)
+    ratings = func.count(value)
     return (
         select(
             references.c.answer_id,
+            Answer.model_version_id,
             Answer.answer_text,
             references.c.reference,
-            cast(func.avg(Rating.accuracy), Float).label("human_accuracy"),
+            cast(func.avg(value), Float).label("human"),
             ratings.label("ratings"),
         )
         .select_from(references)
         .join(Answer, Answer.id == references.c.answer_id)
         .outerjoin(Rating, rating_in_scope)
         .where(*_answer_filters(scope))
-        .group_by(references.c.answer_id, Answer.answer_text, references.c.reference)
+        .group_by(references.c.answer_id, Answer.model_version_id, Answer.answer_text, references.c.reference)
         .having(ratings > 0)
     )

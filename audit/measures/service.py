@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,14 +25,25 @@ from audit.measures import funnel as funnel_measures
 from audit.measures import quality as quality_measures
 from audit.measures import repository, text_metrics
 from audit.measures.repository import Scope
-from audit.org.models import User
+from audit.org.models import ROLES, User
 from audit.permissions import require
-from audit.ratings.models import DIMENSIONS
+from audit.ratings.models import DIMENSIONS, RATING_ORIGINS
 
 REPORT_NAMES = ("quality", "agreement", "calibration", "fairness", "funnel", "metrics-vs-humans")
 CONFIDENCE = 0.95
-# metrics-vs-humans scores at most this many answers (a fixed random sample beyond it)
-MAX_SCORED_ANSWERS = 1000
+QUALITY_COLUMNS = [
+    "day",
+    "model_version",
+    "department",
+    "dimension",
+    "n",
+    "answers",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "too_few_answers",
+    "weighted_mean",
+]
 
 
 @dataclass(frozen=True)
@@ -91,25 +103,80 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def quality(session: Session, *, actor: User | None, filters: ReportFilters = ReportFilters()) -> dict[str, Any]:
-    """Mean of each dimension per rating day × model version × asker department, with n, the 95 %
-    t-interval of the mean and the production-weighted (Hajek) mean; see ``quality_measures``."""
+    """Mean of each dimension per rating day × model version × asker department, with n (ratings),
+    the answers they rate, the 95 % interval of the mean over answers (ratings of one answer are not
+    independent; none below ``min_answers_for_interval`` answers, and ``too_few_answers`` says so)
+    and the production-weighted (Hajek) mean; see ``quality_measures``."""
     require(actor, "view_dashboards")
     scope = resolve_scope(session, filters)
     cells = quality_measures.summarize_cells(repository.quality_cells(session, scope), confidence=CONFIDENCE)
     cells["model_version"] = cells["model_version_id"].map(repository.model_version_names(session))
     cells["department"] = cells["department_id"].map(repository.department_names(session))
-    columns = ["day", "model_version", "department", "dimension", "n", "mean", "ci_low", "ci_high", "weighted_mean"]
-    rows = _records(cells[columns].astype({"n": int}))
-    return {"confidence": CONFIDENCE, "rows": rows}
-
-
-def agreement(session: Session, *, actor: User | None, filters: ReportFilters = ReportFilters()) -> dict[str, Any]:
-    """Krippendorff's alpha per dimension (ordinal and interval) over every answer at least two
-    auditors rated, and quadratic-weighted kappa per auditor pair sharing 20 or more answers."""
-    require(actor, "view_dashboards")
-    ratings = repository.multi_rated_ratings(session, resolve_scope(session, filters))
-    by_dimension, pairs = agreement_measures.agreement(ratings, dimensions=DIMENSIONS)
+    rows = _records(cells[QUALITY_COLUMNS].astype({"n": int, "answers": int, "too_few_answers": bool}))
     return {
+        "confidence": CONFIDENCE,
+        "interval": "over answers (clustered), on the 1-5 scale",
+        "min_answers_for_interval": quality_measures.MIN_INTERVAL_ANSWERS,
+        "rows": rows,
+    }
+
+
+@dataclass(frozen=True)
+class RaterGroup:
+    """Whose ratings the agreement report compares (experts vs crowd, app vs imported): auditors by
+    username, a role, rating origins; None means everyone. ``min_shared_items`` is how many answers
+    two auditors must share for their kappa to be reported; ``pairs=False`` leaves kappa out (rotating
+    raters share few answers and make meaningless pairs)."""
+
+    auditors: tuple[str, ...] | None = None
+    role: str | None = None
+    origins: tuple[str, ...] | None = None
+    min_shared_items: int = agreement_measures.MIN_SHARED_ITEMS
+    pairs: bool = True
+
+
+def resolve_raters(session: Session, group: RaterGroup) -> repository.RaterScope:
+    """Usernames to ids; unknown names, roles and origins are errors."""
+    auditor_ids = None
+    if group.auditors is not None:
+        found = repository.user_ids_by_username(session, group.auditors)
+        missing = [name for name in group.auditors if name not in found]
+        if missing:
+            raise NotFoundError(f"no such user: {', '.join(missing)}")
+        auditor_ids = tuple(found[name] for name in group.auditors)
+    if group.role is not None and group.role not in ROLES:
+        raise ValidationError(f"role: {group.role!r} is not one of {', '.join(ROLES)}")
+    for origin in group.origins or ():
+        if origin not in RATING_ORIGINS:
+            raise ValidationError(f"origin: {origin!r} is not one of {', '.join(RATING_ORIGINS)}")
+    if group.min_shared_items < 1:
+        raise ValidationError(f"min_shared_items: {group.min_shared_items} must be 1 or more")
+    return repository.RaterScope(auditor_ids=auditor_ids, role=group.role, origins=group.origins)
+
+
+def agreement(
+    session: Session,
+    *,
+    actor: User | None,
+    filters: ReportFilters = ReportFilters(),
+    group: RaterGroup = RaterGroup(),
+) -> dict[str, Any]:
+    """Krippendorff's alpha per dimension (ordinal and interval) over every answer at least two
+    auditors of the ``group`` rated, and quadratic-weighted kappa per auditor pair sharing
+    ``group.min_shared_items`` (20) or more answers, unless ``group.pairs`` is False."""
+    require(actor, "view_dashboards")
+    raters = resolve_raters(session, group)
+    ratings = repository.multi_rated_ratings(session, resolve_scope(session, filters), raters)
+    by_dimension, pairs = agreement_measures.agreement(
+        ratings, dimensions=DIMENSIONS, min_shared_items=group.min_shared_items if group.pairs else sys.maxsize
+    )
+    return {
+        "group": {
+            "auditors": list(group.auditors) if group.auditors is not None else None,
+            "role": group.role,
+            "origins": list(group.origins) if group.origins is not None else None,
+        },
+        "min_shared_items": group.min_shared_items if group.pairs else None,
         "dimensions": {name: asdict(values) for name, values in by_dimension.items()},
         "pairs": [
             {
@@ -237,24 +304,71 @@ def funnel(session: Session, *, actor: User | None, filters: ReportFilters = Rep
     }
 
 
+@dataclass(frozen=True)
+class MetricsOptions:
+    """metrics-vs-humans: which human score the automatic ones are compared with, and how many
+    answers to score (None: every answer in the window that has a reference and a rating)."""
+
+    dimension: str = "accuracy"
+    sample: int | None = None
+
+
 def metrics_vs_humans(
-    session: Session, *, actor: User | None, filters: ReportFilters = ReportFilters()
+    session: Session,
+    *,
+    actor: User | None,
+    filters: ReportFilters = ReportFilters(),
+    options: MetricsOptions = MetricsOptions(),
 ) -> dict[str, Any]:
-    """Spearman correlation between automatic scores (ROUGE-L, token F1) of answers against their
-    reference (an SME's corrected answer, else the gold reference) and the answers' mean human
-    accuracy rating. Beyond ``MAX_SCORED_ANSWERS`` answers a fixed random sample of that many is
-    scored (ρ's standard error is then about 0.03), so the report stays interactive."""
+    """Rank agreement (Spearman's ρ and Kendall's τ-b) between automatic scores (ROUGE-L, token F1)
+    of answers against their references and the answers' mean human ``options.dimension`` rating:
+    per answer (item level) and per model version (system level: the versions' mean automatic
+    score against their mean human score). An answer's references are those ingested for it, an
+    SME's correction and its gold reference; its score is the best over them (the highest, as
+    multi-reference ROUGE takes it). Every answer in the window is scored, or a fixed random sample
+    of ``options.sample`` answers; the report says which."""
     require(actor, "view_dashboards")
-    pairs = repository.answers_with_references(session, resolve_scope(session, filters))
-    scored = pairs.sample(n=MAX_SCORED_ANSWERS, random_state=0) if len(pairs) > MAX_SCORED_ANSWERS else pairs
-    correlations = text_metrics.correlation_with_humans(
-        scored["answer_text"].tolist(), scored["reference"].tolist(), scored["human_accuracy"].astype(float).tolist()
-    )
+    if options.dimension not in DIMENSIONS:
+        raise ValidationError(f"dimension: {options.dimension!r} is not one of {', '.join(DIMENSIONS)}")
+    if options.sample is not None and options.sample < 1:
+        raise ValidationError(f"sample: {options.sample} must be 1 or more")
+    pairs = repository.answers_with_references(session, resolve_scope(session, filters), dimension=options.dimension)
+    answers = pairs.drop_duplicates("answer_id")[["answer_id", "model_version_id", "answer_text", "human"]]
+    total = len(answers)
+    if options.sample is not None and total > options.sample:
+        answers = answers.sample(n=options.sample, random_state=0).sort_values("answer_id")
+    references = pairs[pairs["answer_id"].isin(answers["answer_id"])].groupby("answer_id", sort=True)["reference"]
+    scored = answers.set_index("answer_id").sort_index()
+    scored["references"] = references.apply(list)
+    scores = text_metrics.best_scores(scored["answer_text"].tolist(), scored["references"].tolist())
+    for name, values in scores.items():
+        scored[name] = values
+    systems = scored.groupby("model_version_id")[["human", *scores]].mean()
+    names = repository.model_version_names(session)
     return {
-        "answers": len(pairs),
+        "dimension": options.dimension,
+        "answers": total,
         "scored": len(scored),
-        "references": {kind: int((pairs["reference_kind"] == kind).sum()) for kind in ("sme_correction", "gold")},
-        "metrics": [asdict(c) for c in correlations],
+        "sample": options.sample if options.sample is not None and total > options.sample else None,
+        "references": {kind: int((pairs["reference_kind"] == kind).sum()) for kind in repository.REFERENCE_KINDS},
+        "reference_rule": "best of the answer's references (the highest score)",
+        "metrics": [
+            asdict(text_metrics.rank_agreement(name, scored[name].tolist(), scored["human"].tolist()))
+            for name in scores
+        ],
+        "systems": [
+            asdict(text_metrics.rank_agreement(name, systems[name].tolist(), systems["human"].tolist()))
+            for name in scores
+        ],
+        "by_model_version": [
+            {
+                "model_version": names.get(int(version_id)),
+                "answers": int((scored["model_version_id"] == version_id).sum()),
+                "human": _number(row["human"]),
+                **{name: _number(row[name]) for name in scores},
+            }
+            for version_id, row in systems.iterrows()
+        ],
     }
 
 
@@ -269,9 +383,26 @@ REPORTS: dict[str, Callable[..., dict[str, Any]]] = {
 
 
 def report(
-    session: Session, *, actor: User | None, name: str, filters: ReportFilters = ReportFilters()
+    session: Session,
+    *,
+    actor: User | None,
+    name: str,
+    filters: ReportFilters = ReportFilters(),
+    group: RaterGroup | None = None,
+    metrics: MetricsOptions | None = None,
 ) -> dict[str, Any]:
-    """The report called ``name`` (one of ``REPORT_NAMES``)."""
+    """The report called ``name`` (one of ``REPORT_NAMES``); ``group`` only for agreement, ``metrics``
+    only for metrics-vs-humans."""
     if name not in REPORTS:
         raise ValidationError(f"unknown report {name!r}: choose one of {', '.join(REPORT_NAMES)}")
+    if group is not None:
+        if name != "agreement":
+            raise ValidationError(
+                "a rater group (auditors, role, origin, shared items, pairs) applies only to agreement"
+            )
+        return agreement(session, actor=actor, filters=filters, group=group)
+    if metrics is not None:
+        if name != "metrics-vs-humans":
+            raise ValidationError("a dimension or a sample size applies only to metrics-vs-humans")
+        return metrics_vs_humans(session, actor=actor, filters=filters, options=metrics)
     return REPORTS[name](session, actor=actor, filters=filters)

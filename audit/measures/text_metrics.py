@@ -12,10 +12,12 @@ import string
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from rouge_score import rouge_scorer, scoring, tokenizers
-from scipy import stats
+
+if TYPE_CHECKING:  # rouge-score brings nltk and scipy, a second to import: loaded on first use
+    from rouge_score import rouge_scorer, tokenizers
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -57,6 +59,8 @@ def token_f1(prediction: str, reference: str) -> float:
 
 @functools.lru_cache(maxsize=1)
 def _scorer() -> rouge_scorer.RougeScorer:
+    from rouge_score import rouge_scorer
+
     return rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=False)
 
 
@@ -87,11 +91,15 @@ def rouge_l(prediction: str, reference: str) -> float:
         return 0.0
     lcs = _lcs_length(prediction_tokens, reference_tokens)
     precision, recall = lcs / len(prediction_tokens), lcs / len(reference_tokens)
+    from rouge_score import scoring
+
     return float(scoring.fmeasure(precision, recall))
 
 
 @functools.lru_cache(maxsize=1)
 def _rouge_tokenizer() -> tokenizers.DefaultTokenizer:
+    from rouge_score import tokenizers
+
     return tokenizers.DefaultTokenizer(use_stemmer=False)
 
 
@@ -114,27 +122,41 @@ AUTOMATIC_METRICS = {"rougeL": rouge_l, "token_f1": token_f1}
 
 
 @dataclass(frozen=True)
-class Correlation:
+class RankAgreement:
+    """How well an automatic score orders items (or systems) as people do."""
+
     metric: str
     n: int
-    rho: float | None  # Spearman's rank correlation; None when undefined (n < 3 or a constant side)
-    p_value: float | None
+    spearman: float | None  # Spearman's ρ; None when undefined (n < 3 or a constant side)
+    spearman_p: float | None
+    kendall: float | None  # Kendall's τ-b (ties corrected); None when undefined
+    kendall_p: float | None
 
 
-def correlation_with_humans(
-    predictions: Sequence[str], references: Sequence[str], human_scores: Sequence[float]
-) -> list[Correlation]:
-    """Spearman's ρ (``scipy.stats.spearmanr``: Pearson's r of the ranks, ties given their mean
-    rank) between each automatic score of prediction vs reference and the human score, with its
-    two-sided p-value (t-distribution approximation)."""
-    humans = np.asarray(human_scores, dtype=float)
-    results = []
-    for name, metric in AUTOMATIC_METRICS.items():
-        scores = np.array([metric(p, r) for p, r in zip(predictions, references, strict=True)], dtype=float)
-        rho: float | None = None
-        p_value: float | None = None
-        if len(scores) >= 3 and np.ptp(scores) > 0 and np.ptp(humans) > 0:
-            result = stats.spearmanr(scores, humans)
-            rho, p_value = float(result.statistic), float(result.pvalue)
-        results.append(Correlation(metric=name, n=len(scores), rho=rho, p_value=p_value))
-    return results
+def rank_agreement(metric: str, scores: Sequence[float], humans: Sequence[float]) -> RankAgreement:
+    """Spearman's ρ (``scipy.stats.spearmanr``) and Kendall's τ-b (``scipy.stats.kendalltau``: pairs
+    ordered alike minus pairs ordered oppositely, over the geometric mean of the untied pairs on each
+    side) between ``scores`` and ``humans``, each with its two-sided p-value; None below 3 items or
+    when a side is constant."""
+    from scipy import stats
+
+    x = np.asarray(scores, dtype=float)
+    y = np.asarray(humans, dtype=float)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return RankAgreement(metric, len(x), None, None, None, None)
+    rho = stats.spearmanr(x, y)
+    tau = stats.kendalltau(x, y)
+    return RankAgreement(
+        metric, len(x), float(rho.statistic), float(rho.pvalue), float(tau.statistic), float(tau.pvalue)
+    )
+
+
+def best_scores(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
+    """Each automatic metric of each prediction against the best of its references (the highest
+    score over them, as multi-reference ROUGE takes it): one array per metric."""
+    return {
+        name: np.array(
+            [max(metric(p, r) for r in refs) for p, refs in zip(predictions, references, strict=True)], dtype=float
+        )
+        for name, metric in AUTOMATIC_METRICS.items()
+    }

@@ -106,6 +106,7 @@ class ReviewItemDetail:
     claimed_at: dt.datetime | None
     created_at: dt.datetime
     answer_id: int
+    answer_external_id: str
     question: str
     answer_text: str
     model_version_id: int
@@ -300,6 +301,7 @@ def review_item_detail(session: Session, *, actor: User | None, item_id: int) ->
         claimed_at=item.claimed_at,
         created_at=item.created_at,
         answer_id=answer.id,
+        answer_external_id=answer.external_id,
         question=answer.question,
         answer_text=answer.answer_text,
         model_version_id=answer.model_version_id,

@@ -60,8 +60,10 @@ def test_both_sides_store_every_row_and_report_wall_and_cpu_ratios(backend: str,
         assert timed.seconds > 0 and timed.cpu_seconds > 0
 
     figures = scenario.measure(_context(backend, count, 2, tmp_path))
-    assert len(figures) == 1
-    figure = figures[0]
+    assert [f.name for f in figures] == ["ingest answers", "ingest ratings", "CLI start (--help)"]
+    figure, ratings, start = figures
+    assert ratings.runs == 2 and ratings.floor and ratings.ratio == pytest.approx(ratings.median / ratings.floor)
+    assert start.runs == 2 and start.median > 0 and start.unit == "s"
     assert figure.runs == 2 and figure.ratio == pytest.approx(figure.median / figure.floor)
     assert len(figure.extra["floor_runs"]) == 2
     assert len(figure.extra["cpu_ratio_runs"]) == 2 and all(r > 0 for r in figure.extra["cpu_ratio_runs"])
@@ -87,3 +89,30 @@ def test_the_service_cpu_time_counts_its_decoding_worker(tmp_path: Path, monkeyp
         timed = scenario._ingest_with_service(engine, _answers_file(tmp_path, count), count)
     assert timed.worker_cpu_seconds > 0  # the worker ran, and its time is part of the service's
     assert timed.all_cpu_seconds == timed.cpu_seconds + timed.worker_cpu_seconds
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_both_sides_of_the_ratings_figure_store_the_same_ratings(backend: str, tmp_path: Path) -> None:
+    count = 60
+    path = tmp_path / "ratings.jsonl"
+    scenario.write_ratings_file(path, count)
+    stored = {}
+    for side in ("service", "floor"):
+        with scenario._fresh(_context(backend, count * 5, 1, tmp_path)) as engine:
+            scenario._insert_rated_answers(engine, count)
+            timed = (
+                scenario._ratings_with_service(engine, path, count)
+                if side == "service"
+                else scenario._ratings_floor(engine, count)
+            )
+            assert timed.seconds > 0
+            with engine.connect() as conn:
+                stored[side] = conn.execute(
+                    text(
+                        "SELECT a.external_id, u.username, r.accuracy, r.completeness, r.relevance, r.sources_correct,"
+                        " r.origin, r.is_current, r.idempotency_key, r.rubric_version FROM ratings r"
+                        " JOIN answers a ON a.id = r.answer_id JOIN users u ON u.id = r.auditor_id ORDER BY r.id"
+                    )
+                ).all()
+    assert len(stored["service"]) == count
+    assert stored["service"] == stored["floor"]

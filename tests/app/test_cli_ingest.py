@@ -18,6 +18,7 @@ from audit.answers.models import Answer
 from audit.db import make_engine
 from audit.org.models import User
 from audit.ratings.models import Rating
+from audit.sampling.models import GoldItem
 from tests import factories as f
 
 
@@ -264,3 +265,26 @@ def test_a_failing_worker_is_one_clear_error(env, sqlite_only_url, tmp_path, mon
     assert "Error: the worker process decoding the file failed: it stopped without finishing" in result.stderr
     assert result.stderr.rstrip().endswith("nothing was stored")
     assert count(sqlite_only_url, Answer.id) == 0
+
+
+def test_gold_files_are_all_or_nothing_and_idempotent(both_url, tmp_path) -> None:
+    env, database_url = env_for(both_url, tmp_path), both_url
+    gold = {
+        "question": "How many days of leave?",
+        "reference_answer": "Twenty-five days.",
+        "key_values": ["25 days"],
+        "gold_document": "POL-1@v1",
+        "department": "HR",
+    }
+    bad = write_jsonl(tmp_path / "bad.jsonl", [gold, {**gold, "question": "Other?", "key_values": []}])
+    refused = run(env, "ingest", "gold", str(bad))
+    assert refused.exit_code == 1
+    assert f"{bad}:2: key_values: expected a list of 1 to 50 values" in refused.stderr
+    assert count(database_url, GoldItem.id) == 0
+    path = write_jsonl(tmp_path / "gold.jsonl", [gold])
+    assert run(env, "ingest", "gold", str(path)).stdout.startswith("gold: 1 read, 1 inserted")
+    assert run(env, "ingest", "gold", str(path)).stdout.startswith("gold: 1 read, 0 inserted, 0 updated, 1 unchanged")
+    changed = write_jsonl(tmp_path / "changed.jsonl", [{**gold, "key_values": ["twenty-five days"]}])
+    assert run(env, "ingest", "gold", str(changed)).exit_code == 1
+    assert "1 updated" in run(env, "ingest", "gold", str(changed), "--update").stdout
+    assert count(database_url, GoldItem.id) == 1

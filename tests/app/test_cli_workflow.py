@@ -91,3 +91,32 @@ def test_route_and_review_commands(env: dict[str, str]) -> None:
     assert confirmed.exit_code == 0 and json.loads(confirmed.output)["root_cause"] == "hallucination"
     late = run(env, "review", "dismiss", item_id, "--as", "sam")
     assert late.exit_code == 1 and f"item {item_id} was decided by sam" in late.output
+
+
+def test_review_list_pages_and_says_how_many_more(env: dict[str, str]) -> None:
+    engine = make_engine(env["AUDITLOOP_DATABASE_URL"])
+    with Session(engine) as session:
+        hr, model = f.department(session, "HR"), f.model_version(session, "v9")
+        for _ in range(4):  # four more low scores: five review items in all
+            f.rating(session, ans=f.answer(session, dept=hr, model=model), auditor=f.user(session), accuracy=1)
+        session.commit()
+    engine.dispose()
+    assert json.loads(run(env, "route", "--json").output)["items_opened"] == 5
+    first = run(env, "review", "list", "--limit", "2")
+    assert first.output.rstrip().endswith("items 1-2 of 5; 3 more: --offset 2")
+    last = run(env, "review", "list", "--limit", "2", "--offset", "4")
+    assert last.output.rstrip().endswith("items 5-5 of 5")
+    assert run(env, "review", "list", "--offset", "9").output.rstrip().endswith("no items at offset 9 (5 in all)")
+    page = CliRunner().invoke(cli, ["review", "list", "--limit", "3", "--json"], env=env)
+    assert len(json.loads(page.stdout)) == 3 and page.stderr.strip() == "items 1-3 of 5; 2 more: --offset 3"
+    everything = json.loads(run(env, "review", "list", "--json").output)
+    assert [r["item_id"] for r in everything][:3] == [r["item_id"] for r in json.loads(page.stdout)]
+
+
+def test_review_show_names_the_answer_by_its_external_id(env: dict[str, str]) -> None:
+    run(env, "route")
+    (item,) = json.loads(run(env, "review", "list", "--json").output)
+    shown = json.loads(run(env, "review", "show", str(item["item_id"]), "--json").output)
+    assert shown["answer_external_id"].startswith("ans-")
+    text = run(env, "review", "show", str(item["item_id"])).output
+    assert f"answer {shown['answer_external_id']} (id {shown['answer_id']})" in text

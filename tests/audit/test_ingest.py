@@ -648,6 +648,33 @@ def test_a_rating_repeated_in_one_file(session, rated, tmp_path) -> None:
     ]
 
 
+@pytest.mark.parametrize("chunk_lines", [100, 1])
+def test_a_chunk_supersedes_what_an_earlier_line_of_it_stored(session, rated, tmp_path, chunk_lines: int) -> None:
+    # stored before: an imported rating of ans-1 (its key moves) and an app rating of ans-2 (superseded)
+    ingest(session, "ratings", write_jsonl(tmp_path / "before.jsonl", [rating()]))
+    app_rating = f.rating(session, ans=rated["answers"][1], auditor=rated["alice"], accuracy=5)
+    lines = [
+        rating(accuracy=1),  # replaces the imported rating of ans-1 (same key, other content)
+        rating("ans-2", accuracy=2),  # supersedes the app rating
+        rating("ans-2", accuracy=3, created_at="2025-10-02T09:00:00Z"),  # supersedes the line above
+    ]
+    summary = ingest(session, "ratings", write_jsonl(tmp_path / "r.jsonl", lines), update=True, chunk_lines=chunk_lines)
+    assert (summary.counts.inserted, summary.counts.updated, summary.counts.rejected) == (0, 3, 0)
+    old, new = ratings_of(session, rated["answers"][0])
+    assert (old.is_current, old.idempotency_key, new.is_current, new.supersedes_id) == (False, None, True, old.id)
+    assert new.idempotency_key is not None and new.accuracy == 1
+    app, second, third = ratings_of(session, rated["answers"][1])
+    assert app.id == app_rating.id and not app.is_current
+    assert (second.is_current, second.supersedes_id, second.accuracy) == (False, app.id, 2)
+    assert (third.is_current, third.supersedes_id, third.accuracy) == (True, second.id, 3)
+    assert (third.origin, third.rubric_version, third.created_at) == (
+        "import",
+        "v1",
+        dt.datetime(2025, 10, 2, 9, tzinfo=UTC),
+    )
+    assert ingest(session, "ratings", tmp_path / "r.jsonl", update=True).counts.unchanged == 3
+
+
 def test_update_replaces_an_example_outside_any_dataset_version(session, kb, tmp_path) -> None:
     path = write_jsonl(tmp_path / "ex.jsonl", [example("ex-1", "How many days of leave?")])
     ingest(session, "examples", path)

@@ -1,14 +1,23 @@
 """Ingest rows/s: ``ingest_file`` (the real service, a JSONL file of ~900-byte answer lines) vs the raw
 driver writing the same rows into an identical fresh table (``executemany`` on SQLite, ``COPY`` on
 PostgreSQL). Each side loads its own fresh database (migrated, reference data only) and commits, so
-neither inherits the other's write-ahead log or cache; on PostgreSQL a CHECKPOINT comes before each."""
+neither inherits the other's write-ahead log or cache; on PostgreSQL a CHECKPOINT comes before each.
+
+The same for past ratings (``ingest ratings``, one rating per five answers of the scale: 200k at
+1M) against the raw driver writing the same rows into the ratings table, each side on a fresh
+database already holding the rated answers. Beside them, the CPU time ``auditloop --help`` takes in
+a fresh interpreter: every ingest (and every cron run) pays the CLI's start first."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,6 +32,7 @@ from app.bench.context import Context
 from app.bench.databases import bench_database
 from app.bench.harness import Figure, with_floor
 from app.bench.synth import (
+    AUDITORS,
     Reference,
     answer_line,
     answer_row,
@@ -33,7 +43,7 @@ from app.bench.synth import (
 )
 from audit.base import utcnow
 from audit.db import make_session_factory
-from audit.ingest.bulk import sqlite_timestamp
+from audit.ingest.bulk import AnswerRow, insert_answers, sqlite_timestamp
 
 FLOOR_CHUNK = 50_000
 # issue 2: what "fast enough" means on a developer machine, beside the machine-independent ratio
@@ -42,6 +52,9 @@ MIN_RATIO = 0.5
 # answer text length that makes a JSONL line ~900 bytes (the JSON keys and sources take the rest)
 LINE_ANSWER_CHARS = 560
 PREFIX = "ingest"
+CLI_START_TARGET_S = 0.5  # issue 17: `auditloop --help` CPU seconds
+ANSWERS_PER_RATING = 5  # the ratings figure imports scale / 5 ratings (200k at 1M answers)
+RATERS_PER_ANSWER = 2
 _COLUMNS = (
     "external_id, question, answer_text, asker_department_id, model_version_id, sources, "
     "top_source_department_id, cites_other_department, confidence, latency_ms, created_at, content_hash, ingested_at"
@@ -138,7 +151,160 @@ def measure(ctx: Context) -> list[Figure]:
         # wall seconds far above CPU seconds mean the side waited (other processes, the disk)
         "cpu_seconds_runs": cpu_seconds,
     }
-    return [figure]
+    return [figure, ingest_ratings(ctx), cli_start(ctx)]
+
+
+def ingest_ratings(ctx: Context) -> Figure:
+    """Rows/s of ``ingest ratings`` (the real service) vs the raw driver storing the same rows."""
+    count = max(RATERS_PER_ANSWER, ctx.scale // ANSWERS_PER_RATING)
+    runs = ctx.runs if count < 200_000 else max(1, min(ctx.runs, ctx.options.large_ingest_runs))
+    work_dir = Path(tempfile.mkdtemp(prefix="auditloop-bench-ratings-", dir=ctx.options.work_dir))
+    path = work_dir / "ratings.jsonl"
+    try:
+        ctx.progress(f"ingest: writing {count:,} rating lines")
+        write_ratings_file(path, count)
+        service_rates: list[float] = []
+        floor_rates: list[float] = []
+        for run in range(runs):
+            order = ("service", "floor") if run % 2 == 0 else ("floor", "service")
+            timed: dict[str, Timed] = {}
+            for side in order:
+                with _fresh(ctx) as engine:
+                    _insert_rated_answers(engine, count)
+                    _checkpoint(engine)
+                    timed[side] = (
+                        _ratings_with_service(engine, path, count)
+                        if side == "service"
+                        else _ratings_floor(engine, count)
+                    )
+            service_rates.append(count / timed["service"].seconds)
+            floor_rates.append(count / timed["floor"].seconds)
+            ctx.progress(
+                f"ingest ratings run {run + 1}/{runs}: service {service_rates[-1]:,.0f} rows/s "
+                f"({timed['service'].seconds:.1f} s), raw driver {floor_rates[-1]:,.0f} rows/s ({timed['floor'].seconds:.1f} s)"
+            )
+    finally:
+        path.unlink(missing_ok=True)
+        work_dir.rmdir()
+    figure = ctx.figure(
+        "ingest ratings",
+        "rows/s",
+        service_rates,
+        higher_is_better=True,
+        target=f"≥ {MIN_RATIO:.0%} of raw driver",
+        notes=f"{count:,} past ratings ({RATERS_PER_ANSWER} auditors per answer), committed, into a fresh database "
+        "holding their answers",
+    )
+    floor_name = "sqlite3 executemany" if ctx.backend == "sqlite" else "psycopg COPY"
+    with_floor(figure, statistics.median(floor_rates), floor_name, min_ratio=MIN_RATIO)
+    figure.extra = {"floor_runs": floor_rates}
+    return figure
+
+
+def _rated(count: int) -> Iterator[tuple[int, int, dt.datetime, int]]:
+    """(answer number, auditor number, created_at, accuracy) of each rating, ``count`` in all."""
+    anchor = default_anchor()
+    for n in range(count):
+        answer, rater = divmod(n, RATERS_PER_ANSWER)
+        yield answer, (answer + rater) % AUDITORS, anchor - dt.timedelta(minutes=n), 1 + (n * 7) % 5
+
+
+def write_ratings_file(path: Path, count: int) -> None:
+    with path.open("w", encoding="utf-8", buffering=1 << 20) as fh:
+        for answer, auditor, created_at, accuracy in _rated(count):
+            line = {
+                "answer_external_id": f"{PREFIX}-{answer}",
+                "auditor": f"auditor{auditor:02d}",
+                "created_at": created_at.isoformat(),
+                "accuracy": accuracy,
+                "completeness": 1 + (accuracy + 1) % 5,
+                "relevance": 4,
+                "sources_correct": "yes",
+            }
+            fh.write(json.dumps(line) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _insert_rated_answers(engine: Engine, ratings: int) -> None:
+    """The answers the ratings rate (not timed)."""
+    count = -(-ratings // RATERS_PER_ANSWER)
+    with engine.connect() as conn:
+        departments = {name: i for i, name in conn.execute(text("SELECT id, name FROM departments"))}
+        model_id = conn.execute(text("SELECT id FROM model_versions WHERE name = 'v1'")).scalar_one()
+    ref = Reference(department_ids=departments, user_ids={}, auditor_ids=[], model_version_id=model_id)
+    now = utcnow()
+    with engine.begin() as conn:
+        chunk: list[AnswerRow] = []
+        for answer in _answers(count):
+            chunk.append(answer_row(answer, ref, now))
+            if len(chunk) >= FLOOR_CHUNK:
+                insert_answers(conn, chunk)
+                chunk = []
+        insert_answers(conn, chunk)
+
+
+def _ratings_with_service(engine: Engine, path: Path, count: int) -> Timed:
+    from audit.ingest.service import ingest_file
+
+    configure_mappers()
+    session = make_session_factory(engine)()
+    try:
+        session.connection()
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        summary = ingest_file(session, actor=None, kind="ratings", path=path)
+        session.commit()
+        timed = Timed(time.perf_counter() - started, time.thread_time() - cpu_started)
+    finally:
+        session.close()
+    if summary.counts.inserted != count:
+        raise RuntimeError(f"ingest stored {summary.counts.inserted} of {count} ratings: {summary.line()}")
+    return timed
+
+
+def _ratings_floor(engine: Engine, count: int) -> Timed:
+    """The raw driver storing the same rating rows (built before the clock starts) and committing."""
+    from audit.ingest.bulk import insert_ratings, timestamp_formatter
+    from audit.ingest.ratings import import_key
+
+    with engine.connect() as conn:
+        answer_ids = dict(conn.execute(text("SELECT external_id, id FROM answers")).tuples().all())
+        user_ids = dict(conn.execute(text("SELECT username, id FROM users")).tuples().all())
+    stamp = timestamp_formatter(engine.dialect.name)
+    rows = []
+    for n, (answer, auditor, created_at, accuracy) in enumerate(_rated(count), start=1):
+        external_id, username = f"{PREFIX}-{answer}", f"auditor{auditor:02d}"
+        rows.append(
+            (n, answer_ids[external_id], user_ids[username], accuracy, 1 + (accuracy + 1) % 5, 4, None, "yes")
+            + (False, None, None, None, "v1", "import", True, None, import_key(external_id, username, created_at))
+            + (stamp(created_at),)
+        )
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")  # BEGIN (IMMEDIATE on SQLite) before the clock starts
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        for start in range(0, len(rows), FLOOR_CHUNK):
+            insert_ratings(conn, rows[start : start + FLOOR_CHUNK])
+        conn.commit()
+        return Timed(time.perf_counter() - started, time.thread_time() - cpu_started)
+
+
+def cli_start(ctx: Context) -> Figure:
+    """CPU seconds (user + system) of ``auditloop --help`` in a fresh interpreter, per run."""
+    code = "import sys; from app.cli.main import main; sys.argv = ['auditloop', '--help']; main()"
+    seconds = []
+    for _ in range(ctx.runs):
+        before = _children_cpu()
+        subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
+        seconds.append(_children_cpu() - before)
+    figure = ctx.figure(
+        "CLI start (--help)",
+        "s",
+        seconds,
+        target=f"≤ {CLI_START_TARGET_S} s CPU",
+        notes="user + system CPU seconds of a fresh interpreter running `auditloop --help` (Python's own start included)",
+    )
+    figure.met = figure.median <= CLI_START_TARGET_S
+    return figure
 
 
 @contextlib.contextmanager

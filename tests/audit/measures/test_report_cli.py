@@ -78,7 +78,8 @@ def test_fairness_json_shape(env: dict[str, str]) -> None:
 
 def test_agreement_json_shape(env: dict[str, str]) -> None:
     data = json.loads(run(env, "agreement", "--json").output)
-    assert set(data) == {"dimensions", "pairs"}
+    assert set(data) == {"group", "min_shared_items", "dimensions", "pairs"}
+    assert data["group"] == {"auditors": None, "role": None, "origins": None} and data["min_shared_items"] == 20
     assert set(data["dimensions"]["accuracy"]) == {"alpha_ordinal", "alpha_interval", "items", "ratings"}
     assert data["dimensions"]["accuracy"]["alpha_interval"] == pytest.approx(1.0)  # the two always agree
     assert data["dimensions"]["accuracy"]["items"] == 6
@@ -116,3 +117,22 @@ def test_unmigrated_database_is_refused(tmp_path: Path) -> None:
     env = {"AUDITLOOP_DATA_DIR": str(tmp_path), "AUDITLOOP_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
     result = run(env, "quality")
     assert result.exit_code == 1 and "auditloop db upgrade" in result.output
+
+
+def test_agreement_by_group_from_the_command_line(env: dict[str, str]) -> None:
+    result = run(env, "agreement", "--role", "auditor", "--origin", "app", "--no-pairs")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Raters: role auditor; origin app\n")
+    assert "Cohen's kappa" not in result.output
+    data = json.loads(run(env, "agreement", "--min-shared-items", "2", "--json").output)
+    assert data["min_shared_items"] == 2
+    unknown = run(env, "agreement", "--auditors", "nobody")
+    assert unknown.exit_code == 1 and "no such user: nobody" in unknown.output
+    assert run(env, "quality", "--role", "auditor").exit_code == 2
+
+
+def test_metrics_vs_humans_options_from_the_command_line(env: dict[str, str]) -> None:
+    result = run(env, "metrics-vs-humans", "--dimension", "completeness", "--sample", "5")
+    assert result.exit_code == 0, result.output
+    assert "completeness rating" in result.output and "Per model version (system level)" in result.output
+    assert run(env, "quality", "--sample", "5").exit_code == 2

@@ -4,7 +4,6 @@ computed by hand or by the reference libraries on the same ratings."""
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,18 +12,20 @@ import numpy as np
 import pandas as pd
 import pytest
 from fairlearn.metrics import MetricFrame
+from scipy import stats
 from sqlalchemy.orm import Session
 
+from audit.answers.models import AnswerReference
 from audit.errors import NotFoundError, PermissionDenied, ValidationError
 from audit.measures import service
 from audit.measures.agreement import quadratic_kappa
+from audit.measures.quality import MIN_INTERVAL_ANSWERS, clustered_interval
 from audit.measures.service import ReportFilters
-from audit.measures.text_metrics import correlation_with_humans
+from audit.measures.text_metrics import rouge_l, token_f1
 from audit.review.models import ReviewDecision, ReviewItem
 from tests import factories as f
 
 DAY1, DAY2, DAY3 = dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 4)
-T_975_2 = 4.302652729911275  # t-table: two-sided 95 %, 2 degrees of freedom
 
 
 def at(day: dt.date, hour: int) -> dt.datetime:
@@ -154,24 +155,39 @@ def quality_row(report: dict[str, Any], **key: Any) -> dict[str, Any]:
 
 def test_quality_means_intervals_and_weighted_means(session: Session, company: Company) -> None:
     report = service.quality(session, actor=None)
-    assert report["confidence"] == 0.95
+    assert report["confidence"] == 0.95 and report["min_answers_for_interval"] == MIN_INTERVAL_ANSWERS
     legal = quality_row(report, day="2026-11-02", model_version="v1", department="Legal", dimension="accuracy")
-    # current ratings 5 (w 2), 4 (w 2), 3 (never sampled, w 1); the superseded 1 is not counted
-    assert legal["n"] == 3
+    # current ratings 5 (w 2), 4 (w 2) of a1 and 3 (never sampled, w 1) of a2; the superseded 1 is not counted
+    assert (legal["n"], legal["answers"]) == (3, 2)
     assert legal["mean"] == pytest.approx(4.0)
-    assert legal["ci_low"] == pytest.approx(4.0 - T_975_2 / math.sqrt(3))
-    assert legal["ci_high"] == pytest.approx(4.0 + T_975_2 / math.sqrt(3))
+    # two answers are too few for an interval: the report says so instead
+    assert (legal["ci_low"], legal["ci_high"], legal["too_few_answers"]) == (None, None, True)
     assert legal["weighted_mean"] == pytest.approx((2 * 5 + 2 * 4 + 1 * 3) / 5)
     hr = quality_row(report, day="2026-11-02", model_version="v1", department="HR", dimension="accuracy")
     # 2 (w 3, assigned), 4 (imported, w 3 from the answer's sample item), 5 (never sampled, w 1)
-    assert hr["mean"] == pytest.approx(11 / 3)
-    assert hr["ci_high"] - hr["mean"] == pytest.approx(T_975_2 * math.sqrt(7) / 3)  # s² = 7/3
+    assert hr["mean"] == pytest.approx(11 / 3) and (hr["n"], hr["answers"]) == (3, 2)
     assert hr["weighted_mean"] == pytest.approx((3 * 2 + 3 * 4 + 1 * 5) / 7)
     coherence = quality_row(report, day="2026-11-02", model_version="v1", department="Legal", dimension="coherence")
     assert (coherence["n"], coherence["mean"]) == (3, pytest.approx(4.0))  # 5, 3 and the default 4
     single = quality_row(report, day="2026-11-02", model_version="v2", department="HR", dimension="accuracy")
     assert (single["n"], single["mean"], single["ci_low"], single["weighted_mean"]) == (1, 3.0, None, 3.0)
     assert {r["day"] for r in report["rows"]} == {"2026-11-02", "2026-11-03"}
+
+
+def test_quality_intervals_are_over_answers(session: Session, company: Company) -> None:
+    # five answers rated by one to three auditors: the hand-computed case of tests/audit/measures/test_quality.py
+    clusters = [[5, 5], [4, 4, 4], [2], [3, 1], [4]]
+    sales, v5 = f.department(session, "Sales"), f.model_version(session, "v5")
+    auditors = [f.user(session) for _ in range(3)]
+    for ratings in clusters:
+        ans = f.answer(session, dept=sales, model=v5)
+        for auditor, accuracy in zip(auditors, ratings, strict=False):
+            rate(session, ans, auditor, accuracy, 10, day=DAY3)
+    row = quality_row(service.quality(session, actor=None), model_version="v5", dimension="accuracy")
+    assert (row["n"], row["answers"], row["too_few_answers"]) == (9, 5, False)
+    expected = clustered_interval(clusters)
+    assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx(expected)
+    assert 1 < row["ci_low"] < 32 / 9 < row["ci_high"] < 5
 
 
 def test_quality_filters(session: Session, company: Company) -> None:
@@ -188,7 +204,7 @@ def test_quality_filters(session: Session, company: Company) -> None:
 
 def test_agreement_over_answers_rated_twice(session: Session, company: Company) -> None:
     report = service.agreement(session, actor=None)
-    assert set(report) == {"dimensions", "pairs"}
+    assert set(report) == {"group", "min_shared_items", "dimensions", "pairs"}
     accuracy = report["dimensions"]["accuracy"]
     # a1: alice 5, bob 4; a3: alice 2, carol 4 (a2 has one current rating: not pairable)
     reliability = [[5, 2], [4, np.nan], [np.nan, 4]]  # coders × units
@@ -200,6 +216,39 @@ def test_agreement_over_answers_rated_twice(session: Session, company: Company) 
     assert (accuracy["items"], accuracy["ratings"]) == (2, 4)
     assert report["pairs"] == []
     assert set(report["dimensions"]) == {"accuracy", "completeness", "relevance", "coherence"}
+
+
+def test_agreement_by_rater_group(session: Session, company: Company) -> None:
+    # a1: alice 5, bob 4 (app); a3: alice 2 (app), carol 4 (imported)
+    both = service.agreement(session, actor=None, group=service.RaterGroup(auditors=("alice", "bob")))
+    assert both["group"]["auditors"] == ["alice", "bob"]
+    assert (both["dimensions"]["accuracy"]["items"], both["dimensions"]["accuracy"]["ratings"]) == (1, 2)
+    app_only = service.agreement(session, actor=None, group=service.RaterGroup(origins=("app",)))
+    assert app_only["dimensions"]["accuracy"]["items"] == 1  # a3's second rating is an import
+    imported = service.agreement(session, actor=None, group=service.RaterGroup(origins=("import",)))
+    assert imported["dimensions"]["accuracy"]["items"] == 0
+    smes = service.agreement(session, actor=None, group=service.RaterGroup(role="sme"))
+    assert smes["dimensions"]["accuracy"]["items"] == 0
+    with pytest.raises(NotFoundError, match="no such user: nobody"):
+        service.agreement(session, actor=None, group=service.RaterGroup(auditors=("alice", "nobody")))
+    with pytest.raises(ValidationError, match="applies only to agreement"):
+        service.report(session, actor=None, name="quality", group=service.RaterGroup(role="auditor"))
+
+
+def test_agreement_pairs_need_the_shared_answers_asked_for(session: Session) -> None:
+    dept, model = f.department(session, "Legal"), f.model_version(session)
+    alice, bob = f.user(session, username="alice"), f.user(session, username="bob")
+    for a, b in zip([1, 2, 3, 4, 5], [1, 3, 3, 5, 4], strict=True):
+        ans = f.answer(session, dept=dept, model=model)
+        f.rating(session, ans=ans, auditor=alice, accuracy=a)
+        f.rating(session, ans=ans, auditor=bob, accuracy=b)
+    assert service.agreement(session, actor=None)["pairs"] == []  # 5 shared answers < 20
+    five = service.agreement(session, actor=None, group=service.RaterGroup(min_shared_items=5))
+    accuracy = [p for p in five["pairs"] if p["dimension"] == "accuracy"]
+    assert accuracy[0]["kappa"] == pytest.approx(quadratic_kappa([1, 2, 3, 4, 5], [1, 3, 3, 5, 4]))
+    none = service.agreement(session, actor=None, group=service.RaterGroup(min_shared_items=1, pairs=False))
+    assert none["pairs"] == [] and none["min_shared_items"] is None
+    assert none["dimensions"]["accuracy"]["items"] == 5
 
 
 def test_agreement_pairs_with_twenty_shared_answers(session: Session) -> None:
@@ -330,17 +379,65 @@ def test_funnel_window_is_on_sampling_time(session: Session, company: Company) -
 # --- metrics vs humans -----------------------------------------------------------------------------
 
 
+A1_GOLD = "Travel forms are due within 30 days, receipts attached."
+
+
 def test_metrics_vs_humans(session: Session, company: Company) -> None:
     report = service.metrics_vs_humans(session, actor=None)
-    # a1 has both an SME correction and a gold reference: the correction is used
-    assert report["answers"] == 4 and report["scored"] == 4
-    assert report["references"] == {"sme_correction": 2, "gold": 2}
-    texts = [company.texts[k] for k in ("a1", "a2", "a3", "a6")]
-    expected = correlation_with_humans([t[0] for t in texts], [t[1] for t in texts], [t[2] for t in texts])
-    assert report["metrics"] == [
-        {"metric": c.metric, "n": 4, "rho": pytest.approx(c.rho), "p_value": pytest.approx(c.p_value)} for c in expected
+    assert (report["dimension"], report["answers"], report["scored"], report["sample"]) == ("accuracy", 4, 4, None)
+    assert report["references"] == {"ingested": 0, "sme_correction": 2, "gold": 3}
+    # a1 has an SME correction and a gold reference: its score is the better of the two
+    answers = ("a1", "a2", "a3", "a6")
+    texts = [company.texts[k][0] for k in answers]
+    references = [[company.texts[k][1]] + ([A1_GOLD] if k == "a1" else []) for k in answers]
+    humans = [company.texts[k][2] for k in answers]
+    rouge = [max(rouge_l(t, r) for r in refs) for t, refs in zip(texts, references, strict=True)]
+    f1 = [max(token_f1(t, r) for r in refs) for t, refs in zip(texts, references, strict=True)]
+    for row, scores in zip(report["metrics"], (rouge, f1), strict=True):
+        rho, tau = stats.spearmanr(scores, humans), stats.kendalltau(scores, humans)
+        assert row["n"] == 4
+        assert (row["spearman"], row["spearman_p"]) == (pytest.approx(rho.statistic), pytest.approx(rho.pvalue))
+        assert (row["kendall"], row["kendall_p"]) == (pytest.approx(tau.statistic), pytest.approx(tau.pvalue))
+    # every answer here is v1's: one system, too few for a correlation
+    assert [s["n"] for s in report["systems"]] == [1, 1] and report["systems"][0]["spearman"] is None
+    assert report["by_model_version"] == [
+        {
+            "model_version": "v1",
+            "answers": 4,
+            "human": pytest.approx(sum(humans) / 4),
+            "rougeL": pytest.approx(sum(rouge) / 4),
+            "token_f1": pytest.approx(sum(f1) / 4),
+        }
     ]
-    assert all(m["rho"] is not None for m in report["metrics"])
+
+
+def test_metrics_vs_humans_with_ingested_references_a_dimension_and_a_sample(
+    session: Session, company: Company
+) -> None:
+    a2 = company.answers["a2"]
+    before = service.metrics_vs_humans(session, actor=None)["by_model_version"][0]["rougeL"]
+    session.add_all(
+        [
+            AnswerReference(answer_id=a2.id, reference="Something else.", reference_hash="x" * 64),
+            AnswerReference(answer_id=a2.id, reference=company.texts["a2"][0], reference_hash="y" * 64),
+        ]
+    )
+    session.flush()
+    report = service.metrics_vs_humans(session, actor=None)
+    assert report["references"]["ingested"] == 2
+    # the ingested copy of a2's own text is now its best reference: a perfect score for a2
+    a2_before = rouge_l(company.texts["a2"][0], company.texts["a2"][1])
+    assert report["by_model_version"][0]["rougeL"] == pytest.approx(before + (1.0 - a2_before) / 4)
+    whole = service.metrics_vs_humans(session, actor=None, options=service.MetricsOptions(sample=4))
+    assert whole["sample"] is None and whole["scored"] == 4  # a sample as large as the window is the window
+    sampled = service.metrics_vs_humans(session, actor=None, options=service.MetricsOptions(sample=3))
+    assert (sampled["answers"], sampled["scored"], sampled["sample"]) == (4, 3, 3)
+    completeness = service.metrics_vs_humans(session, actor=None, options=service.MetricsOptions("completeness"))
+    assert completeness["dimension"] == "completeness" and completeness["answers"] == 4
+    with pytest.raises(ValidationError, match="dimension: 'tone'"):
+        service.metrics_vs_humans(session, actor=None, options=service.MetricsOptions("tone"))
+    with pytest.raises(ValidationError, match="applies only to metrics-vs-humans"):
+        service.report(session, actor=None, name="quality", metrics=service.MetricsOptions(sample=3))
 
 
 # --- permissions and filters -----------------------------------------------------------------------
@@ -376,4 +473,4 @@ def test_answer_filters_reach_every_report(session: Session, company: Company) -
     fairness = service.fairness(session, actor=None, filters=ReportFilters(model_version="v2"))
     assert set(fairness["by_department"]) == {"HR"} and fairness["by_department"]["HR"]["ratings"] == 1
     metrics = service.metrics_vs_humans(session, actor=None, filters=ReportFilters(department="Legal"))
-    assert metrics["answers"] == 2 and metrics["references"] == {"sme_correction": 1, "gold": 1}
+    assert metrics["answers"] == 2 and metrics["references"] == {"ingested": 0, "sme_correction": 1, "gold": 2}

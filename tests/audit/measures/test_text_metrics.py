@@ -9,9 +9,10 @@ from rouge_score import rouge_scorer
 from scipy import stats
 
 from audit.measures.text_metrics import (
-    correlation_with_humans,
+    best_scores,
     exact_match,
     normalize_answer,
+    rank_agreement,
     rouge_l,
     rouge_scores,
     token_f1,
@@ -70,31 +71,28 @@ def test_rouge_l_equals_rouge_score_on_many_pairs() -> None:
         assert rouge_l(prediction, reference) == pytest.approx(expected, abs=1e-12), (prediction, reference)
 
 
-def test_correlation_with_humans_perfect_ranking() -> None:
+def test_rank_agreement_of_a_perfect_ranking() -> None:
     reference = "alpha beta gamma delta"
     predictions = ["alpha", "alpha beta", "alpha beta gamma", "alpha beta gamma delta"]
-    humans = [1.0, 2.0, 3.5, 5.0]
-    results = {c.metric: c for c in correlation_with_humans(predictions, [reference] * 4, humans)}
-    assert set(results) == {"rougeL", "token_f1"}
-    for result in results.values():
-        assert result.n == 4
-        assert result.rho == pytest.approx(1.0)
+    scores = best_scores(predictions, [[reference]] * 4)
+    assert set(scores) == {"rougeL", "token_f1"}
+    for name, values in scores.items():
+        result = rank_agreement(name, values.tolist(), [1.0, 2.0, 3.5, 5.0])
+        assert (result.n, result.spearman, result.kendall) == (4, pytest.approx(1.0), pytest.approx(1.0))
 
 
-def test_correlation_with_humans_matches_scipy() -> None:
-    predictions = ["a b c", "a x", "q r s", "a b", "b c d e"]
-    references = ["a b c d"] * 5
-    humans = [4.0, 2.0, 1.0, 4.0, 3.0]
-    token_scores = [token_f1(p, r) for p, r in zip(predictions, references, strict=True)]
-    expected = stats.spearmanr(token_scores, humans)
-    result = next(c for c in correlation_with_humans(predictions, references, humans) if c.metric == "token_f1")
-    assert result.rho == pytest.approx(expected.statistic)
-    assert result.p_value == pytest.approx(expected.pvalue)
+def test_rank_agreement_against_scipy_and_its_undefined_cases() -> None:
+    scores, humans = [0.1, 0.4, 0.35, 0.8, 0.8], [1, 3, 2, 5, 4]
+    result = rank_agreement("rougeL", scores, humans)
+    tau = stats.kendalltau(scores, humans)
+    assert (result.metric, result.n) == ("rougeL", 5)
+    assert (result.kendall, result.kendall_p) == (pytest.approx(tau.statistic), pytest.approx(tau.pvalue))
+    assert result.spearman == pytest.approx(stats.spearmanr(scores, humans).statistic)
+    assert rank_agreement("x", [0.1, 0.2], [1, 2]).spearman is None  # fewer than 3
+    assert rank_agreement("x", [0.5, 0.5, 0.5], [1, 2, 3]).kendall is None  # a constant side
 
 
-def test_correlation_is_none_when_undefined() -> None:
-    few = correlation_with_humans(["a", "b"], ["a", "a"], [1.0, 2.0])
-    constant_humans = correlation_with_humans(["a", "b", "a b"], ["a b"] * 3, [3.0, 3.0, 3.0])
-    for result in [*few, *constant_humans]:
-        assert result.rho is None and result.p_value is None
-    assert few[0].n == 2
+def test_best_scores_take_the_best_reference() -> None:
+    scores = best_scores(["the cat sat"], [["a dog ran", "the cat sat down"]])
+    assert scores["rougeL"][0] == pytest.approx(rouge_l("the cat sat", "the cat sat down"))
+    assert scores["token_f1"][0] == pytest.approx(token_f1("the cat sat", "the cat sat down"))
