@@ -300,6 +300,38 @@ def test_keys_still_score_and_submit_after_a_switch_is_clicked(live: LiveApp, pa
     assert (scores, rating.sources_correct, rating.comment) == ([4, 3, 2, 1], "no", None)
 
 
+def test_ctrl_enter_in_the_comment_box_submits_once(live: LiveApp, page: Any) -> None:
+    """Ctrl+Enter typed in the Comment box rates the item shown, once: the next item, which the auditor
+    has not seen, is not rated with the same scores (the text area's own shortcut and the page's key
+    handler both submitted)."""
+    auditor = plain_auditor(live, nth=-1)
+    log_in(page, live.server.url, auditor, live.company.password)
+    number, assignment_id = item_shown(page)
+    page.get_by_text("Comment or correction").click()
+    comment = page.get_by_role("textbox", name="Comment")
+    comment.wait_for()
+    wait_for_app_idle(page)
+    press_rating(page, "3333", "y")
+    comment.click()
+    comment.press_sequentially("clear enough")
+    comment.press("Control+Enter")
+    page.get_by_text(re.compile(rf"^Item {number + 1} of \d+.*Rating saved|Nothing left to rate")).first.wait_for()
+    wait_for_app_idle(page)
+    page.wait_for_timeout(1500)  # time for a second submit to arrive, if one was sent
+    wait_for_app_idle(page)
+    no_exception_shown(page)
+    scores, rating = stored_rating(live, assignment_id)
+    assert (scores, rating.sources_correct, rating.comment) == ([3, 3, 3, 3], "yes", "clear enough")
+    with live.db() as session:
+        rated = session.scalars(
+            select(Rating.assignment_id).where(Rating.auditor_id == live.company.users[auditor], Rating.origin == "app")
+        ).all()
+    assert assignment_id in rated and len(rated) == len(set(rated))
+    next_number, next_assignment = item_shown(page)
+    assert next_number == number + 1
+    assert next_assignment not in rated
+
+
 def test_sme_confirms_a_flagged_item_with_a_correction(live: LiveApp, page: Any) -> None:
     item = live.company.hr_review_item_id
     log_in(page, live.server.url, "sme.hr", live.company.password)
