@@ -194,9 +194,12 @@ with confirm_column:
     root_cause = st.selectbox(
         "Root cause",
         ROOT_CAUSES,
+        index=None,  # chosen by the SME, never a default that a click on Confirm would store
+        placeholder="Choose the root cause",
         format_func=lambda c: c.replace("_", " "),
         key=f"review.root_cause.{detail.item_id}",
-        help="Wrong training data, an outdated source and a hallucination need the corrected answer.",
+        help="Wrong training data, an outdated source and a hallucination need the corrected answer, "
+        "written as the answer should have been (the model's answer itself is refused).",
     )
     corrected = st.text_area(
         "Corrected answer",
@@ -216,7 +219,10 @@ with confirm_column:
         key=f"review.document.{detail.item_id}",
     )
     confirm_note = st.text_input("Note (optional)", key=f"review.confirm_note.{detail.item_id}", max_chars=500)
-    if st.button("Confirm the problem", type="primary", key=f"review.confirm.{detail.item_id}"):
+    confirm_clicked = st.button("Confirm the problem", type="primary", key=f"review.confirm.{detail.item_id}")
+    if confirm_clicked and root_cause is None:
+        st.error("Choose the root cause first.")
+    elif confirm_clicked and root_cause is not None:
         with show_errors() as outcome, services.unit_of_work() as uow:
             review_service.confirm(
                 uow.session,

@@ -33,6 +33,7 @@ from audit import checks
 from audit.auditlog import service as auditlog
 from audit.base import utcnow
 from audit.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from audit.knowledge.hashing import normalise_text
 from audit.knowledge.models import Document
 from audit.org.models import User
 from audit.permissions import require
@@ -442,13 +443,22 @@ def confirm(
     correct_document_id: int | None = None,
     now: dt.datetime | None = None,
 ) -> DecisionView:
-    """Confirm a problem with its root cause; content causes need the corrected answer."""
+    """Confirm a problem with its root cause; content causes need the corrected answer, and one that
+    differs from the answer (whitespace and case aside)."""
     sme = _require_sme(actor)
     if root_cause not in ROOT_CAUSES:
         raise ValidationError(f"root_cause: {root_cause!r} is not one of {', '.join(ROOT_CAUSES)}")
     corrected = checks.text("corrected_answer", corrected_answer, CORRECTED_ANSWER_MAX)
     if root_cause in CONTENT_ROOT_CAUSES and not corrected:
         raise ValidationError(f"corrected_answer: required when the root cause is {root_cause}")
+    if root_cause in CONTENT_ROOT_CAUSES and corrected:
+        # the correction becomes a training example: the answer itself as its correction would teach
+        # the model the very error the SME confirms
+        answer = sampling_repo.answer_with_department(session, _load(session, sme, item_id).answer_id)
+        if answer is not None and normalise_text(corrected) == normalise_text(answer[0].answer_text):
+            raise ValidationError(
+                f"corrected_answer: the same as the answer; write the answer as it should have been ({root_cause})"
+            )
     if correct_document_id is not None:
         document_id = checks.row_id("correct_document_id", correct_document_id)
         if document_id is None or session.get(Document, document_id) is None:

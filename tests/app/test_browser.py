@@ -19,8 +19,9 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from app.views import PAGES
+from audit.answers.models import Answer
 from audit.ratings.models import DIMENSIONS, Rating
-from audit.review.models import ReviewDecision
+from audit.review.models import ReviewDecision, ReviewItem
 from audit.sampling.models import Assignment
 from tests.app.browser import (
     AUDITORS,
@@ -355,6 +356,37 @@ def test_sme_confirms_a_flagged_item_with_a_correction(live: LiveApp, page: Any)
         decision = session.scalars(select(ReviewDecision).where(ReviewDecision.review_item_id == item)).one()
     assert (decision.decision, decision.root_cause) == ("confirm", "hallucination")
     assert decision.corrected_answer == "HR records are kept for six years after employment ends, then deleted."
+
+
+def test_sme_cannot_confirm_a_hallucination_with_the_answer_as_its_correction(live: LiveApp, page: Any) -> None:
+    """The corrected-answer box starts with the auditor's suggestion or the model's answer; confirmed as
+    it is, with a content cause, the error itself would become a training example. No root cause is
+    chosen for the SME, and the model's answer as the correction is refused."""
+    item = live.company.review_item_id
+    log_in(page, live.server.url, "sme.legal", live.company.password)
+    page.get_by_role("heading", name=f"Item {item}").wait_for()
+    wait_for_app_idle(page)
+    confirm = page.get_by_role("button", name="Confirm the problem")
+    confirm.click()  # nothing chosen: no default root cause is stored
+    page.get_by_text("Choose the root cause first.").wait_for()
+    root_cause = page.get_by_role("combobox", name="Root cause")
+    root_cause.click()
+    root_cause.press_sequentially("halluc")
+    root_cause.press("Enter")
+    wait_for_app_idle(page)
+    correction = page.get_by_role("textbox", name="Corrected answer")
+    with live.db() as session:
+        answer = session.scalars(
+            select(Answer.answer_text).join(ReviewItem, ReviewItem.answer_id == Answer.id).where(ReviewItem.id == item)
+        ).one()
+    correction.fill(answer)  # the model's answer, unedited
+    correction.press("Control+Enter")
+    wait_for_app_idle(page)
+    confirm.click()
+    page.get_by_text("the same as the answer", exact=False).wait_for()
+    no_exception_shown(page)
+    with live.db() as session:
+        assert session.scalars(select(ReviewDecision).where(ReviewDecision.review_item_id == item)).all() == []
 
 
 def test_lead_dashboards_render_their_charts(live: LiveApp, page: Any) -> None:

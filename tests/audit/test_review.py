@@ -163,6 +163,19 @@ def test_confirm_requires_a_root_cause_and_a_correction_for_content_causes(sessi
                 note=None,
                 expected_row_version=item.row_version,
             )
+    for cause in ("wrong_training_data", "outdated_source", "hallucination"):
+        # the answer itself (here "The answer.") as its correction, however spaced or cased: it would
+        # become a training example of the error just confirmed
+        with pytest.raises(ValidationError, match="corrected_answer: the same as the answer"):
+            review.confirm(
+                session,
+                actor=sme,
+                item_id=item.id,
+                root_cause=cause,
+                corrected_answer="  the   ANSWER.\n",
+                note=None,
+                expected_row_version=item.row_version,
+            )
     with pytest.raises(ValidationError, match="document 999999 does not exist"):
         review.confirm(
             session,
