@@ -63,14 +63,22 @@ with show_errors(), services.unit_of_work() as uow:
     policy = fixes_service.load_policy(uow.session)
     proposed = fixes_service.list_fixes(uow.session, actor=uow.actor, status="proposed")
     waiting = [fixes_service.fix_summary(f) for f in proposed if f.kind not in policy.auto_apply_kinds]
+    automatic = [fixes_service.fix_summary(f) for f in proposed if f.kind in policy.auto_apply_kinds]
     recent = [
         fixes_service.fix_summary(f)
         for f in fixes_service.list_fixes(uow.session, actor=uow.actor, limit=200)
         if f.status != "proposed"
     ]
 
+if automatic:
+    kinds = ", ".join(sorted({f["kind"].replace("_", " ") for f in automatic}))
+    st.info(
+        f"{len(automatic)} proposed fixes ({kinds}) wait for automatic application: the fixes policy applies "
+        "their kinds without a lead, at the next daily run (`auditloop daily`) or `auditloop fixes apply`.",
+        icon=":material/schedule:",
+    )
 if not waiting:
-    st.caption("No fix is waiting: every proposed fix of a kind the policy does not auto-apply has been decided.")
+    st.caption("No fix waits for a lead: every proposed fix of a kind the policy does not auto-apply has been decided.")
 else:
     editor_frame = pd.DataFrame(
         [

@@ -656,7 +656,9 @@ def test_audit_log_lists_the_seeded_account_creations(company: SeededCompany) ->
     assert len(log) == len(company.users)
 
 
-def _confirm_as_sme(db: Session, company: SeededCompany, *, root_cause: str) -> None:
+def _confirm_as_sme(
+    db: Session, company: SeededCompany, *, root_cause: str, corrected_answer: str | None = None
+) -> None:
     from audit.review import service as review_service
 
     sme = db.get(User, company.users["sme.hr"])
@@ -667,7 +669,7 @@ def _confirm_as_sme(db: Session, company: SeededCompany, *, root_cause: str) -> 
         actor=sme,
         item_id=item,
         root_cause=root_cause,
-        corrected_answer=None,
+        corrected_answer=corrected_answer,
         note=None,
         expected_row_version=version,
     )
@@ -707,6 +709,23 @@ def test_lead_applies_a_waiting_fix_only_after_confirming(company: SeededCompany
     db.expire_all()
     fix = db.get(DataFix, fix_id)
     assert fix is not None and fix.status == "applied" and fix.decided_by_id == company.users["lead"]
+
+
+def test_fixes_waiting_for_automatic_application_are_shown_as_such(company: SeededCompany, db: Session) -> None:
+    from audit.fixes import service as fixes_service
+    from audit.fixes.models import DataFix
+
+    _confirm_as_sme(db, company, root_cause="hallucination", corrected_answer="HR records are kept for six years.")
+    fixes_service.propose_fixes(db)
+    db.commit()
+    kinds = db.scalars(select(DataFix.kind).where(DataFix.status == "proposed")).all()
+    assert "add_example" in kinds  # a kind the default policy applies without a lead
+
+    at = open_page(app_as(company, "lead"), next(p for p in PAGES if p.url_path == "pipeline"))
+    assert_clean(at)
+    waiting = [i.value for i in at.info if "wait for automatic application" in i.value]
+    assert waiting and waiting[0].startswith(f"{len(kinds)} proposed fixes")
+    assert any(c.value.startswith("No fix waits for a lead") for c in at.caption)
 
 
 def test_lead_queues_one_retraining_job(company: SeededCompany, db: Session) -> None:
