@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
 from app.views import PAGES
 from audit.answers.models import Answer
+from audit.org.models import Department
 from audit.ratings.models import DIMENSIONS, Rating
 from audit.review.models import ReviewDecision, ReviewItem
 from audit.sampling.models import Assignment
@@ -387,6 +388,31 @@ def test_sme_cannot_confirm_a_hallucination_with_the_answer_as_its_correction(li
     no_exception_shown(page)
     with live.db() as session:
         assert session.scalars(select(ReviewDecision).where(ReviewDecision.review_item_id == item)).all() == []
+
+
+def test_a_department_named_with_a_url_is_never_a_link(live: LiveApp, page: Any) -> None:
+    """Names from the data go through Markdown in captions and warnings, where GFM links bare URLs and
+    addresses even when escaped: the SME's item caption and the Fairness page show the name as text."""
+    name = "Legal https://legal.example/wiki www.legal.example sme@legal.example"
+    with live.db() as session:
+        session.execute(update(Department).where(Department.name == "Legal").values(name=name))
+        session.commit()
+    try:
+        log_in(page, live.server.url, "sme.legal", live.company.password)
+        page.get_by_role("heading", name=f"Item {live.company.review_item_id}").wait_for()
+        wait_for_app_idle(page)
+        page.locator('[data-testid="stCaptionContainer"]').filter(has_text="legal.example/wiki").first.wait_for()
+        assert page.locator('a[href*="legal.example"]').count() == 0
+        page.goto("about:blank")
+        log_in(page, live.server.url, "lead", live.company.password)
+        open_in_sidebar(page, "Fairness")
+        page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
+        no_exception_shown(page)
+        assert page.locator('a[href*="legal.example"]').count() == 0
+    finally:
+        with live.db() as session:
+            session.execute(update(Department).where(Department.name == name).values(name="Legal"))
+            session.commit()
 
 
 def test_lead_dashboards_render_their_charts(live: LiveApp, page: Any) -> None:

@@ -252,6 +252,14 @@ def test_escape_markdown_leaves_no_markup_and_one_line() -> None:
         assert all(escaped[i - 1] == "\\" for i, c in enumerate(escaped) if c == special)
 
 
+def test_escape_markdown_breaks_bare_urls_and_addresses() -> None:
+    """GFM links bare URLs and addresses after the escapes are resolved: a word joiner breaks each."""
+    escaped = escape_markdown("https://a.example/x HTTP://b.example www.c.example d@e.example", max_length=500)
+    literal = re.sub(r"\\(.)", r"\1", escaped)  # the text Markdown parses it into
+    assert literal.replace("\u2060", "") == "https://a.example/x HTTP://b.example www.c.example d@e.example"
+    assert not re.search(r"(?i)https?://|www\.|@[-\w]", literal)
+
+
 def test_diff_of_one_paragraph_answers_is_by_sentence() -> None:
     diff = diff_text("Keep it 5 years. Ask HR.", "Keep it 10 years. Ask HR.")
     assert "-Keep it 5 years." in diff and "+Keep it 10 years." in diff
