@@ -170,7 +170,10 @@ class LoginResult:
         return self.user is not None
 
 
-GENERIC_FAILURE = "Wrong username or password."
+# One message for every refused password login: an unknown name, a wrong password and a locked account
+# read alike, so that the login form does not tell which usernames exist.
+GENERIC_FAILURE = "Wrong username or password. After five failed attempts an account stays locked for 15 minutes."
+# single sign-on only: the provider has already said who it is
 LOCKED = "Too many failed attempts: this account is locked for 15 minutes."
 
 
@@ -220,6 +223,7 @@ def authenticate_identity(
 
 def authenticate(session: Session, username: str, password: str, *, now: dt.datetime | None = None) -> LoginResult:
     """Check a password; count failures in the database and lock after five for fifteen minutes.
+    Every refusal has the same message and the same cost (one argon2 check), known name or not.
 
     The caller commits, so that failed attempts are recorded even when the login is refused.
     """
@@ -230,15 +234,16 @@ def authenticate(session: Session, username: str, password: str, *, now: dt.date
         _record_login(session, "login.failed", name=username, reason="unknown or inactive")
         return LoginResult(None, GENERIC_FAILURE)
     if user.locked_until is not None and user.locked_until > now:
+        passwords.verify_password(user.password_hash, password)  # same cost: a quick refusal would tell
         _record_login(session, "login.locked", user=user)
-        return LoginResult(None, LOCKED)
+        return LoginResult(None, GENERIC_FAILURE)
     if not passwords.verify_password(user.password_hash, password):
         user.failed_logins += 1
         if user.failed_logins >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCKOUT
             user.failed_logins = 0
         _record_login(session, "login.failed", user=user)
-        return LoginResult(None, LOCKED if user.locked_until and user.locked_until > now else GENERIC_FAILURE)
+        return LoginResult(None, GENERIC_FAILURE)
     if user.password_hash and passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.rehash(password)
     user.failed_logins = 0
