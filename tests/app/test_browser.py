@@ -453,6 +453,31 @@ def test_login_page_and_a_failed_login(live: LiveApp, page: Any) -> None:
     screenshot(page, "login")
 
 
+def test_a_session_whose_connection_closed_cannot_be_resumed(live: LiveApp, page: Any) -> None:
+    """The browser reconnects with its session id after the connection drops, as anyone holding the id
+    could after the tab closed: the server ended that session when the connection closed (Streamlit
+    kept it 120 s by default), so the reconnect finds the login page, not the logged-in user."""
+    connections: list[Any] = []
+
+    def through(socket: Any) -> None:  # the page's websocket, passed on to the server as it is
+        connections.append(socket.connect_to_server())
+
+    page.route_web_socket(re.compile(r"/_stcore/stream"), through)
+    log_in(page, live.server.url, "lead", live.company.password)
+    wait_for_app_idle(page)
+    assert len(connections) == 1
+    connections[0].close()  # the server's side of the connection closes; the page reconnects with its id
+    deadline = time.monotonic() + 20
+    while len(connections) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert len(connections) == 2
+    page.wait_for_timeout(1000)
+    # the page still shows what it drew; its next action runs in the session the reconnect got
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Fairness").first.click()
+    page.locator('input[aria-label="Username"]').wait_for()
+    assert page.get_by_text("(lead)").count() == 0
+
+
 def test_auditor_typing_the_sme_pages_url_is_refused(live: LiveApp, page: Any) -> None:
     auditor = live.company.keyboard_auditor
     log_in(page, live.server.url, auditor, live.company.password)
