@@ -1,4 +1,4 @@
-"""Lead: the loop as a funnel (sampled → rated → flagged → reviewed → confirmed → fixed → trained →
+"""Lead: today's sample (drawn and assigned from here when it is not), the loop as a funnel (sampled → rated → flagged → reviewed → confirmed → fixed → trained →
 promoted, with the hours each step takes) and the data fixes waiting for a lead's approval."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import streamlit as st
 from app import services
 from app.components import csv_export
 from app.components.confirm import confirmed
+from app.components.daily_sample import daily_sample_panel
 from app.components.feedback import flash, show_errors, show_flash
 from app.components.guard import require_page
 from app.components.report_filters import report_filters
@@ -23,6 +24,8 @@ from audit.permissions import can
 user = require_page("view_dashboards")
 st.title("Fix pipeline")
 show_flash()
+if can(user, "run_sampling"):
+    daily_sample_panel()
 filters = report_filters("pipeline")
 
 funnel: dict[str, Any] = {"steps": []}

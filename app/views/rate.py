@@ -153,6 +153,32 @@ def _skip(assignment_id: int) -> None:
     _clear(assignment_id)
 
 
+def _nothing_to_rate() -> None:
+    """Why the queue is empty, in the auditor's words (one more query, only when there is no item)."""
+    with show_errors() as loaded, services.reading() as uow:
+        state = sampling_service.queue_state(uow.session, actor=uow.actor)
+    if not loaded.ok:
+        return
+    if not state.sample_drawn:
+        st.info(
+            f"No sample has been drawn for today ({state.today:%Y-%m-%d}) yet, so there is nothing to rate. "
+            "A lead or an administrator draws it (Fix pipeline page).",
+            icon=":material/event_busy:",
+        )
+    elif state.assigned == 0:
+        st.info(
+            f"Today's sample ({state.today:%Y-%m-%d}) has nothing assigned to you. A lead or an administrator "
+            "can assign its open slots (Fix pipeline page).",
+            icon=":material/person_off:",
+        )
+    else:
+        st.success(
+            f"Nothing left to rate: all {state.assigned} of your items in today's sample are done. Thank you!",
+            icon=":material/task_alt:",
+        )
+        st.page_link("views/my_ratings.py", label="See or edit today's ratings", icon=":material/history:")
+
+
 require_page("rate")
 st.title("Rate answers")
 
@@ -179,8 +205,7 @@ def rating_panel() -> None:
         return
 
     if item is None:
-        st.success("Nothing left to rate. Thank you!", icon=":material/task_alt:")
-        st.page_link("views/my_ratings.py", label="See or edit today's ratings", icon=":material/history:")
+        _nothing_to_rate()
         return
 
     aid = item.assignment_id

@@ -17,6 +17,7 @@ from audit.org import passwords
 from audit.org import repository as repo
 from audit.org.models import ROLES, Department, User
 from audit.permissions import require
+from audit.sampling import service as sampling_service
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = dt.timedelta(minutes=15)
@@ -134,6 +135,7 @@ def set_role(
 
 
 def set_active(session: Session, *, actor: User | None, username: str, active: bool) -> User:
+    """Activate or deactivate an account; a deactivated auditor's pending items go to the others."""
     require(actor, "manage_users")
     user = _get_user(session, username)
     if actor is not None and actor.id == user.id and not active:
@@ -146,6 +148,9 @@ def set_active(session: Session, *, actor: User | None, username: str, active: b
         entity_type="user",
         entity_id=user.id,
     )
+    if not active:
+        session.flush()  # the pool picks among active auditors: no longer this one
+        sampling_service.return_to_pool(session, actor=actor, auditor_id=user.id)
     return user
 
 

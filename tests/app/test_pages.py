@@ -4,6 +4,7 @@ SQLite database seeded with a small company (``tests.app.browser.seed_company``)
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import shutil
@@ -793,8 +794,63 @@ def test_auditor_with_nothing_left_is_told_so(company: SeededCompany, db: Sessio
     db.commit()
     at = app_as(company, company.keyboard_auditor).run()
     assert_clean(at)
-    assert [s.value for s in at.success] == ["Nothing left to rate. Thank you!"]
+    assert len(at.success) == 1 and at.success[0].value.startswith("Nothing left to rate: all ")
+    assert at.success[0].value.endswith("of your items in today's sample are done. Thank you!")
     assert not at.get("form")
+
+
+def _new_auditor(db: Session, username: str) -> None:
+    org_service.create_user(db, actor=None, username=username, role="auditor", password="a-long-enough-password")
+    db.commit()
+
+
+def test_a_new_auditor_is_told_that_nothing_is_assigned_to_them(company: SeededCompany, db: Session) -> None:
+    _new_auditor(db, "auditor9")
+    users = {**company.users, "auditor9": db.scalars(select(User.id).where(User.username == "auditor9")).one()}
+    at = app_as(dataclasses.replace(company, users=users), "auditor9").run()
+    assert_clean(at)
+    assert not at.success and "has nothing assigned to you" in at.info[0].value
+
+
+def test_with_no_sample_today_the_auditor_is_told_and_the_lead_draws_it(company: SeededCompany, db: Session) -> None:
+    from audit.answers.models import Answer
+    from audit.sampling.models import SampleBatch
+
+    today = dt.datetime.now(dt.UTC).date()
+    db.execute(update(SampleBatch).values(sample_date=today - dt.timedelta(days=1)))  # today's is yesterday's now
+    # answers from yesterday, not sampled yet, for today's sample
+    template = db.scalars(select(Answer).order_by(Answer.id)).first()
+    assert template is not None
+    for n in range(3):
+        db.add(
+            Answer(
+                external_id=f"fresh-{n}",
+                question=f"A fresh question {n}?",
+                answer_text="A fresh answer.",
+                asker_department_id=template.asker_department_id,
+                model_version_id=template.model_version_id,
+                sources=[],
+                cites_other_department=False,
+                confidence=-1.0,
+                latency_ms=100,
+                created_at=dt.datetime.combine(today - dt.timedelta(days=1), dt.time(9), tzinfo=dt.UTC),
+                content_hash=f"fresh-{n}",
+            )
+        )
+    _new_auditor(db, "auditor9")
+    users = {**company.users, "auditor9": db.scalars(select(User.id).where(User.username == "auditor9")).one()}
+    with_new = dataclasses.replace(company, users=users)
+    at = app_as(with_new, "auditor9").run()
+    assert_clean(at)
+    assert "No sample has been drawn for today" in at.info[0].value
+
+    lead = open_page(app_as(company, "lead"), next(p for p in PAGES if p.url_path == "pipeline"))
+    assert_clean(lead)
+    assert "No sample has been drawn for today" in lead.info[0].value
+    lead.button(key="daily_sample.draw").click().run()
+    assert_clean(lead)
+    assert any(c.value.startswith(f"Today's sample ({today:%Y-%m-%d}): 3 items") for c in lead.caption)
+    assert db.scalar(select(func.count()).select_from(SampleBatch).where(SampleBatch.sample_date == today)) == 1
 
 
 # ----------------------------------------------------------------------------- single sign-on (st.login)

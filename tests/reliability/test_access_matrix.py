@@ -224,10 +224,16 @@ CELLS: list[Cell] = [
     cell("audit.sampling.service:release_expired", "run_sampling")(
         lambda s, a, w: sampling.release_expired(s, NOW, actor=a)
     ),
+    cell("audit.sampling.service:return_to_pool", "run_sampling")(
+        lambda s, a, w: sampling.return_to_pool(s, actor=a, auditor_id=w.users["auditor"].id, now=NOW)
+    ),
     cell("audit.sampling.service:batch_summary", "run_sampling")(
         lambda s, a, w: sampling.batch_summary(s, actor=a, sample_date=dt.date(2026, 11, 28))
     ),
     cell("audit.sampling.service:next_item", "rate")(lambda s, a, w: sampling.next_item(s, actor=a, now=NOW)),  # type: ignore[arg-type]
+    cell("audit.sampling.service:queue_state", "rate")(
+        lambda s, a, w: sampling.queue_state(s, actor=a, today=NOW.date())  # type: ignore[arg-type]
+    ),
     cell("audit.sampling.service:auditor_progress", "rate")(
         lambda s, a, w: sampling.auditor_progress(s, actor=a, batch_id=w.batch_id)  # type: ignore[arg-type]
     ),
