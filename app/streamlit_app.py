@@ -8,6 +8,8 @@ the page. Not logged in: the login page is the only page there is.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from app import services
@@ -19,7 +21,10 @@ from audit.auditlog import service as auditlog
 from audit.errors import AuditloopError
 from audit.org import repository as org_repo
 
-st.set_page_config(page_title="auditloop", page_icon=":material/fact_check:", layout="wide")
+# the favicon from this folder: a Material icon here would be fetched from fonts.gstatic.com by every
+# browser on every page load, and an intranet without internet access must make no outside request
+FAVICON = Path(__file__).parent / "assets" / "favicon.svg"
+st.set_page_config(page_title="auditloop", page_icon=str(FAVICON), layout="wide")
 
 
 def _log_out() -> None:

@@ -92,15 +92,24 @@ def browser() -> Iterator[Any]:
         yield instance
 
 
+# where a page may send the browser: the app and the test's own servers, all on this machine
+LOCAL = re.compile(r"^(https?|wss?)://127\.0\.0\.1(:\d+)?/|^(data|blob|about):")
+
+
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
+    """A fresh tab; after the test, no JavaScript error and no request that left 127.0.0.1 (an
+    air-gapped intranet has no fonts.gstatic.com: every test's pages are checked, every role's)."""
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     tab = context.new_page()
     errors: list[str] = []
+    outside: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    context.on("request", lambda request: None if LOCAL.match(request.url) else outside.append(request.url))
     yield tab
     context.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
+    assert not outside, f"requests that left 127.0.0.1: {sorted(set(outside))}"
 
 
 def open_in_sidebar(page: Any, title: str) -> None:
@@ -350,7 +359,7 @@ def test_sme_confirms_a_flagged_item_with_a_correction(live: LiveApp, page: Any)
     page.get_by_text("+HR records are kept for six years after employment ends, then deleted.").wait_for()
     screenshot(page, "sme-review")
     page.get_by_role("button", name="Confirm the problem").click()
-    page.get_by_text("Nothing to review with these filters.").wait_for()
+    page.get_by_text("The queue is empty: nothing to review.").wait_for()
     no_exception_shown(page)
 
     with live.db() as session:
