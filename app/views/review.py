@@ -55,7 +55,14 @@ with show_errors(), services.unit_of_work() as uow:
 
 st.caption(f"{len(queue)} open or claimed items, oldest first")
 if not queue:
-    st.info("Nothing to review with these filters.")
+    unfiltered = 0
+    if reasons or department is not None or max_age:
+        with show_errors(), services.reading() as uow:
+            unfiltered = len(review_service.review_queue(uow.session, actor=uow.actor))
+    if unfiltered:
+        st.info(f"Nothing matches these filters; {unfiltered} open or claimed items without them.")
+    else:
+        st.info("The queue is empty: nothing to review.", icon=":material/task_alt:")
     st.stop()
 
 queue_frame = pd.DataFrame(

@@ -34,7 +34,7 @@ from audit.org import service as org_service
 from audit.org.models import ROLES, Department, User
 from audit.policy.models import Policy
 from audit.ratings.models import Rating
-from audit.review.models import ReviewDecision
+from audit.review.models import ReviewDecision, ReviewItem
 from audit.sampling.models import Assignment
 from audit.sampling.repository import SourceView
 from tests.app.browser import SeededCompany, seed_company
@@ -158,6 +158,10 @@ def test_session_expires_after_idle_limit_and_after_lifetime() -> None:
         assert login_session.check(state, now=minute * 60.0) == "active"
     assert login_session.check(state, now=12 * 3600.0) == "lifetime_expired"
     assert "12-hour" in str(login_session.pop_notice(state))
+
+    login_session.start(state, user_id=7, policy=login_session.AuthPolicy(idle_timeout_minutes=1), now=0.0)
+    assert login_session.check(state, now=61.0) == "idle_expired"
+    assert "after 1 minute without activity" in str(login_session.pop_notice(state))  # not "1 minutes"
 
 
 def test_login_and_logout_forget_every_key_of_the_session_before() -> None:
@@ -684,6 +688,19 @@ def _confirm_as_sme(
     )
 
 
+def test_an_empty_review_queue_says_whether_the_filters_or_the_queue_are_empty(
+    company: SeededCompany, db: Session
+) -> None:
+    at = open_page(app_as(company, "sme.legal"), next(p for p in PAGES if p.url_path == "review"))
+    at.multiselect(key="review.reasons").select("gold_miss").run()
+    assert_clean(at)
+    assert [i.value for i in at.info] == ["Nothing matches these filters; 1 open or claimed items without them."]
+    db.execute(update(ReviewItem).values(status="dismissed"))
+    db.commit()
+    at.multiselect(key="review.reasons").unselect("gold_miss").run()
+    assert [i.value for i in at.info] == ["The queue is empty: nothing to review."]
+
+
 def test_sme_bulk_dismisses_the_ticked_items(company: SeededCompany, db: Session) -> None:
     at = open_page(app_as(company, "sme.legal"), next(p for p in PAGES if p.url_path == "review"))
     # AppTest cannot click cells: a keyed data_editor takes its edits through the session state
@@ -744,8 +761,11 @@ def test_lead_queues_one_retraining_job(company: SeededCompany, db: Session) -> 
     datasets.create_version(db, actor=None, change_log=[{"kind": "seed", "note": "test"}])
     db.commit()
     at = open_page(app_as(company, "lead"), next(p for p in PAGES if p.url_path == "models"))
+    ask = at.button(key="confirm.models.queue.ask")
+    assert ask.disabled and "Say why first" in (ask.help or "")  # there before a reason is typed
     at.text_input(key="models.reason").input("HR corrections applied")
     at.run()
+    assert not at.button(key="confirm.models.queue.ask").disabled
     at.button(key="confirm.models.queue.ask").click().run()
     at.button(key="confirm.models.queue.yes").click().run()
     assert_clean(at)
