@@ -193,6 +193,20 @@ if not may_decide:
     st.stop()
 
 st.subheader("Decision")
+# a claim tells the other SMEs of the department that someone is on it (released, it is open again)
+claimed_by_me = detail.status == "claimed" and detail.claimed_by == user.username
+if st.button(
+    "Release" if claimed_by_me else "Claim",
+    key=f"review.claim.{detail.item_id}",
+    icon=":material/lock_open:" if claimed_by_me else ":material/lock:",
+    help="Give the item back to the queue." if claimed_by_me else "Show the other SMEs that you are on it.",
+):
+    with show_errors() as outcome, services.unit_of_work() as uow:
+        change = review_service.release if claimed_by_me else review_service.claim
+        change(uow.session, actor=uow.actor, item_id=detail.item_id)
+    if outcome.ok:
+        flash(f"Item {detail.item_id} {'released' if claimed_by_me else 'claimed'}.")
+        st.rerun()
 suggested = next((r.suggested_correction for r in detail.ratings if r.suggested_correction), None)
 corrected_key = f"review.corrected.{detail.item_id}"
 st.session_state.setdefault(corrected_key, suggested or detail.answer_text)

@@ -701,6 +701,21 @@ def test_an_empty_review_queue_says_whether_the_filters_or_the_queue_are_empty(
     assert [i.value for i in at.info] == ["The queue is empty: nothing to review."]
 
 
+def test_sme_claims_and_releases_an_item_in_the_page(company: SeededCompany, db: Session) -> None:
+    item = company.review_item_id
+    at = open_page(app_as(company, "sme.legal"), next(p for p in PAGES if p.url_path == "review"))
+    at.button(key=f"review.claim.{item}").click().run()
+    assert_clean(at)
+    state = db.execute(select(ReviewItem.status, ReviewItem.claimed_by_id).where(ReviewItem.id == item)).one()
+    assert tuple(state) == ("claimed", company.users["sme.legal"])
+    assert at.button(key=f"review.claim.{item}").label == "Release"
+    at.button(key=f"review.claim.{item}").click().run()
+    assert_clean(at)
+    db.expire_all()
+    state = db.execute(select(ReviewItem.status, ReviewItem.claimed_by_id).where(ReviewItem.id == item)).one()
+    assert tuple(state) == ("open", None)
+
+
 def test_sme_bulk_dismisses_the_ticked_items(company: SeededCompany, db: Session) -> None:
     at = open_page(app_as(company, "sme.legal"), next(p for p in PAGES if p.url_path == "review"))
     # AppTest cannot click cells: a keyed data_editor takes its edits through the session state
