@@ -582,6 +582,7 @@ def test_auditor_edits_todays_rating_and_history_stays(company: SeededCompany, d
     _rate(app_as(company, auditor).run(), {"accuracy": 2, "completeness": 2, "relevance": 2, "coherence": 2})
     at = open_page(app_as(company, auditor), next(p for p in PAGES if p.url_path == "my-ratings"))
     assert_clean(at)
+    assert all(q.startswith("How long do we keep") for q in at.dataframe[0].value["question"])
     at.selectbox(key="my_ratings.chosen").select_index(0).run()
     at.segmented_control[0].set_value(5)
     next(b for b in at.button if b.label == "Save the edit").click().run()
