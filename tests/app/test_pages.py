@@ -192,6 +192,11 @@ def test_auth_policy_refuses_out_of_range_limits(policy: login_session.AuthPolic
         policy.validate()
 
 
+def test_csv_export_writes_whole_scores_as_integers() -> None:
+    frame = pd.DataFrame({"accuracy": [4, None, 2], "mean": [3.5, 4.0, None]})
+    assert safe_csv(frame).decode().splitlines() == ["accuracy,mean", "4,3.5", ",4.0", "2,"]
+
+
 def test_csv_export_quotes_cells_a_spreadsheet_would_run_as_formulas() -> None:
     frame = pd.DataFrame(
         {
