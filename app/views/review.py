@@ -1,6 +1,6 @@
 """SME: the review queue of the departments covered — filter, open an item with every rating and the
-sources, confirm with a root cause and the corrected answer (diffed against the answer) or dismiss;
-bulk-dismiss duplicates. Leads see the queue read-only."""
+sources, claim it, confirm with a root cause and the corrected answer (diffed against the answer) or
+dismiss; bulk-dismiss duplicates; one's own decisions so far. Leads see the queue read-only."""
 
 from __future__ import annotations
 
@@ -30,6 +30,31 @@ covered = [d.name for d in user.departments] if user.role == "sme" else None
 if covered is not None and not covered:
     st.warning("You cover no department yet: ask an administrator to assign yours.")
     st.stop()
+
+if may_decide:
+    with st.expander("My decisions"):
+        mine: list[review_service.MyDecision] = []
+        with show_errors(), services.reading() as uow:
+            mine = review_service.my_decisions(uow.session, actor=uow.actor)
+        if not mine:
+            st.caption("No decision yet.")
+        else:
+            decisions_frame = pd.DataFrame(
+                [
+                    {
+                        "item": d.item_id,
+                        "decided at (UTC)": d.decided_at,
+                        "decision": d.decision,
+                        "root cause": (d.root_cause or "").replace("_", " "),
+                        "department": d.department,
+                        "question": d.question,
+                        "corrected answer": d.corrected_answer,
+                        "note": d.note,
+                    }
+                    for d in mine
+                ]
+            )
+            csv_export.table(decisions_frame, file_name="my-decisions.csv", key="my_decisions")
 
 with services.read_only() as session:
     department_choices = covered if covered is not None else [d.name for d in org_repo.departments(session)]

@@ -12,6 +12,7 @@ Public functions (callers commit):
 - ``dismiss(session, *, actor, item_id, note, expected_row_version, now=None) -> DecisionView``
 - ``bulk_dismiss(session, *, actor, item_ids, note, now=None) -> BulkDismissResult``
 - ``current_version(session, *, actor, item_id) -> int``
+- ``my_decisions(session, *, actor, limit=200) -> list[MyDecision]`` — the SME's own, newest first
 
 SMEs see and decide only items of the departments they cover; leads see every item but do not
 decide. Two SMEs deciding one item at once: the first commit wins, the other gets ConflictError
@@ -311,6 +312,36 @@ def review_item_detail(session: Session, *, actor: User | None, item_id: int) ->
         gold=gold,
         decision=_decision_view(decided[0], decided[1]) if decided is not None else None,
     )
+
+
+@dataclass(frozen=True)
+class MyDecision:
+    item_id: int
+    department: str
+    question: str
+    decision: str  # confirm | dismiss
+    root_cause: str | None
+    corrected_answer: str | None
+    note: str | None
+    decided_at: dt.datetime
+
+
+def my_decisions(session: Session, *, actor: User | None, limit: int = 200) -> list[MyDecision]:
+    """The acting SME's own decisions, newest first."""
+    sme = _require_sme(actor)
+    return [
+        MyDecision(
+            item_id=decision.review_item_id,
+            department=department,
+            question=question,
+            decision=decision.decision,
+            root_cause=decision.root_cause,
+            corrected_answer=decision.corrected_answer,
+            note=decision.note,
+            decided_at=decision.created_at,
+        )
+        for decision, department, question in repo.decisions_by(session, sme.id, limit=limit)
+    ]
 
 
 def current_version(session: Session, *, actor: User | None, item_id: int) -> int:

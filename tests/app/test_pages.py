@@ -612,6 +612,10 @@ def test_sme_confirms_an_item_with_a_correction(company: SeededCompany, db: Sess
     decision = db.scalars(select(ReviewDecision).where(ReviewDecision.review_item_id == item)).one()
     assert (decision.decision, decision.root_cause) == ("confirm", "outdated_source")
     assert decision.corrected_answer == "Signed contracts are kept for ten years."
+    mine = next(d for d in at.dataframe if "root cause" in d.value.columns).value  # "My decisions"
+    assert list(mine[["item", "decision", "root cause"]].itertuples(index=False, name=None)) == [
+        (item, "confirm", "outdated source")
+    ]
 
 
 def test_lead_sees_the_review_queue_but_cannot_decide(company: SeededCompany) -> None:

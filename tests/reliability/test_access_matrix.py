@@ -262,6 +262,7 @@ CELLS: list[Cell] = [
     cell("audit.review.service:current_version", "view_reviews")(
         lambda s, a, w: review.current_version(s, actor=a, item_id=w.item_id)
     ),
+    cell("audit.review.service:my_decisions", "review")(lambda s, a, w: review.my_decisions(s, actor=a)),
     cell("audit.review.service:claim", "review")(lambda s, a, w: review.claim(s, actor=a, item_id=w.item_id, now=NOW)),
     cell("audit.review.service:release", "review")(lambda s, a, w: review.release(s, actor=a, item_id=w.item_id)),
     cell("audit.review.service:confirm", "review")(
