@@ -510,15 +510,25 @@ def test_auditor_typing_the_sme_pages_url_is_refused(live: LiveApp, page: Any) -
 
     # typed into the address bar: a new session, which must log in first, and still no review page
     page.goto(f"{live.server.url}/{review.url_path}")
-    page.get_by_text("Page not found").wait_for()
-    assert page.get_by_role("heading", name="Review queue").count() == 0
-    page.keyboard.press("Escape")
     log_in_here = page.locator('input[aria-label="Username"]')
+    log_in_here.wait_for()
+    assert page.get_by_role("heading", name="Review queue").count() == 0
     log_in_here.fill(auditor)
     page.locator('input[aria-label="Password"]').fill(live.company.password)
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name="Rate answers").wait_for()
     assert page.get_by_role("heading", name="Review queue").count() == 0
+
+
+def test_a_bookmarked_page_opens_after_the_login(live: LiveApp, page: Any) -> None:
+    """/fairness typed or bookmarked while logged out: the login page (no "Page not found"), then Fairness."""
+    page.goto(f"{live.server.url}/fairness")
+    page.locator('input[aria-label="Username"]').fill("lead")
+    page.locator('input[aria-label="Password"]').fill(live.company.password)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Fairness").wait_for()
+    assert page.get_by_text("Page not found").count() == 0
+    no_exception_shown(page)
 
 
 def test_model_output_makes_the_browser_fetch_nothing(live: LiveApp, page: Any) -> None:
