@@ -134,6 +134,33 @@ def set_role(
     return user
 
 
+DISPLAY_NAME_MAX = 200
+
+
+def set_profile(
+    session: Session, *, actor: User | None, username: str, display_name: str, home_department: str | None
+) -> User:
+    """Change an account's display name and home department (None: none)."""
+    require(actor, "manage_users")
+    user = _get_user(session, username)
+    name = " ".join(display_name.split())
+    if not 1 <= len(name) <= DISPLAY_NAME_MAX:
+        raise ValidationError(f"display name: must be 1 to {DISPLAY_NAME_MAX} characters")
+    home = resolve_departments(session, [home_department])[0] if home_department else None
+    before = {"display_name": user.display_name, "home_department_id": user.home_department_id}
+    user.display_name = name
+    user.home_department_id = home.id if home else None
+    auditlog.record(
+        session,
+        actor=actor,
+        action="user.set_profile",
+        entity_type="user",
+        entity_id=user.id,
+        details={"from": before, "to": {"display_name": name, "home_department_id": user.home_department_id}},
+    )
+    return user
+
+
 def set_active(session: Session, *, actor: User | None, username: str, active: bool) -> User:
     """Activate or deactivate an account; a deactivated auditor's pending items go to the others."""
     require(actor, "manage_users")

@@ -637,6 +637,21 @@ def test_admin_creates_a_user(company: SeededCompany, db: Session) -> None:
     assert created.role == "auditor" and created.password_hash and created.password_hash.startswith("$argon2id$")
 
 
+def test_admin_changes_a_display_name_and_home_department(company: SeededCompany, db: Session) -> None:
+    at = open_page(app_as(company, "admin"), next(p for p in PAGES if p.url_path == "users"))
+    at.selectbox(key="users.target").select_index(
+        next(i for i, u in enumerate(at.selectbox(key="users.target").options) if u.startswith("auditor1 "))
+    ).run()
+    user_id = company.users["auditor1"]
+    at.text_input(key=f"users.profile.name.{user_id}").input("Auditor One")
+    at.selectbox(key=f"users.profile.home.{user_id}").select("HR")
+    next(b for b in at.button if b.label == "Save name and home department").click().run()
+    assert_clean(at)
+    user = db.scalars(select(User).where(User.username == "auditor1")).one()
+    hr = db.scalars(select(Department.id).where(Department.name == "HR")).one()
+    assert (user.display_name, user.home_department_id) == ("Auditor One", hr)
+
+
 def test_admin_gets_the_services_message_for_a_short_password(company: SeededCompany, db: Session) -> None:
     at = open_page(app_as(company, "admin"), next(p for p in PAGES if p.url_path == "users"))
     at.text_input(key="users.new.username").input("auditor9")

@@ -142,3 +142,16 @@ def test_a_locked_account_is_refused_for_single_sign_on_too(session) -> None:
     result = org.authenticate_identity(session, {"email": "dana"}, claim="email", now=now)
     assert result.user is None and result.message == org.LOCKED
     assert len(_oidc_entries(session, "login.locked")) == 1
+
+
+def test_an_admin_changes_a_display_name_and_home_department(session) -> None:
+    admin, user = f.user(session, role="admin"), f.user(session, username="ann")
+    hr = f.department(session, "HR")
+    org.set_profile(session, actor=admin, username="ann", display_name="  Ann   Smith ", home_department="HR")
+    assert (user.display_name, user.home_department_id) == ("Ann Smith", hr.id)
+    org.set_profile(session, actor=admin, username="ann", display_name="Ann", home_department=None)
+    assert (user.display_name, user.home_department_id) == ("Ann", None)
+    with pytest.raises(ValidationError, match="display name"):
+        org.set_profile(session, actor=admin, username="ann", display_name="  ", home_department=None)
+    with pytest.raises(NotFoundError, match="department 'Nowhere' does not exist"):
+        org.set_profile(session, actor=admin, username="ann", display_name="Ann", home_department="Nowhere")

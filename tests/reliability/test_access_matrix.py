@@ -175,6 +175,11 @@ CELLS: list[Cell] = [
     cell("audit.org.service:set_role", "manage_users")(
         lambda s, a, w: org_service.set_role(s, actor=a, username="ann.auditor", role="auditor")
     ),
+    cell("audit.org.service:set_profile", "manage_users")(
+        lambda s, a, w: org_service.set_profile(
+            s, actor=a, username="ann.auditor", display_name="Ann", home_department="HR"
+        )
+    ),
     cell("audit.org.service:set_active", "manage_users")(
         lambda s, a, w: org_service.set_active(s, actor=a, username="ann.auditor", active=True)
     ),
