@@ -529,6 +529,16 @@ def test_notes_hidden_again_by_their_switch_are_not_sent(company: SeededCompany,
     next(w for w in at.text_area if w.key == "rate_comment_item").input("second thoughts")
     at = _rate(_switch(at, "notes", on=False), {"accuracy": 4})
     assert_clean(at)
+    assert [w.value for w in at.warning] == [
+        "Only 1 of 4 scales are scored: submit again to send the rating as it is."
+    ]  # asked once
+    assert not db.scalars(
+        select(Rating).where(Rating.auditor_id == company.users[auditor], Rating.origin == "app")
+    ).all()
+    next(b for b in at.button if b.key and b.key.startswith("rate_submit_")).click()
+    at.run()
+    assert_clean(at)
+    assert at.progress[0].text.startswith("Item 2 of")
     rating = db.scalars(select(Rating).where(Rating.auditor_id == company.users[auditor], Rating.origin == "app")).one()
     assert rating.comment is None
 
