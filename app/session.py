@@ -25,7 +25,7 @@ NOTICE = "session.notice"  # why the last session ended, shown once on the login
 State = MutableMapping[str, Any]
 Status = Literal["anonymous", "active", "idle_expired", "lifetime_expired"]
 
-IDLE_EXPIRED_NOTICE = "Your session ended after {minutes} minutes without activity. Please log in again."
+IDLE_EXPIRED_NOTICE = "Your session ended after {minutes} without activity. Please log in again."
 LIFETIME_EXPIRED_NOTICE = "Your session reached its {hours}-hour limit. Please log in again."
 LOGGED_OUT_NOTICE = "You have logged out."
 
@@ -86,10 +86,15 @@ def check(state: State, *, now: float | None = None) -> Status:
         end(state, notice=LIFETIME_EXPIRED_NOTICE.format(hours=round(lifetime / 3600)))
         return "lifetime_expired"
     if now - float(state.get(LAST_SEEN_AT, 0.0)) >= idle_limit:
-        end(state, notice=IDLE_EXPIRED_NOTICE.format(minutes=round(idle_limit / 60)))
+        end(state, notice=IDLE_EXPIRED_NOTICE.format(minutes=count(round(idle_limit / 60), "minute")))
         return "idle_expired"
     state[LAST_SEEN_AT] = now
     return "active"
+
+
+def count(n: int, noun: str) -> str:
+    """``1 minute``, ``2 minutes``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def pop_notice(state: State) -> str | None:

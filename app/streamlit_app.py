@@ -8,18 +8,23 @@ the page. Not logged in: the login page is the only page there is.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from app import services
 from app import session as login_session
 from app.components import guard, sso
 from app.components.inert import escape_markdown
-from app.views import pages_for
+from app.views import PAGES, pages_for
 from audit.auditlog import service as auditlog
 from audit.errors import AuditloopError
 from audit.org import repository as org_repo
 
-st.set_page_config(page_title="auditloop", page_icon=":material/fact_check:", layout="wide")
+# the favicon from this folder: a Material icon here would be fetched from fonts.gstatic.com by every
+# browser on every page load, and an intranet without internet access must make no outside request
+FAVICON = Path(__file__).parent / "assets" / "favicon.svg"
+st.set_page_config(page_title="auditloop", page_icon=str(FAVICON), layout="wide")
 
 
 def _log_out() -> None:
@@ -49,7 +54,11 @@ def main() -> None:
     if user is None and sso.log_in_from_identity():
         user = guard.current_user()
     if user is None:
-        st.navigation([st.Page("views/login.py", title="Log in", url_path="login")], position="hidden").run()
+        # every page's address shows the login page, so that a bookmark (/fairness) opens after the login
+        # (the page is chosen by its address: the same one, now the user's, if their role has it)
+        login = st.Page("views/login.py", title="Log in", url_path="login", default=True)
+        bookmarks = [st.Page("views/login.py", title="Log in", url_path=spec.url_path) for spec in PAGES]
+        st.navigation([login, *bookmarks], position="hidden").run()
         return
 
     sections: dict[str, list[st.Page]] = {}

@@ -27,8 +27,12 @@ def safe_csv(frame: pd.DataFrame) -> bytes:
     cleaned = frame.copy()
     cleaned.columns = [neutralise_cell(str(c)) for c in cleaned.columns]
     for column in cleaned.columns:
-        if not pd.api.types.is_numeric_dtype(cleaned[column]) and not pd.api.types.is_bool_dtype(cleaned[column]):
-            cleaned[column] = cleaned[column].map(neutralise_cell)
+        values = cleaned[column]
+        if pd.api.types.is_float_dtype(values) and values.dropna().eq(values.dropna().round()).all():
+            # whole numbers with a gap (a score not given) are floats in pandas: 4, not 4.0, in the file
+            cleaned[column] = values.astype("Int64")
+        elif not pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            cleaned[column] = values.map(neutralise_cell)
     return cleaned.to_csv(index=False).encode("utf-8")
 
 

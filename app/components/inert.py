@@ -20,12 +20,21 @@ import streamlit as st
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&])")
 
 
+# GitHub-flavoured Markdown (Streamlit's) also links bare URLs and e-mail addresses, and it finds them
+# in the text after the escapes are resolved (mdast-util-gfm-autolink-literal: ``http(s)://``, ``www.``
+# and ``name@host.tld``), so no escape stops it. A word joiner (U+2060: no width, no line break) after
+# the scheme's colon, after ``www`` and after ``@`` breaks each pattern; the text reads the same.
+_AUTOLINK = re.compile(r"(?i)(https?:|www(?=\.)|@)")
+WORD_JOINER = "\u2060"
+
+
 def escape_markdown(text: str, *, max_length: int = 120) -> str:
-    """One line of literal text for a widget label: specials escaped, newlines folded, length capped."""
+    """One line of literal text for a widget label: specials escaped, no autolink, newlines folded,
+    length capped."""
     flat = " ".join(text.split())
     if len(flat) > max_length:
         flat = flat[: max_length - 1] + "…"
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _AUTOLINK.sub(rf"\1{WORD_JOINER}", flat))
 
 
 def escape_html(text: str) -> str:

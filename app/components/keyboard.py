@@ -11,8 +11,9 @@ static: no data from the model or the database goes into it) listens for keys on
 - clicking or tabbing into a scale highlights it;
 - keys typed into a text field are left alone (comments stay writable);
 - ``Ctrl+Enter`` submits: the submit button's own Streamlit shortcut, and this script when the
-  cursor is in a text field (where Streamlit's shortcuts do not fire) or when scores typed before
-  the scales were drawn are still waiting (the submit then waits for them).
+  cursor is in a text field (where Streamlit's shortcuts do not fire, and the field's own submit of
+  the form is stopped: one submit, never two) or when scores typed before the scales were drawn are
+  still waiting (the submit then waits for them).
 
 It is injected with ``st.html(..., unsafe_allow_javascript=True)`` — the one place the app runs
 script of its own — and installs its listener once per browser tab, however often the page reruns.
@@ -127,10 +128,14 @@ _SCRIPT = """
     const config = window.__auditloopRating;
     if ((event.ctrlKey || event.metaKey) && event.key === "Enter" && typing(event.target)) {
       // Streamlit's own Ctrl+Enter shortcut ignores keys typed into a text field; submit from
-      // there too, after a blur so that the field commits what was typed.
+      // there too, after a blur so that the field commits what was typed. A text area or text input
+      // in a form submits that form on Ctrl+Enter by itself: the key stops here (before the field's
+      // handler sees it), so that the form goes out once — twice, the second submit rated the next
+      // item, unseen, with these scores.
       const submit = submitButton();
       if (submit) {
         event.preventDefault();
+        event.stopImmediatePropagation();
         event.target.blur();
         setTimeout(() => submit.click(), 50);
       }

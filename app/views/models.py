@@ -97,11 +97,12 @@ csv_export.table(jobs_frame, file_name="training-jobs.csv", key="training_jobs")
 if can(user, "queue_training"):
     st.subheader("Queue a retraining job")
     reason = st.text_input("Why", key="models.reason", max_chars=500, placeholder="e.g. HR corrections applied")
-    if reason.strip() and confirmed(
+    if confirmed(
         "Queue retraining",
         key="models.queue",
         question="Queue a LoRA retraining job on the current dataset version? Only one job runs at a time.",
         primary=True,
+        disabled_because=None if reason.strip() else "Say why first: the reason is kept with the job.",
     ):
         with show_errors() as outcome, services.unit_of_work() as uow:
             job = jobs.enqueue(uow.session, actor=uow.actor, reason=reason)

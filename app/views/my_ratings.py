@@ -37,6 +37,7 @@ frame = pd.DataFrame(
         {
             "rating": r.id,
             "answer": r.answer_id,
+            "question": r.question,
             "at (UTC)": r.created_at,
             **{RUBRIC[d].label: getattr(r, d) for d in DIMENSIONS},
             "sources correct": r.sources_correct,
@@ -63,13 +64,15 @@ chosen = st.selectbox(
     "Rating",
     ratings,
     format_func=lambda r: (
-        f"#{r.id} · answer {r.answer_id} · "
+        f"#{r.id} · "
         + " ".join(f"{RUBRIC[d].label[:3]} {getattr(r, d) or '–'}" for d in DIMENSIONS)
+        + f" · {' '.join((r.question or f'answer {r.answer_id}').split())[:80]}"
     ),
     index=None,
     key="my_ratings.chosen",
 )
 if chosen is not None:
+    show_text(chosen.question, caption="Question")
     if chosen.suggested_correction:
         show_text(chosen.suggested_correction, caption="Your suggested correction")
     with st.form(f"my_ratings.edit.{chosen.id}"):

@@ -1,4 +1,4 @@
-"""Lead: the loop as a funnel (sampled → rated → flagged → reviewed → confirmed → fixed → trained →
+"""Lead: today's sample (drawn and assigned from here when it is not), the loop as a funnel (sampled → rated → flagged → reviewed → confirmed → fixed → trained →
 promoted, with the hours each step takes) and the data fixes waiting for a lead's approval."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import streamlit as st
 from app import services
 from app.components import csv_export
 from app.components.confirm import confirmed
+from app.components.daily_sample import daily_sample_panel
 from app.components.feedback import flash, show_errors, show_flash
 from app.components.guard import require_page
 from app.components.report_filters import report_filters
@@ -23,6 +24,8 @@ from audit.permissions import can
 user = require_page("view_dashboards")
 st.title("Fix pipeline")
 show_flash()
+if can(user, "run_sampling"):
+    daily_sample_panel()
 filters = report_filters("pipeline")
 
 funnel: dict[str, Any] = {"steps": []}
@@ -63,14 +66,22 @@ with show_errors(), services.unit_of_work() as uow:
     policy = fixes_service.load_policy(uow.session)
     proposed = fixes_service.list_fixes(uow.session, actor=uow.actor, status="proposed")
     waiting = [fixes_service.fix_summary(f) for f in proposed if f.kind not in policy.auto_apply_kinds]
+    automatic = [fixes_service.fix_summary(f) for f in proposed if f.kind in policy.auto_apply_kinds]
     recent = [
         fixes_service.fix_summary(f)
         for f in fixes_service.list_fixes(uow.session, actor=uow.actor, limit=200)
         if f.status != "proposed"
     ]
 
+if automatic:
+    kinds = ", ".join(sorted({f["kind"].replace("_", " ") for f in automatic}))
+    st.info(
+        f"{len(automatic)} proposed fixes ({kinds}) wait for automatic application: the fixes policy applies "
+        "their kinds without a lead, at the next daily run (`auditloop daily`) or `auditloop fixes apply`.",
+        icon=":material/schedule:",
+    )
 if not waiting:
-    st.caption("No fix is waiting: every proposed fix of a kind the policy does not auto-apply has been decided.")
+    st.caption("No fix waits for a lead: every proposed fix of a kind the policy does not auto-apply has been decided.")
 else:
     editor_frame = pd.DataFrame(
         [

@@ -99,7 +99,7 @@ def _clear(assignment_id: int) -> None:
     Only the fields that hold something are set (the submit or skip sent every field of the form, so
     the server knows them all): a widget left as it was is sent unchanged, and the browser keeps it."""
     state = st.session_state
-    for name in ("idempotency", "shown_at"):
+    for name in ("idempotency", "shown_at", "partial"):
         state.pop(f"rate.{name}.{assignment_id}", None)
     for name, empty in FIELDS.items():
         if state.get(_key(name), empty) != empty:
@@ -108,6 +108,15 @@ def _clear(assignment_id: int) -> None:
 
 def _submit(assignment_id: int) -> None:
     state = st.session_state
+    given = sum(state.get(_key(d)) is not None for d in DIMENSIONS)
+    if 0 < given < len(DIMENSIONS) and not state.get(f"rate.partial.{assignment_id}"):
+        # one scale pressed and Ctrl+Enter a moment too early: asked once, a second submit sends it as it is
+        state[f"rate.partial.{assignment_id}"] = True
+        state[MESSAGE] = (
+            "warning",
+            f"Only {given} of {len(DIMENSIONS)} scales are scored: submit again to send the rating as it is.",
+        )
+        return
     shown_at = state.get(f"rate.shown_at.{assignment_id}")
     bias, notes = bool(state.get(_key("bias"))), bool(state.get(_key("notes")))
     try:
@@ -153,6 +162,32 @@ def _skip(assignment_id: int) -> None:
     _clear(assignment_id)
 
 
+def _nothing_to_rate() -> None:
+    """Why the queue is empty, in the auditor's words (one more query, only when there is no item)."""
+    with show_errors() as loaded, services.reading() as uow:
+        state = sampling_service.queue_state(uow.session, actor=uow.actor)
+    if not loaded.ok:
+        return
+    if not state.sample_drawn:
+        st.info(
+            f"No sample has been drawn for today ({state.today:%Y-%m-%d}) yet, so there is nothing to rate. "
+            "A lead or an administrator draws it (Fix pipeline page).",
+            icon=":material/event_busy:",
+        )
+    elif state.assigned == 0:
+        st.info(
+            f"Today's sample ({state.today:%Y-%m-%d}) has nothing assigned to you. A lead or an administrator "
+            "can assign its open slots (Fix pipeline page).",
+            icon=":material/person_off:",
+        )
+    else:
+        st.success(
+            f"Nothing left to rate: all {state.assigned} of your items in today's sample are done. Thank you!",
+            icon=":material/task_alt:",
+        )
+        st.page_link("views/my_ratings.py", label="See or edit today's ratings", icon=":material/history:")
+
+
 require_page("rate")
 st.title("Rate answers")
 
@@ -165,6 +200,8 @@ def rating_panel() -> None:
     message = st.session_state.pop(MESSAGE, None)
     if message and message[0] == "error":
         st.error(escape_markdown(message[1], max_length=1000), icon=":material/error:")
+    elif message and message[0] == "warning":
+        st.warning(message[1], icon=":material/help:")
 
     with show_errors() as loaded, services.unit_of_work() as uow:
         item = sampling_service.next_item(uow.session, actor=uow.actor)
@@ -179,8 +216,7 @@ def rating_panel() -> None:
         return
 
     if item is None:
-        st.success("Nothing left to rate. Thank you!", icon=":material/task_alt:")
-        st.page_link("views/my_ratings.py", label="See or edit today's ratings", icon=":material/history:")
+        _nothing_to_rate()
         return
 
     aid = item.assignment_id
@@ -189,7 +225,7 @@ def rating_panel() -> None:
     st.progress(
         item.progress.done / item.progress.total if item.progress.total else 0.0,
         text=f"Item {item.number} of {item.progress.total} · sample of {item.sample_date:%Y-%m-%d}"
-        + (f" · {message[1]}" if message and message[0] != "error" else ""),
+        + (f" · {message[1]}" if message and message[0] == "saved" else ""),
     )
 
     content, rating = st.columns([9, 11], gap="medium")

@@ -1,6 +1,6 @@
 """SME: the review queue of the departments covered — filter, open an item with every rating and the
-sources, confirm with a root cause and the corrected answer (diffed against the answer) or dismiss;
-bulk-dismiss duplicates. Leads see the queue read-only."""
+sources, claim it, confirm with a root cause and the corrected answer (diffed against the answer) or
+dismiss; bulk-dismiss duplicates; one's own decisions so far. Leads see the queue read-only."""
 
 from __future__ import annotations
 
@@ -31,6 +31,31 @@ if covered is not None and not covered:
     st.warning("You cover no department yet: ask an administrator to assign yours.")
     st.stop()
 
+if may_decide:
+    with st.expander("My decisions"):
+        mine: list[review_service.MyDecision] = []
+        with show_errors(), services.reading() as uow:
+            mine = review_service.my_decisions(uow.session, actor=uow.actor)
+        if not mine:
+            st.caption("No decision yet.")
+        else:
+            decisions_frame = pd.DataFrame(
+                [
+                    {
+                        "item": d.item_id,
+                        "decided at (UTC)": d.decided_at,
+                        "decision": d.decision,
+                        "root cause": (d.root_cause or "").replace("_", " "),
+                        "department": d.department,
+                        "question": d.question,
+                        "corrected answer": d.corrected_answer,
+                        "note": d.note,
+                    }
+                    for d in mine
+                ]
+            )
+            csv_export.table(decisions_frame, file_name="my-decisions.csv", key="my_decisions")
+
 with services.read_only() as session:
     department_choices = covered if covered is not None else [d.name for d in org_repo.departments(session)]
 
@@ -55,7 +80,14 @@ with show_errors(), services.unit_of_work() as uow:
 
 st.caption(f"{len(queue)} open or claimed items, oldest first")
 if not queue:
-    st.info("Nothing to review with these filters.")
+    unfiltered = 0
+    if reasons or department is not None or max_age:
+        with show_errors(), services.reading() as uow:
+            unfiltered = len(review_service.review_queue(uow.session, actor=uow.actor))
+    if unfiltered:
+        st.info(f"Nothing matches these filters; {unfiltered} open or claimed items without them.")
+    else:
+        st.info("The queue is empty: nothing to review.", icon=":material/task_alt:")
     st.stop()
 
 queue_frame = pd.DataFrame(
@@ -186,6 +218,20 @@ if not may_decide:
     st.stop()
 
 st.subheader("Decision")
+# a claim tells the other SMEs of the department that someone is on it (released, it is open again)
+claimed_by_me = detail.status == "claimed" and detail.claimed_by == user.username
+if st.button(
+    "Release" if claimed_by_me else "Claim",
+    key=f"review.claim.{detail.item_id}",
+    icon=":material/lock_open:" if claimed_by_me else ":material/lock:",
+    help="Give the item back to the queue." if claimed_by_me else "Show the other SMEs that you are on it.",
+):
+    with show_errors() as outcome, services.unit_of_work() as uow:
+        change = review_service.release if claimed_by_me else review_service.claim
+        change(uow.session, actor=uow.actor, item_id=detail.item_id)
+    if outcome.ok:
+        flash(f"Item {detail.item_id} {'released' if claimed_by_me else 'claimed'}.")
+        st.rerun()
 suggested = next((r.suggested_correction for r in detail.ratings if r.suggested_correction), None)
 corrected_key = f"review.corrected.{detail.item_id}"
 st.session_state.setdefault(corrected_key, suggested or detail.answer_text)
@@ -194,9 +240,12 @@ with confirm_column:
     root_cause = st.selectbox(
         "Root cause",
         ROOT_CAUSES,
+        index=None,  # chosen by the SME, never a default that a click on Confirm would store
+        placeholder="Choose the root cause",
         format_func=lambda c: c.replace("_", " "),
         key=f"review.root_cause.{detail.item_id}",
-        help="Wrong training data, an outdated source and a hallucination need the corrected answer.",
+        help="Wrong training data, an outdated source and a hallucination need the corrected answer, "
+        "written as the answer should have been (the model's answer itself is refused).",
     )
     corrected = st.text_area(
         "Corrected answer",
@@ -216,7 +265,10 @@ with confirm_column:
         key=f"review.document.{detail.item_id}",
     )
     confirm_note = st.text_input("Note (optional)", key=f"review.confirm_note.{detail.item_id}", max_chars=500)
-    if st.button("Confirm the problem", type="primary", key=f"review.confirm.{detail.item_id}"):
+    confirm_clicked = st.button("Confirm the problem", type="primary", key=f"review.confirm.{detail.item_id}")
+    if confirm_clicked and root_cause is None:
+        st.error("Choose the root cause first.")
+    elif confirm_clicked and root_cause is not None:
         with show_errors() as outcome, services.unit_of_work() as uow:
             review_service.confirm(
                 uow.session,

@@ -1,4 +1,5 @@
-"""Admin: accounts — create, change role and departments, deactivate or reactivate, reset a password."""
+"""Admin: accounts — create, change role and departments, display name and home department, deactivate
+or reactivate, reset a password."""
 
 from __future__ import annotations
 
@@ -106,6 +107,35 @@ with change_tab:
                     )
                 if outcome.ok:
                     flash(f"{target.username} is now {new_role}.")
+                    st.rerun()
+
+        with st.form(f"users.profile.{target.id}"):
+            left, right = st.columns(2)
+            new_display_name = left.text_input(
+                "Display name", value=target.display_name, max_chars=200, key=f"users.profile.name.{target.id}"
+            )
+            home_choices = [None, *department_names]
+            current_home = home_names.get(target.home_department_id or -1)
+            new_home = right.selectbox(
+                "Home department",
+                home_choices,
+                index=home_choices.index(current_home) if current_home in home_choices else 0,
+                format_func=lambda d: d or "(none)",
+                key=f"users.profile.home.{target.id}",
+                help="An auditor is not given answers asked by their home department when the sampling "
+                "policy excludes it.",
+            )
+            if st.form_submit_button("Save name and home department"):
+                with show_errors() as outcome, services.unit_of_work() as uow:
+                    org_service.set_profile(
+                        uow.session,
+                        actor=uow.actor,
+                        username=target.username,
+                        display_name=new_display_name,
+                        home_department=new_home,
+                    )
+                if outcome.ok:
+                    flash(f"{target.username}: name and home department saved.")
                     st.rerun()
 
         with st.form("users.password", clear_on_submit=True):

@@ -17,6 +17,7 @@ from audit.org import passwords
 from audit.org import repository as repo
 from audit.org.models import ROLES, Department, User
 from audit.permissions import require
+from audit.sampling import service as sampling_service
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = dt.timedelta(minutes=15)
@@ -133,7 +134,35 @@ def set_role(
     return user
 
 
+DISPLAY_NAME_MAX = 200
+
+
+def set_profile(
+    session: Session, *, actor: User | None, username: str, display_name: str, home_department: str | None
+) -> User:
+    """Change an account's display name and home department (None: none)."""
+    require(actor, "manage_users")
+    user = _get_user(session, username)
+    name = " ".join(display_name.split())
+    if not 1 <= len(name) <= DISPLAY_NAME_MAX:
+        raise ValidationError(f"display name: must be 1 to {DISPLAY_NAME_MAX} characters")
+    home = resolve_departments(session, [home_department])[0] if home_department else None
+    before = {"display_name": user.display_name, "home_department_id": user.home_department_id}
+    user.display_name = name
+    user.home_department_id = home.id if home else None
+    auditlog.record(
+        session,
+        actor=actor,
+        action="user.set_profile",
+        entity_type="user",
+        entity_id=user.id,
+        details={"from": before, "to": {"display_name": name, "home_department_id": user.home_department_id}},
+    )
+    return user
+
+
 def set_active(session: Session, *, actor: User | None, username: str, active: bool) -> User:
+    """Activate or deactivate an account; a deactivated auditor's pending items go to the others."""
     require(actor, "manage_users")
     user = _get_user(session, username)
     if actor is not None and actor.id == user.id and not active:
@@ -146,6 +175,9 @@ def set_active(session: Session, *, actor: User | None, username: str, active: b
         entity_type="user",
         entity_id=user.id,
     )
+    if not active:
+        session.flush()  # the pool picks among active auditors: no longer this one
+        sampling_service.return_to_pool(session, actor=actor, auditor_id=user.id)
     return user
 
 
@@ -170,7 +202,10 @@ class LoginResult:
         return self.user is not None
 
 
-GENERIC_FAILURE = "Wrong username or password."
+# One message for every refused password login: an unknown name, a wrong password and a locked account
+# read alike, so that the login form does not tell which usernames exist.
+GENERIC_FAILURE = "Wrong username or password. After five failed attempts an account stays locked for 15 minutes."
+# single sign-on only: the provider has already said who it is
 LOCKED = "Too many failed attempts: this account is locked for 15 minutes."
 
 
@@ -220,6 +255,7 @@ def authenticate_identity(
 
 def authenticate(session: Session, username: str, password: str, *, now: dt.datetime | None = None) -> LoginResult:
     """Check a password; count failures in the database and lock after five for fifteen minutes.
+    Every refusal has the same message and the same cost (one argon2 check), known name or not.
 
     The caller commits, so that failed attempts are recorded even when the login is refused.
     """
@@ -230,15 +266,16 @@ def authenticate(session: Session, username: str, password: str, *, now: dt.date
         _record_login(session, "login.failed", name=username, reason="unknown or inactive")
         return LoginResult(None, GENERIC_FAILURE)
     if user.locked_until is not None and user.locked_until > now:
+        passwords.verify_password(user.password_hash, password)  # same cost: a quick refusal would tell
         _record_login(session, "login.locked", user=user)
-        return LoginResult(None, LOCKED)
+        return LoginResult(None, GENERIC_FAILURE)
     if not passwords.verify_password(user.password_hash, password):
         user.failed_logins += 1
         if user.failed_logins >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCKOUT
             user.failed_logins = 0
         _record_login(session, "login.failed", user=user)
-        return LoginResult(None, LOCKED if user.locked_until and user.locked_until > now else GENERIC_FAILURE)
+        return LoginResult(None, GENERIC_FAILURE)
     if user.password_hash and passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.rehash(password)
     user.failed_logins = 0

@@ -144,6 +144,12 @@ def ratings_with_auditor(
     return session.execute(query.order_by(Rating.created_at, Rating.id)).all()
 
 
+def answer_questions(session: Session, answer_ids: Collection[int]) -> dict[int, str]:
+    if not answer_ids:
+        return {}
+    return dict(session.execute(select(Answer.id, Answer.question).where(Answer.id.in_(answer_ids))).tuples().all())
+
+
 def department_names(session: Session, ids: Collection[int]) -> dict[int, str]:
     if not ids:
         return {}

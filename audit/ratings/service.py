@@ -67,6 +67,7 @@ class RatingView:
     is_current: bool
     supersedes_id: int | None
     created_at: dt.datetime
+    question: str | None = None  # the rated answer's question, where a list shows it (``my_ratings``)
 
     @property
     def scores(self) -> dict[str, int | None]:
@@ -483,7 +484,7 @@ def rating_history(
 
 
 def my_ratings(session: Session, *, actor: User, day: dt.date) -> list[RatingView]:
-    """The actor's current ratings given on a UTC day, oldest first."""
+    """The actor's current ratings given on a UTC day, oldest first, each with its answer's question."""
     require(actor, "rate")
     if actor is None:
         raise ValidationError("my_ratings needs an auditor")
@@ -495,4 +496,6 @@ def my_ratings(session: Session, *, actor: User, day: dt.date) -> list[RatingVie
         created_from=start,
         created_before=start + dt.timedelta(days=1),
     )
-    return _views(session, [(r, u) for r, u in rows])
+    views = _views(session, [(r, u) for r, u in rows])
+    questions = repo.answer_questions(session, {v.answer_id for v in views})
+    return [dataclasses.replace(v, question=questions.get(v.answer_id)) for v in views]

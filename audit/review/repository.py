@@ -187,6 +187,19 @@ def decision_with_sme(session: Session, item_id: int) -> Row[ReviewDecision, str
     ).first()
 
 
+def decisions_by(session: Session, sme_id: int, *, limit: int) -> Sequence[Row[ReviewDecision, str, str]]:
+    """The SME's decisions, newest first, with the item's department and the answer's question."""
+    return session.execute(
+        select(ReviewDecision, Department.name, Answer.question)
+        .join(ReviewItem, ReviewItem.id == ReviewDecision.review_item_id)
+        .join(Department, Department.id == ReviewItem.department_id)
+        .join(Answer, Answer.id == ReviewItem.answer_id)
+        .where(ReviewDecision.sme_id == sme_id)
+        .order_by(ReviewDecision.created_at.desc(), ReviewDecision.id.desc())
+        .limit(limit)
+    ).all()
+
+
 def username(session: Session, user_id: int | None) -> str | None:
     if user_id is None:
         return None

@@ -12,6 +12,7 @@ Public functions (callers commit):
 - ``dismiss(session, *, actor, item_id, note, expected_row_version, now=None) -> DecisionView``
 - ``bulk_dismiss(session, *, actor, item_ids, note, now=None) -> BulkDismissResult``
 - ``current_version(session, *, actor, item_id) -> int``
+- ``my_decisions(session, *, actor, limit=200) -> list[MyDecision]`` — the SME's own, newest first
 
 SMEs see and decide only items of the departments they cover; leads see every item but do not
 decide. Two SMEs deciding one item at once: the first commit wins, the other gets ConflictError
@@ -33,6 +34,7 @@ from audit import checks
 from audit.auditlog import service as auditlog
 from audit.base import utcnow
 from audit.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from audit.knowledge.hashing import normalise_text
 from audit.knowledge.models import Document
 from audit.org.models import User
 from audit.permissions import require
@@ -314,6 +316,36 @@ def review_item_detail(session: Session, *, actor: User | None, item_id: int) ->
     )
 
 
+@dataclass(frozen=True)
+class MyDecision:
+    item_id: int
+    department: str
+    question: str
+    decision: str  # confirm | dismiss
+    root_cause: str | None
+    corrected_answer: str | None
+    note: str | None
+    decided_at: dt.datetime
+
+
+def my_decisions(session: Session, *, actor: User | None, limit: int = 200) -> list[MyDecision]:
+    """The acting SME's own decisions, newest first."""
+    sme = _require_sme(actor)
+    return [
+        MyDecision(
+            item_id=decision.review_item_id,
+            department=department,
+            question=question,
+            decision=decision.decision,
+            root_cause=decision.root_cause,
+            corrected_answer=decision.corrected_answer,
+            note=decision.note,
+            decided_at=decision.created_at,
+        )
+        for decision, department, question in repo.decisions_by(session, sme.id, limit=limit)
+    ]
+
+
 def current_version(session: Session, *, actor: User | None, item_id: int) -> int:
     """The item's row_version now (what ``expected_row_version`` means "as I see it")."""
     require(actor, "view_reviews")
@@ -444,13 +476,22 @@ def confirm(
     correct_document_id: int | None = None,
     now: dt.datetime | None = None,
 ) -> DecisionView:
-    """Confirm a problem with its root cause; content causes need the corrected answer."""
+    """Confirm a problem with its root cause; content causes need the corrected answer, and one that
+    differs from the answer (whitespace and case aside)."""
     sme = _require_sme(actor)
     if root_cause not in ROOT_CAUSES:
         raise ValidationError(f"root_cause: {root_cause!r} is not one of {', '.join(ROOT_CAUSES)}")
     corrected = checks.text("corrected_answer", corrected_answer, CORRECTED_ANSWER_MAX)
     if root_cause in CONTENT_ROOT_CAUSES and not corrected:
         raise ValidationError(f"corrected_answer: required when the root cause is {root_cause}")
+    if root_cause in CONTENT_ROOT_CAUSES and corrected:
+        # the correction becomes a training example: the answer itself as its correction would teach
+        # the model the very error the SME confirms
+        answer = sampling_repo.answer_with_department(session, _load(session, sme, item_id).answer_id)
+        if answer is not None and normalise_text(corrected) == normalise_text(answer[0].answer_text):
+            raise ValidationError(
+                f"corrected_answer: the same as the answer; write the answer as it should have been ({root_cause})"
+            )
     if correct_document_id is not None:
         document_id = checks.row_id("correct_document_id", correct_document_id)
         if document_id is None or session.get(Document, document_id) is None:

@@ -166,6 +166,15 @@ def answer_departments(session: Session, answer_ids: Collection[int]) -> dict[in
     return found
 
 
+def pending_assignments(session: Session, auditor_id: int) -> Sequence[Assignment]:
+    """The auditor's pending assignments, in queue order."""
+    return session.scalars(
+        select(Assignment)
+        .where(Assignment.auditor_id == auditor_id, Assignment.status == "pending")
+        .order_by(Assignment.position, Assignment.id)
+    ).all()
+
+
 def expired_locks(session: Session, now: dt.datetime) -> Sequence[Assignment]:
     """Pending assignments that were opened and not finished before their lock ran out."""
     return session.scalars(

@@ -9,7 +9,10 @@ Public functions (callers commit):
   Fills every item of a batch up to its ``overlap_k`` live assignments (e.g. after adding auditors).
 - ``release_expired(session, now=None, *, actor=None) -> ReleaseSummary``
   Pending assignments whose lock ran out become ``expired`` and go to another auditor.
+- ``return_to_pool(session, *, actor, auditor_id, now=None) -> ReleaseSummary``
+  A deactivated auditor's pending assignments likewise.
 - ``next_item(session, *, actor, now=None) -> NextItem | None`` — the auditor's next item, locked.
+- ``queue_state(session, *, actor, today=None) -> QueueState`` — why the queue is empty.
 - ``auditor_progress(session, *, actor, batch_id) -> Progress``
 - ``batch_summary(session, *, actor, sample_date) -> SampleSummary | None``
 
@@ -622,6 +625,49 @@ def release_expired(session: Session, now: dt.datetime | None = None, *, actor: 
     stale = list(repo.expired_locks(session, now))
     if not stale:
         return ReleaseSummary(expired_assignment_ids=(), reassigned=0, unfilled=0)
+    summary = _hand_over(session, stale, now=now)
+    auditlog.record(
+        session,
+        actor=actor,
+        action="assignment.release_expired",
+        entity_type="assignment",
+        details={
+            "expired": list(summary.expired_assignment_ids),
+            "reassigned": summary.reassigned,
+            "unfilled": summary.unfilled,
+        },
+    )
+    return summary
+
+
+def return_to_pool(
+    session: Session, *, actor: User | None, auditor_id: int, now: dt.datetime | None = None
+) -> ReleaseSummary:
+    """Hand a (deactivated) auditor's pending items to the other active auditors, as expired locks
+    are: the auditor keeps the expired rows (history)."""
+    require(actor, "run_sampling")
+    pending = list(repo.pending_assignments(session, auditor_id))
+    if not pending:
+        return ReleaseSummary(expired_assignment_ids=(), reassigned=0, unfilled=0)
+    summary = _hand_over(session, pending, now=now or utcnow())
+    auditlog.record(
+        session,
+        actor=actor,
+        action="assignment.return_to_pool",
+        entity_type="user",
+        entity_id=auditor_id,
+        details={
+            "expired": list(summary.expired_assignment_ids),
+            "reassigned": summary.reassigned,
+            "unfilled": summary.unfilled,
+        },
+    )
+    return summary
+
+
+def _hand_over(session: Session, stale: Sequence[Assignment], *, now: dt.datetime) -> ReleaseSummary:
+    """Expire these pending assignments and give each answer to the least-loaded active auditor who has
+    not had it (none: unfilled)."""
     policy = load_sampling_policy(session)
     answer_ids = [a.answer_id for a in stale]
     seen = repo.auditors_by_answer(session, answer_ids)
@@ -640,16 +686,7 @@ def release_expired(session: Session, now: dt.datetime | None = None, *, actor: 
     session.flush()
     if rows:
         session.execute(insert(Assignment), rows)
-    reassigned = len(rows)
-    expired_ids = tuple(a.id for a in stale)
-    auditlog.record(
-        session,
-        actor=actor,
-        action="assignment.release_expired",
-        entity_type="assignment",
-        details={"expired": list(expired_ids), "reassigned": reassigned, "unfilled": unfilled},
-    )
-    return ReleaseSummary(expired_assignment_ids=expired_ids, reassigned=reassigned, unfilled=unfilled)
+    return ReleaseSummary(expired_assignment_ids=tuple(a.id for a in stale), reassigned=len(rows), unfilled=unfilled)
 
 
 # ====================================================================== the auditor's queue
@@ -671,6 +708,28 @@ def _progress(
     counts = repo.progress_counts(session, auditor_id=auditor_id, batch_id=batch_id, item_range=item_range)
     done = counts.get("submitted", 0) + counts.get("skipped", 0)
     return Progress(done=done, total=done + counts.get("pending", 0))
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """Why an auditor's queue is empty: no sample drawn for today, nothing of it assigned to them, or
+    all of their share done."""
+
+    today: dt.date
+    sample_drawn: bool
+    assigned: int  # the auditor's live assignments in today's sample
+    done: int
+
+
+def queue_state(session: Session, *, actor: User, today: dt.date | None = None) -> QueueState:
+    """Today's sample (UTC date, as ``auditloop sample`` draws it) as the auditor sees it."""
+    auditor = _require_auditor(actor)
+    today = today or utcnow().date()
+    batch = repo.batch_for_date(session, today)
+    if batch is None:
+        return QueueState(today=today, sample_drawn=False, assigned=0, done=0)
+    progress = _progress(session, auditor_id=auditor.id, batch_id=batch.id)
+    return QueueState(today=today, sample_drawn=True, assigned=progress.total, done=progress.done)
 
 
 def auditor_progress(session: Session, *, actor: User, batch_id: int) -> Progress:

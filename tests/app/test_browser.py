@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
 from app.views import PAGES
+from audit.answers.models import Answer
+from audit.org.models import Department
 from audit.ratings.models import DIMENSIONS, Rating
-from audit.review.models import ReviewDecision
+from audit.review.models import ReviewDecision, ReviewItem
 from audit.sampling.models import Assignment
 from tests.app.browser import (
     AUDITORS,
@@ -90,15 +92,24 @@ def browser() -> Iterator[Any]:
         yield instance
 
 
+# where a page may send the browser: the app and the test's own servers, all on this machine
+LOCAL = re.compile(r"^(https?|wss?)://127\.0\.0\.1(:\d+)?/|^(data|blob|about):")
+
+
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
+    """A fresh tab; after the test, no JavaScript error and no request that left 127.0.0.1 (an
+    air-gapped intranet has no fonts.gstatic.com: every test's pages are checked, every role's)."""
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     tab = context.new_page()
     errors: list[str] = []
+    outside: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    context.on("request", lambda request: None if LOCAL.match(request.url) else outside.append(request.url))
     yield tab
     context.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
+    assert not outside, f"requests that left 127.0.0.1: {sorted(set(outside))}"
 
 
 def open_in_sidebar(page: Any, title: str) -> None:
@@ -300,6 +311,38 @@ def test_keys_still_score_and_submit_after_a_switch_is_clicked(live: LiveApp, pa
     assert (scores, rating.sources_correct, rating.comment) == ([4, 3, 2, 1], "no", None)
 
 
+def test_ctrl_enter_in_the_comment_box_submits_once(live: LiveApp, page: Any) -> None:
+    """Ctrl+Enter typed in the Comment box rates the item shown, once: the next item, which the auditor
+    has not seen, is not rated with the same scores (the text area's own shortcut and the page's key
+    handler both submitted)."""
+    auditor = plain_auditor(live, nth=-1)
+    log_in(page, live.server.url, auditor, live.company.password)
+    number, assignment_id = item_shown(page)
+    page.get_by_text("Comment or correction").click()
+    comment = page.get_by_role("textbox", name="Comment")
+    comment.wait_for()
+    wait_for_app_idle(page)
+    press_rating(page, "3333", "y")
+    comment.click()
+    comment.press_sequentially("clear enough")
+    comment.press("Control+Enter")
+    page.get_by_text(re.compile(rf"^Item {number + 1} of \d+.*Rating saved|Nothing left to rate")).first.wait_for()
+    wait_for_app_idle(page)
+    page.wait_for_timeout(1500)  # time for a second submit to arrive, if one was sent
+    wait_for_app_idle(page)
+    no_exception_shown(page)
+    scores, rating = stored_rating(live, assignment_id)
+    assert (scores, rating.sources_correct, rating.comment) == ([3, 3, 3, 3], "yes", "clear enough")
+    with live.db() as session:
+        rated = session.scalars(
+            select(Rating.assignment_id).where(Rating.auditor_id == live.company.users[auditor], Rating.origin == "app")
+        ).all()
+    assert assignment_id in rated and len(rated) == len(set(rated))
+    next_number, next_assignment = item_shown(page)
+    assert next_number == number + 1
+    assert next_assignment not in rated
+
+
 def test_sme_confirms_a_flagged_item_with_a_correction(live: LiveApp, page: Any) -> None:
     item = live.company.hr_review_item_id
     log_in(page, live.server.url, "sme.hr", live.company.password)
@@ -316,13 +359,69 @@ def test_sme_confirms_a_flagged_item_with_a_correction(live: LiveApp, page: Any)
     page.get_by_text("+HR records are kept for six years after employment ends, then deleted.").wait_for()
     screenshot(page, "sme-review")
     page.get_by_role("button", name="Confirm the problem").click()
-    page.get_by_text("Nothing to review with these filters.").wait_for()
+    page.get_by_text("The queue is empty: nothing to review.").wait_for()
     no_exception_shown(page)
 
     with live.db() as session:
         decision = session.scalars(select(ReviewDecision).where(ReviewDecision.review_item_id == item)).one()
     assert (decision.decision, decision.root_cause) == ("confirm", "hallucination")
     assert decision.corrected_answer == "HR records are kept for six years after employment ends, then deleted."
+
+
+def test_sme_cannot_confirm_a_hallucination_with_the_answer_as_its_correction(live: LiveApp, page: Any) -> None:
+    """The corrected-answer box starts with the auditor's suggestion or the model's answer; confirmed as
+    it is, with a content cause, the error itself would become a training example. No root cause is
+    chosen for the SME, and the model's answer as the correction is refused."""
+    item = live.company.review_item_id
+    log_in(page, live.server.url, "sme.legal", live.company.password)
+    page.get_by_role("heading", name=f"Item {item}").wait_for()
+    wait_for_app_idle(page)
+    confirm = page.get_by_role("button", name="Confirm the problem")
+    confirm.click()  # nothing chosen: no default root cause is stored
+    page.get_by_text("Choose the root cause first.").wait_for()
+    root_cause = page.get_by_role("combobox", name="Root cause")
+    root_cause.click()
+    root_cause.press_sequentially("halluc")
+    root_cause.press("Enter")
+    wait_for_app_idle(page)
+    correction = page.get_by_role("textbox", name="Corrected answer")
+    with live.db() as session:
+        answer = session.scalars(
+            select(Answer.answer_text).join(ReviewItem, ReviewItem.answer_id == Answer.id).where(ReviewItem.id == item)
+        ).one()
+    correction.fill(answer)  # the model's answer, unedited
+    correction.press("Control+Enter")
+    wait_for_app_idle(page)
+    confirm.click()
+    page.get_by_text("the same as the answer", exact=False).wait_for()
+    no_exception_shown(page)
+    with live.db() as session:
+        assert session.scalars(select(ReviewDecision).where(ReviewDecision.review_item_id == item)).all() == []
+
+
+def test_a_department_named_with_a_url_is_never_a_link(live: LiveApp, page: Any) -> None:
+    """Names from the data go through Markdown in captions and warnings, where GFM links bare URLs and
+    addresses even when escaped: the SME's item caption and the Fairness page show the name as text."""
+    name = "Legal https://legal.example/wiki www.legal.example sme@legal.example"
+    with live.db() as session:
+        session.execute(update(Department).where(Department.name == "Legal").values(name=name))
+        session.commit()
+    try:
+        log_in(page, live.server.url, "sme.legal", live.company.password)
+        page.get_by_role("heading", name=f"Item {live.company.review_item_id}").wait_for()
+        wait_for_app_idle(page)
+        page.locator('[data-testid="stCaptionContainer"]').filter(has_text="legal.example/wiki").first.wait_for()
+        assert page.locator('a[href*="legal.example"]').count() == 0
+        page.goto("about:blank")
+        log_in(page, live.server.url, "lead", live.company.password)
+        open_in_sidebar(page, "Fairness")
+        page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
+        no_exception_shown(page)
+        assert page.locator('a[href*="legal.example"]').count() == 0
+    finally:
+        with live.db() as session:
+            session.execute(update(Department).where(Department.name == name).values(name="Legal"))
+            session.commit()
 
 
 def test_lead_dashboards_render_their_charts(live: LiveApp, page: Any) -> None:
@@ -363,6 +462,31 @@ def test_login_page_and_a_failed_login(live: LiveApp, page: Any) -> None:
     screenshot(page, "login")
 
 
+def test_a_session_whose_connection_closed_cannot_be_resumed(live: LiveApp, page: Any) -> None:
+    """The browser reconnects with its session id after the connection drops, as anyone holding the id
+    could after the tab closed: the server ended that session when the connection closed (Streamlit
+    kept it 120 s by default), so the reconnect finds the login page, not the logged-in user."""
+    connections: list[Any] = []
+
+    def through(socket: Any) -> None:  # the page's websocket, passed on to the server as it is
+        connections.append(socket.connect_to_server())
+
+    page.route_web_socket(re.compile(r"/_stcore/stream"), through)
+    log_in(page, live.server.url, "lead", live.company.password)
+    wait_for_app_idle(page)
+    assert len(connections) == 1
+    connections[0].close()  # the server's side of the connection closes; the page reconnects with its id
+    deadline = time.monotonic() + 20
+    while len(connections) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert len(connections) == 2
+    page.wait_for_timeout(1000)
+    # the page still shows what it drew; its next action runs in the session the reconnect got
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Fairness").first.click()
+    page.locator('input[aria-label="Username"]').wait_for()
+    assert page.get_by_text("(lead)").count() == 0
+
+
 def test_auditor_typing_the_sme_pages_url_is_refused(live: LiveApp, page: Any) -> None:
     auditor = live.company.keyboard_auditor
     log_in(page, live.server.url, auditor, live.company.password)
@@ -386,15 +510,25 @@ def test_auditor_typing_the_sme_pages_url_is_refused(live: LiveApp, page: Any) -
 
     # typed into the address bar: a new session, which must log in first, and still no review page
     page.goto(f"{live.server.url}/{review.url_path}")
-    page.get_by_text("Page not found").wait_for()
-    assert page.get_by_role("heading", name="Review queue").count() == 0
-    page.keyboard.press("Escape")
     log_in_here = page.locator('input[aria-label="Username"]')
+    log_in_here.wait_for()
+    assert page.get_by_role("heading", name="Review queue").count() == 0
     log_in_here.fill(auditor)
     page.locator('input[aria-label="Password"]').fill(live.company.password)
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name="Rate answers").wait_for()
     assert page.get_by_role("heading", name="Review queue").count() == 0
+
+
+def test_a_bookmarked_page_opens_after_the_login(live: LiveApp, page: Any) -> None:
+    """/fairness typed or bookmarked while logged out: the login page (no "Page not found"), then Fairness."""
+    page.goto(f"{live.server.url}/fairness")
+    page.locator('input[aria-label="Username"]').fill("lead")
+    page.locator('input[aria-label="Password"]').fill(live.company.password)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Fairness").wait_for()
+    assert page.get_by_text("Page not found").count() == 0
+    no_exception_shown(page)
 
 
 def test_model_output_makes_the_browser_fetch_nothing(live: LiveApp, page: Any) -> None:

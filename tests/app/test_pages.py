@@ -4,6 +4,7 @@ SQLite database seeded with a small company (``tests.app.browser.seed_company``)
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import shutil
@@ -33,7 +34,7 @@ from audit.org import service as org_service
 from audit.org.models import ROLES, Department, User
 from audit.policy.models import Policy
 from audit.ratings.models import Rating
-from audit.review.models import ReviewDecision
+from audit.review.models import ReviewDecision, ReviewItem
 from audit.sampling.models import Assignment
 from audit.sampling.repository import SourceView
 from tests.app.browser import SeededCompany, seed_company
@@ -158,6 +159,10 @@ def test_session_expires_after_idle_limit_and_after_lifetime() -> None:
     assert login_session.check(state, now=12 * 3600.0) == "lifetime_expired"
     assert "12-hour" in str(login_session.pop_notice(state))
 
+    login_session.start(state, user_id=7, policy=login_session.AuthPolicy(idle_timeout_minutes=1), now=0.0)
+    assert login_session.check(state, now=61.0) == "idle_expired"
+    assert "after 1 minute without activity" in str(login_session.pop_notice(state))  # not "1 minutes"
+
 
 def test_login_and_logout_forget_every_key_of_the_session_before() -> None:
     state: dict[str, object] = {"rate.message": ("error", "stale"), "login.password": "secret"}
@@ -185,6 +190,11 @@ def test_login_and_logout_forget_every_key_of_the_session_before() -> None:
 def test_auth_policy_refuses_out_of_range_limits(policy: login_session.AuthPolicy, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         policy.validate()
+
+
+def test_csv_export_writes_whole_scores_as_integers() -> None:
+    frame = pd.DataFrame({"accuracy": [4, None, 2], "mean": [3.5, 4.0, None]})
+    assert safe_csv(frame).decode().splitlines() == ["accuracy,mean", "4,3.5", ",4.0", "2,"]
 
 
 def test_csv_export_quotes_cells_a_spreadsheet_would_run_as_formulas() -> None:
@@ -250,6 +260,14 @@ def test_escape_markdown_leaves_no_markup_and_one_line() -> None:
     assert "\n" not in escaped
     for special in "![]()<>*:":
         assert all(escaped[i - 1] == "\\" for i, c in enumerate(escaped) if c == special)
+
+
+def test_escape_markdown_breaks_bare_urls_and_addresses() -> None:
+    """GFM links bare URLs and addresses after the escapes are resolved: a word joiner breaks each."""
+    escaped = escape_markdown("https://a.example/x HTTP://b.example www.c.example d@e.example", max_length=500)
+    literal = re.sub(r"\\(.)", r"\1", escaped)  # the text Markdown parses it into
+    assert literal.replace("\u2060", "") == "https://a.example/x HTTP://b.example www.c.example d@e.example"
+    assert not re.search(r"(?i)https?://|www\.|@[-\w]", literal)
 
 
 def test_diff_of_one_paragraph_answers_is_by_sentence() -> None:
@@ -323,7 +341,7 @@ def test_five_failures_lock_the_account_even_for_the_right_password(company: See
     for _ in range(5):
         log_in(at, "lead", "wrong-password-123")
     log_in(at, "lead", company.password)
-    assert [e.value for e in at.error] == [org_service.LOCKED]
+    assert [e.value for e in at.error] == [org_service.GENERIC_FAILURE]  # the same words as an unknown name
     assert titles(at) == ["auditloop"]
     locked_until = db.scalar(select(User.locked_until).where(User.username == "lead"))
     assert locked_until is not None and locked_until > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=14)
@@ -511,6 +529,16 @@ def test_notes_hidden_again_by_their_switch_are_not_sent(company: SeededCompany,
     next(w for w in at.text_area if w.key == "rate_comment_item").input("second thoughts")
     at = _rate(_switch(at, "notes", on=False), {"accuracy": 4})
     assert_clean(at)
+    assert [w.value for w in at.warning] == [
+        "Only 1 of 4 scales are scored: submit again to send the rating as it is."
+    ]  # asked once
+    assert not db.scalars(
+        select(Rating).where(Rating.auditor_id == company.users[auditor], Rating.origin == "app")
+    ).all()
+    next(b for b in at.button if b.key and b.key.startswith("rate_submit_")).click()
+    at.run()
+    assert_clean(at)
+    assert at.progress[0].text.startswith("Item 2 of")
     rating = db.scalars(select(Rating).where(Rating.auditor_id == company.users[auditor], Rating.origin == "app")).one()
     assert rating.comment is None
 
@@ -569,6 +597,7 @@ def test_auditor_edits_todays_rating_and_history_stays(company: SeededCompany, d
     _rate(app_as(company, auditor).run(), {"accuracy": 2, "completeness": 2, "relevance": 2, "coherence": 2})
     at = open_page(app_as(company, auditor), next(p for p in PAGES if p.url_path == "my-ratings"))
     assert_clean(at)
+    assert all(q.startswith("How long do we keep") for q in at.dataframe[0].value["question"])
     at.selectbox(key="my_ratings.chosen").select_index(0).run()
     at.segmented_control[0].set_value(5)
     next(b for b in at.button if b.label == "Save the edit").click().run()
@@ -593,6 +622,10 @@ def test_sme_confirms_an_item_with_a_correction(company: SeededCompany, db: Sess
     decision = db.scalars(select(ReviewDecision).where(ReviewDecision.review_item_id == item)).one()
     assert (decision.decision, decision.root_cause) == ("confirm", "outdated_source")
     assert decision.corrected_answer == "Signed contracts are kept for ten years."
+    mine = next(d for d in at.dataframe if "root cause" in d.value.columns).value  # "My decisions"
+    assert list(mine[["item", "decision", "root cause"]].itertuples(index=False, name=None)) == [
+        (item, "confirm", "outdated source")
+    ]
 
 
 def test_lead_sees_the_review_queue_but_cannot_decide(company: SeededCompany) -> None:
@@ -612,6 +645,21 @@ def test_admin_creates_a_user(company: SeededCompany, db: Session) -> None:
     assert_clean(at)
     created = db.scalars(select(User).where(User.username == "auditor9")).one()
     assert created.role == "auditor" and created.password_hash and created.password_hash.startswith("$argon2id$")
+
+
+def test_admin_changes_a_display_name_and_home_department(company: SeededCompany, db: Session) -> None:
+    at = open_page(app_as(company, "admin"), next(p for p in PAGES if p.url_path == "users"))
+    at.selectbox(key="users.target").select_index(
+        next(i for i, u in enumerate(at.selectbox(key="users.target").options) if u.startswith("auditor1 "))
+    ).run()
+    user_id = company.users["auditor1"]
+    at.text_input(key=f"users.profile.name.{user_id}").input("Auditor One")
+    at.selectbox(key=f"users.profile.home.{user_id}").select("HR")
+    next(b for b in at.button if b.label == "Save name and home department").click().run()
+    assert_clean(at)
+    user = db.scalars(select(User).where(User.username == "auditor1")).one()
+    hr = db.scalars(select(Department.id).where(Department.name == "HR")).one()
+    assert (user.display_name, user.home_department_id) == ("Auditor One", hr)
 
 
 def test_admin_gets_the_services_message_for_a_short_password(company: SeededCompany, db: Session) -> None:
@@ -656,7 +704,9 @@ def test_audit_log_lists_the_seeded_account_creations(company: SeededCompany) ->
     assert len(log) == len(company.users)
 
 
-def _confirm_as_sme(db: Session, company: SeededCompany, *, root_cause: str) -> None:
+def _confirm_as_sme(
+    db: Session, company: SeededCompany, *, root_cause: str, corrected_answer: str | None = None
+) -> None:
     from audit.review import service as review_service
 
     sme = db.get(User, company.users["sme.hr"])
@@ -667,10 +717,38 @@ def _confirm_as_sme(db: Session, company: SeededCompany, *, root_cause: str) -> 
         actor=sme,
         item_id=item,
         root_cause=root_cause,
-        corrected_answer=None,
+        corrected_answer=corrected_answer,
         note=None,
         expected_row_version=version,
     )
+
+
+def test_an_empty_review_queue_says_whether_the_filters_or_the_queue_are_empty(
+    company: SeededCompany, db: Session
+) -> None:
+    at = open_page(app_as(company, "sme.legal"), next(p for p in PAGES if p.url_path == "review"))
+    at.multiselect(key="review.reasons").select("gold_miss").run()
+    assert_clean(at)
+    assert [i.value for i in at.info] == ["Nothing matches these filters; 1 open or claimed items without them."]
+    db.execute(update(ReviewItem).values(status="dismissed"))
+    db.commit()
+    at.multiselect(key="review.reasons").unselect("gold_miss").run()
+    assert [i.value for i in at.info] == ["The queue is empty: nothing to review."]
+
+
+def test_sme_claims_and_releases_an_item_in_the_page(company: SeededCompany, db: Session) -> None:
+    item = company.review_item_id
+    at = open_page(app_as(company, "sme.legal"), next(p for p in PAGES if p.url_path == "review"))
+    at.button(key=f"review.claim.{item}").click().run()
+    assert_clean(at)
+    state = db.execute(select(ReviewItem.status, ReviewItem.claimed_by_id).where(ReviewItem.id == item)).one()
+    assert tuple(state) == ("claimed", company.users["sme.legal"])
+    assert at.button(key=f"review.claim.{item}").label == "Release"
+    at.button(key=f"review.claim.{item}").click().run()
+    assert_clean(at)
+    db.expire_all()
+    state = db.execute(select(ReviewItem.status, ReviewItem.claimed_by_id).where(ReviewItem.id == item)).one()
+    assert tuple(state) == ("open", None)
 
 
 def test_sme_bulk_dismisses_the_ticked_items(company: SeededCompany, db: Session) -> None:
@@ -709,6 +787,23 @@ def test_lead_applies_a_waiting_fix_only_after_confirming(company: SeededCompany
     assert fix is not None and fix.status == "applied" and fix.decided_by_id == company.users["lead"]
 
 
+def test_fixes_waiting_for_automatic_application_are_shown_as_such(company: SeededCompany, db: Session) -> None:
+    from audit.fixes import service as fixes_service
+    from audit.fixes.models import DataFix
+
+    _confirm_as_sme(db, company, root_cause="hallucination", corrected_answer="HR records are kept for six years.")
+    fixes_service.propose_fixes(db)
+    db.commit()
+    kinds = db.scalars(select(DataFix.kind).where(DataFix.status == "proposed")).all()
+    assert "add_example" in kinds  # a kind the default policy applies without a lead
+
+    at = open_page(app_as(company, "lead"), next(p for p in PAGES if p.url_path == "pipeline"))
+    assert_clean(at)
+    waiting = [i.value for i in at.info if "wait for automatic application" in i.value]
+    assert waiting and waiting[0].startswith(f"{len(kinds)} proposed fixes")
+    assert any(c.value.startswith("No fix waits for a lead") for c in at.caption)
+
+
 def test_lead_queues_one_retraining_job(company: SeededCompany, db: Session) -> None:
     from audit.knowledge import datasets
     from audit.modelops.models import TrainingJob
@@ -716,8 +811,11 @@ def test_lead_queues_one_retraining_job(company: SeededCompany, db: Session) -> 
     datasets.create_version(db, actor=None, change_log=[{"kind": "seed", "note": "test"}])
     db.commit()
     at = open_page(app_as(company, "lead"), next(p for p in PAGES if p.url_path == "models"))
+    ask = at.button(key="confirm.models.queue.ask")
+    assert ask.disabled and "Say why first" in (ask.help or "")  # there before a reason is typed
     at.text_input(key="models.reason").input("HR corrections applied")
     at.run()
+    assert not at.button(key="confirm.models.queue.ask").disabled
     at.button(key="confirm.models.queue.ask").click().run()
     at.button(key="confirm.models.queue.yes").click().run()
     assert_clean(at)
@@ -766,8 +864,63 @@ def test_auditor_with_nothing_left_is_told_so(company: SeededCompany, db: Sessio
     db.commit()
     at = app_as(company, company.keyboard_auditor).run()
     assert_clean(at)
-    assert [s.value for s in at.success] == ["Nothing left to rate. Thank you!"]
+    assert len(at.success) == 1 and at.success[0].value.startswith("Nothing left to rate: all ")
+    assert at.success[0].value.endswith("of your items in today's sample are done. Thank you!")
     assert not at.get("form")
+
+
+def _new_auditor(db: Session, username: str) -> None:
+    org_service.create_user(db, actor=None, username=username, role="auditor", password="a-long-enough-password")
+    db.commit()
+
+
+def test_a_new_auditor_is_told_that_nothing_is_assigned_to_them(company: SeededCompany, db: Session) -> None:
+    _new_auditor(db, "auditor9")
+    users = {**company.users, "auditor9": db.scalars(select(User.id).where(User.username == "auditor9")).one()}
+    at = app_as(dataclasses.replace(company, users=users), "auditor9").run()
+    assert_clean(at)
+    assert not at.success and "has nothing assigned to you" in at.info[0].value
+
+
+def test_with_no_sample_today_the_auditor_is_told_and_the_lead_draws_it(company: SeededCompany, db: Session) -> None:
+    from audit.answers.models import Answer
+    from audit.sampling.models import SampleBatch
+
+    today = dt.datetime.now(dt.UTC).date()
+    db.execute(update(SampleBatch).values(sample_date=today - dt.timedelta(days=1)))  # today's is yesterday's now
+    # answers from yesterday, not sampled yet, for today's sample
+    template = db.scalars(select(Answer).order_by(Answer.id)).first()
+    assert template is not None
+    for n in range(3):
+        db.add(
+            Answer(
+                external_id=f"fresh-{n}",
+                question=f"A fresh question {n}?",
+                answer_text="A fresh answer.",
+                asker_department_id=template.asker_department_id,
+                model_version_id=template.model_version_id,
+                sources=[],
+                cites_other_department=False,
+                confidence=-1.0,
+                latency_ms=100,
+                created_at=dt.datetime.combine(today - dt.timedelta(days=1), dt.time(9), tzinfo=dt.UTC),
+                content_hash=f"fresh-{n}",
+            )
+        )
+    _new_auditor(db, "auditor9")
+    users = {**company.users, "auditor9": db.scalars(select(User.id).where(User.username == "auditor9")).one()}
+    with_new = dataclasses.replace(company, users=users)
+    at = app_as(with_new, "auditor9").run()
+    assert_clean(at)
+    assert "No sample has been drawn for today" in at.info[0].value
+
+    lead = open_page(app_as(company, "lead"), next(p for p in PAGES if p.url_path == "pipeline"))
+    assert_clean(lead)
+    assert "No sample has been drawn for today" in lead.info[0].value
+    lead.button(key="daily_sample.draw").click().run()
+    assert_clean(lead)
+    assert any(c.value.startswith(f"Today's sample ({today:%Y-%m-%d}): 3 items") for c in lead.caption)
+    assert db.scalar(select(func.count()).select_from(SampleBatch).where(SampleBatch.sample_date == today)) == 1
 
 
 # ----------------------------------------------------------------------------- single sign-on (st.login)

@@ -255,3 +255,32 @@ def test_expired_lock_with_no_other_auditor_stays_unfilled(session: Session) -> 
     sampling.next_item(session, actor=only, now=NOW)
     result = sampling.release_expired(session, NOW + dt.timedelta(hours=2))
     assert result.expired_assignment_ids == (a.id,) and result.reassigned == 0 and result.unfilled == 1
+
+
+def test_a_deactivated_auditors_pending_items_go_back_to_the_pool(session: Session) -> None:
+    from audit.org import service as org_service
+
+    leaving, staying = f.user(session), f.user(session)
+    done, left = _answers(session, "Ops", 2)
+    finished = f.assignment(session, ans=done, auditor=leaving, status="submitted")
+    pending = f.assignment(session, ans=left, auditor=leaving)
+
+    org_service.set_active(session, actor=f.user(session, role="admin"), username=leaving.username, active=False)
+
+    assert (finished.status, pending.status) == ("submitted", "expired")  # the history stays with them
+    moved = session.scalars(select(Assignment).where(Assignment.answer_id == left.id, Assignment.status == "pending"))
+    assert [a.auditor_id for a in moved] == [staying.id]
+
+
+def test_queue_state_says_why_the_queue_is_empty(session: Session) -> None:
+    auditor, other = f.user(session), f.user(session)
+    assert sampling.queue_state(session, actor=auditor, today=DAY) == sampling.QueueState(
+        today=DAY, sample_drawn=False, assigned=0, done=0
+    )
+    first, second = _answers(session, "Ops", 2)
+    f.assignment(session, ans=first, auditor=other, sample_date=DAY)
+    assert sampling.queue_state(session, actor=auditor, today=DAY).sample_drawn  # drawn, none of it theirs
+    assert sampling.queue_state(session, actor=auditor, today=DAY).assigned == 0
+    f.assignment(session, ans=second, auditor=auditor, sample_date=DAY, status="submitted")
+    state = sampling.queue_state(session, actor=auditor, today=DAY)
+    assert (state.assigned, state.done) == (1, 1)

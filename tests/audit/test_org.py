@@ -75,10 +75,14 @@ def test_five_failures_lock_for_fifteen_minutes(session) -> None:
     user = f.user(session, username="ann")
     for _ in range(4):
         assert org.authenticate(session, "ann", "wrong-password-123", now=NOW).message == org.GENERIC_FAILURE
-    assert org.authenticate(session, "ann", "wrong-password-123", now=NOW).message == org.LOCKED
+    # the fifth failure locks, with the same words as every failure: an unknown name reads the same
+    assert org.authenticate(session, "ann", "wrong-password-123", now=NOW).message == org.GENERIC_FAILURE
+    for _ in range(6):
+        assert org.authenticate(session, "nobody", "wrong-password-123", now=NOW).message == org.GENERIC_FAILURE
     assert user.locked_until == NOW + dt.timedelta(minutes=15)
     # even the right password is refused while locked
-    assert not org.authenticate(session, "ann", f.TEST_PASSWORD, now=NOW + dt.timedelta(minutes=14)).ok
+    locked = org.authenticate(session, "ann", f.TEST_PASSWORD, now=NOW + dt.timedelta(minutes=14))
+    assert (locked.ok, locked.message) == (False, org.GENERIC_FAILURE)
     assert org.authenticate(session, "ann", f.TEST_PASSWORD, now=NOW + dt.timedelta(minutes=16)).ok
 
 
@@ -138,3 +142,16 @@ def test_a_locked_account_is_refused_for_single_sign_on_too(session) -> None:
     result = org.authenticate_identity(session, {"email": "dana"}, claim="email", now=now)
     assert result.user is None and result.message == org.LOCKED
     assert len(_oidc_entries(session, "login.locked")) == 1
+
+
+def test_an_admin_changes_a_display_name_and_home_department(session) -> None:
+    admin, user = f.user(session, role="admin"), f.user(session, username="ann")
+    hr = f.department(session, "HR")
+    org.set_profile(session, actor=admin, username="ann", display_name="  Ann   Smith ", home_department="HR")
+    assert (user.display_name, user.home_department_id) == ("Ann Smith", hr.id)
+    org.set_profile(session, actor=admin, username="ann", display_name="Ann", home_department=None)
+    assert (user.display_name, user.home_department_id) == ("Ann", None)
+    with pytest.raises(ValidationError, match="display name"):
+        org.set_profile(session, actor=admin, username="ann", display_name="  ", home_department=None)
+    with pytest.raises(NotFoundError, match="department 'Nowhere' does not exist"):
+        org.set_profile(session, actor=admin, username="ann", display_name="Ann", home_department="Nowhere")

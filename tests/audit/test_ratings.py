@@ -220,7 +220,8 @@ def test_my_ratings_lists_the_days_current_ratings(session: Session, setup) -> N
     )
     rating = ratings.submit_rating(session, actor=auditor, assignment_id=assignment.id, **GOOD, now=NOW).rating
     edited = ratings.edit_rating(session, actor=auditor, rating_id=rating.id, **GOOD, now=NOW).rating
-    assert [r.id for r in ratings.my_ratings(session, actor=auditor, day=NOW.date())] == [edited.id]
+    listed = ratings.my_ratings(session, actor=auditor, day=NOW.date())
+    assert [(r.id, r.question) for r in listed] == [(edited.id, ans.question)]  # the question, not only an id
 
 
 # ---------------------------------------------------------------- rubric

@@ -163,6 +163,19 @@ def test_confirm_requires_a_root_cause_and_a_correction_for_content_causes(sessi
                 note=None,
                 expected_row_version=item.row_version,
             )
+    for cause in ("wrong_training_data", "outdated_source", "hallucination"):
+        # the answer itself (here "The answer.") as its correction, however spaced or cased: it would
+        # become a training example of the error just confirmed
+        with pytest.raises(ValidationError, match="corrected_answer: the same as the answer"):
+            review.confirm(
+                session,
+                actor=sme,
+                item_id=item.id,
+                root_cause=cause,
+                corrected_answer="  the   ANSWER.\n",
+                note=None,
+                expected_row_version=item.row_version,
+            )
     with pytest.raises(ValidationError, match="document 999999 does not exist"):
         review.confirm(
             session,
@@ -206,6 +219,11 @@ def test_confirm_requires_a_root_cause_and_a_correction_for_content_causes(sessi
     assert item.status == "confirmed" and decision.row_version == 2
     with pytest.raises(ConflictError, match=f"item {item.id} was decided by {sme.username} at 2026-11-28 09:00:00"):
         review.dismiss(session, actor=world["other_hr_sme"], item_id=item.id, note=None, expected_row_version=2)
+    mine = review.my_decisions(session, actor=sme)
+    assert [(d.item_id, d.department, d.decision, d.root_cause) for d in mine] == [
+        (item.id, "HR", "confirm", "hallucination")
+    ]
+    assert review.my_decisions(session, actor=world["other_hr_sme"]) == []  # one's own only
 
 
 def test_dismiss_and_bulk_dismiss(session: Session, world) -> None:  # type: ignore[no-untyped-def]

@@ -175,6 +175,11 @@ CELLS: list[Cell] = [
     cell("audit.org.service:set_role", "manage_users")(
         lambda s, a, w: org_service.set_role(s, actor=a, username="ann.auditor", role="auditor")
     ),
+    cell("audit.org.service:set_profile", "manage_users")(
+        lambda s, a, w: org_service.set_profile(
+            s, actor=a, username="ann.auditor", display_name="Ann", home_department="HR"
+        )
+    ),
     cell("audit.org.service:set_active", "manage_users")(
         lambda s, a, w: org_service.set_active(s, actor=a, username="ann.auditor", active=True)
     ),
@@ -224,10 +229,16 @@ CELLS: list[Cell] = [
     cell("audit.sampling.service:release_expired", "run_sampling")(
         lambda s, a, w: sampling.release_expired(s, NOW, actor=a)
     ),
+    cell("audit.sampling.service:return_to_pool", "run_sampling")(
+        lambda s, a, w: sampling.return_to_pool(s, actor=a, auditor_id=w.users["auditor"].id, now=NOW)
+    ),
     cell("audit.sampling.service:batch_summary", "run_sampling")(
         lambda s, a, w: sampling.batch_summary(s, actor=a, sample_date=dt.date(2026, 11, 28))
     ),
     cell("audit.sampling.service:next_item", "rate")(lambda s, a, w: sampling.next_item(s, actor=a, now=NOW)),  # type: ignore[arg-type]
+    cell("audit.sampling.service:queue_state", "rate")(
+        lambda s, a, w: sampling.queue_state(s, actor=a, today=NOW.date())  # type: ignore[arg-type]
+    ),
     cell("audit.sampling.service:auditor_progress", "rate")(
         lambda s, a, w: sampling.auditor_progress(s, actor=a, batch_id=w.batch_id)  # type: ignore[arg-type]
     ),
@@ -256,6 +267,7 @@ CELLS: list[Cell] = [
     cell("audit.review.service:current_version", "view_reviews")(
         lambda s, a, w: review.current_version(s, actor=a, item_id=w.item_id)
     ),
+    cell("audit.review.service:my_decisions", "review")(lambda s, a, w: review.my_decisions(s, actor=a)),
     cell("audit.review.service:claim", "review")(lambda s, a, w: review.claim(s, actor=a, item_id=w.item_id, now=NOW)),
     cell("audit.review.service:release", "review")(lambda s, a, w: review.release(s, actor=a, item_id=w.item_id)),
     cell("audit.review.service:confirm", "review")(
@@ -426,7 +438,7 @@ def test_lockout_is_shared_by_every_replica_and_lifts_after_fifteen_minutes(db_u
         for engine in replicas:
             with make_session_factory(engine).begin() as s:
                 result = org_service.authenticate(s, "victim", f.TEST_PASSWORD, now=NOW + dt.timedelta(minutes=14))
-                assert (result.ok, result.message) == (False, org_service.LOCKED)
+                assert (result.ok, result.message) == (False, org_service.GENERIC_FAILURE)
         with make_session_factory(replicas[1]).begin() as s:
             assert org_service.authenticate(
                 s, "victim", f.TEST_PASSWORD, now=NOW + dt.timedelta(minutes=15, seconds=1)
