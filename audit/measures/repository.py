@@ -457,8 +457,10 @@ def bias_flag_matrix(session: Session, scope: Scope, *, side: str = "favoured") 
 
 def _waits(session: Session, scope: Scope) -> Select[Any]:
     """One row per answer sampled in the window (on ``sample_items.created_at``) passing the answer
-    filters: ``wait``, the hours from its first sampling in the window to its first rating
-    (superseded ratings included, made at any time), NULL where it was never rated.
+    filters: ``wait``, the hours from its first sampling in the window to its first rating made at or
+    after a sampling of it (superseded ratings included), NULL where it was never so rated. A rating
+    made before the answer was sampled (an imported or historical rating) is not the sample's rating:
+    counting it gave negative waits.
 
     One join and one grouping rather than a first-rating lookup per sampled answer (160k index
     probes a month at a million answers): the minima are the same over every (sample item,
@@ -481,7 +483,14 @@ def _waits(session: Session, scope: Scope) -> Select[Any]:
     waits = (
         select((first_rated - first_sampled).label("wait"))
         .select_from(SampleItem)
-        .outerjoin(Rating, and_(Rating.answer_id == SampleItem.answer_id, Rating.answer_id.between(lowest, highest)))
+        .outerjoin(
+            Rating,
+            and_(
+                Rating.answer_id == SampleItem.answer_id,
+                Rating.answer_id.between(lowest, highest),
+                Rating.created_at >= SampleItem.created_at,
+            ),
+        )
         .where(*in_window)
     )
     if scope.filters_answers:
@@ -489,10 +498,14 @@ def _waits(session: Session, scope: Scope) -> Select[Any]:
     return waits.group_by(SampleItem.answer_id)
 
 
-def _first_rating(answer_id: Any) -> Any:
-    """The answer's first rating time, superseded ratings included (ix_ratings_answer_id_created_at
-    alone answers it)."""
-    return select(func.min(Rating.created_at)).where(Rating.answer_id == answer_id).scalar_subquery()
+def _first_rating(answer_id: Any, *, not_before: Any) -> Any:
+    """The answer's first rating time at or after ``not_before`` (its sampling), superseded ratings
+    included (ix_ratings_answer_id_created_at alone answers it)."""
+    return (
+        select(func.min(Rating.created_at))
+        .where(Rating.answer_id == answer_id, Rating.created_at >= not_before)
+        .scalar_subquery()
+    )
 
 
 def funnel_head(session: Session, scope: Scope) -> FunnelHead:
@@ -529,8 +542,8 @@ def funnel_events(session: Session, scope: Scope) -> pd.DataFrame:
     """One row per answer sampled in the window (on ``sample_items.created_at``) that has a review
     item — the only answers that can go past "rated" (see ``FunnelHead`` for the first two steps
     over every sampled answer) — its steps as hours since the epoch (NaN where not reached):
-    sampled_at (first sampling in the window), rated_at (its first rating, superseded ones
-    included), flagged_at (review item created), reviewed_at (the SME's decision) with
+    sampled_at (first sampling in the window), rated_at (its first rating at or after that, superseded
+    ones included), flagged_at (review item created), reviewed_at (the SME's decision) with
     ``decision``, fixed_at (its first applied fix), and fix_dataset_number (the dataset version
     that fix produced). One query, driven by the review items (an answer has at most one).
     """
@@ -559,7 +572,7 @@ def funnel_events(session: Session, scope: Scope) -> pd.DataFrame:
         select(
             ReviewItem.answer_id,
             hours(first_sampled).label("sampled_at"),
-            hours(_first_rating(ReviewItem.answer_id)).label("rated_at"),
+            hours(_first_rating(ReviewItem.answer_id, not_before=first_sampled)).label("rated_at"),
             hours(ReviewItem.created_at).label("flagged_at"),
             hours(ReviewDecision.created_at).label("reviewed_at"),
             ReviewDecision.decision,

@@ -178,9 +178,9 @@ def test_funnel_head_counts_and_the_median_wait(session: Session) -> None:
 
 def test_funnel_head_over_resampled_answers_early_imports_and_answers_outside_the_window(session: Session) -> None:
     """The head from one join: an answer sampled twice counts once from its first sampling in the
-    window; a first rating imported before the sampling (a negative wait) or made before the
-    window counts; ratings of answers outside the window's id range change nothing; an odd count
-    takes the middle wait."""
+    window; a rating made before the answer was sampled (imported, or before the window) is not the
+    sample's rating — no negative waits; ratings of answers outside the window's id range change
+    nothing."""
     legal = f.department(session, "Legal")
     v1 = f.model_version(session, "v1")
     alice, bob = f.user(session, username="alice"), f.user(session, username="bob")
@@ -196,7 +196,7 @@ def test_funnel_head_over_resampled_answers_early_imports_and_answers_outside_th
     f.sample_item(session, ans=sampled[0], created_at=at(5), sample_date=DAY + dt.timedelta(days=1))
     f.sample_item(session, ans=sampled[1], created_at=at(0), sample_date=DAY)
     f.sample_item(session, ans=sampled[2], created_at=at(0), sample_date=DAY)
-    f.rating(session, ans=sampled[0], auditor=alice, created_at=early)  # before the window: wait −14
+    f.rating(session, ans=sampled[0], auditor=alice, created_at=early)  # before its sampling: not counted
     f.rating(session, ans=sampled[0], auditor=bob, created_at=at(9))
     f.rating(session, ans=sampled[1], auditor=alice, origin="import", created_at=at(0) - dt.timedelta(hours=3))
     f.rating(session, ans=sampled[2], auditor=alice, created_at=at(7))
@@ -205,11 +205,12 @@ def test_funnel_head_over_resampled_answers_early_imports_and_answers_outside_th
     f.sample_item(session, ans=after, created_at=early, sample_date=DAY - dt.timedelta(days=2))  # before the window
     session.flush()
     head = repository.funnel_head(session, Scope(start=at(0), end=at(23)))
-    # waits −14, −3 and 7 hours: the middle one
-    assert (head.sampled, head.rated) == (3, 3)
-    assert head.rated_median_hours == pytest.approx(-3.0)
+    # sampled[0] waits 9 − 2 = 7 hours (bob), sampled[2] 7 hours; sampled[1]'s only rating was imported
+    # three hours before it was sampled: not rated by the sample (it counted as −3 hours before)
+    assert (head.sampled, head.rated) == (3, 2)
+    assert head.rated_median_hours == pytest.approx(7.0)
     unrated = f.answer(session, dept=legal, model=v1)
     f.sample_item(session, ans=unrated, created_at=at(3), sample_date=DAY)
     session.flush()
     head = repository.funnel_head(session, Scope(start=at(0), end=at(23)))
-    assert (head.sampled, head.rated) == (4, 3) and head.rated_median_hours == pytest.approx(-3.0)
+    assert (head.sampled, head.rated) == (4, 2) and head.rated_median_hours == pytest.approx(7.0)
