@@ -19,11 +19,12 @@ The peak is the sum of what a training step holds at the start of its backward p
   attention scores are materialized (eager attention, or SDPA on CPU, which falls back to its math
   kernel in training) four batch × heads × sequence² score tensors per layer (scores, masked,
   softmax, its float32 upcast); a CUDA SDPA kernel keeps none. With gradient checkpointing only each
-  layer's input is kept, and one layer is recomputed at a time;
+  layer's input is kept, plus one layer's set while it is recomputed;
 - **the output head**: batch × sequence × vocabulary logits in ``dtype``, their float32 log-softmax
   kept for the loss, and two float32 gradients of that size in the backward pass;
-- on CUDA, a fixed 1 GiB **overhead**: the CUDA context, cuBLAS workspaces and the caching
-  allocator's slack, which a device must have free besides the tensors (none on CPU).
+- on CUDA, a fixed 768 MiB **overhead**: the CUDA context (about 500 MiB with lazy module loading),
+  cuBLAS workspaces and the caching allocator's slack, which a device must have free besides the
+  tensors (none on CPU). A figure from experience, not measured here (this machine has no GPU).
 
 ``dry_run(cfg, settings)`` (``auditloop model train --dry-run``) applies it to a recipe configuration
 and the device at hand, and says what to change when the run will not fit.
@@ -43,7 +44,7 @@ from training.models.loading import BYTES_PER_VALUE
 
 NF4_BYTES_PER_WEIGHT = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4 bits + an 8-bit scale per 64 + fp32 per 256 scales
 ADAPTER_STATE_BYTES = 16  # float32 weight + gradient + two AdamW moments
-CUDA_OVERHEAD_BYTES = 2**30
+CUDA_OVERHEAD_BYTES = 768 * 2**20
 SCORE_COPIES = 4  # attention-score tensors alive per layer where scores are materialized
 
 

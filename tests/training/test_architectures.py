@@ -198,3 +198,49 @@ def test_vllm_serves_a_chat_model_adapter(architecture_dirs: dict[str, Path], tm
     prompt = fit_prompt(backend.tokenizer, EXAMPLES[0][0], [DOCUMENT], max_prompt_tokens=200)
     (generation,) = backend.generate([prompt], max_new_tokens=8)
     assert 1 <= generation.new_tokens <= 8
+
+
+@pytest.mark.slow
+def test_the_recipe_trains_a_chat_model_end_to_end_without_hand_edits(
+    architecture_dirs: dict[str, Path], sqlite_url: str, tmp_path: Path
+) -> None:
+    """The whole recipe (data → model → train → evaluate → save → log) on the tiny Qwen2 chat model with
+    the packaged defaults (target_modules auto, dtype auto) plus gradient checkpointing."""
+    from audit.db import make_engine, make_session_factory
+    from audit.settings import Settings
+    from tests import factories
+    from training.config import load_config
+
+    engine = make_engine(sqlite_url)
+    with make_session_factory(engine)() as session:
+        factories.training_company(session)
+        session.commit()
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=sqlite_url,
+        mlflow_tracking_uri=factories.mlflow_store(tmp_path / "mlruns"),
+        base_model=str(architecture_dirs["qwen2"]),
+        demo_mode=False,
+        secret_key_file=None,
+    )
+    lines: list[str] = []
+    cfg = load_config(
+        overrides=[
+            "train.max_steps=2",
+            "train.batch_size=2",
+            "train.log_every=1",
+            "train.gradient_checkpointing=true",
+            "lora.r=4",
+            "dataset.max_seq_len=256",
+            "dataset.max_prompt_tokens=192",
+            "evaluation.max_new_tokens=6",
+            "evaluation.max_items=4",
+            "evaluation.bootstrap_resamples=100",
+        ]
+    )
+    outcome = lora_finetune.main(cfg, settings=settings, engine=engine, log=lines.append)
+    assert outcome.hyperparameters["lora.resolved_target_modules"] == "k_proj,o_proj,q_proj,v_proj"
+    assert outcome.hyperparameters["model.loaded_dtype"] == "float32"
+    assert any("gradient checkpointing" in line and "prompts through its chat template" in line for line in lines)
+    assert len(outcome.history) == 2 and (outcome.adapter_dir / "adapter_config.json").is_file()
+    assert len(outcome.evaluation.items) == 4 and "gold_rougeL" in outcome.metrics  # evaluated through the template

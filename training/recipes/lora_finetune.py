@@ -15,7 +15,8 @@ Steps: load data (dataset version, gold questions, current documents) → build 
 model.dtype, bf16 on a GPU that has it, or 4-bit NF4 for QLoRA; gradient checkpointing if asked; PEFT
 LoRA on the architecture's attention projections; no modules_to_save, no DoRA, so vLLM can serve the
 adapter) → train (loss on the answer tokens only; examples repeated by their dataset weight; bf16
-autocast on CUDA; prompts through the tokenizer's chat template where it has one) → evaluate (held-out gold questions) → save (adapter directory) → log (MLflow: params,
+autocast on CUDA; prompts through the tokenizer's chat template where it has one) → evaluate
+(held-out gold questions) → save (adapter directory) → log (MLflow: params,
 per-step loss and learning rate, the dataset version as an input, the adapter as artifacts and a
 registered model version).
 
