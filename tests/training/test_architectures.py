@@ -244,3 +244,17 @@ def test_the_recipe_trains_a_chat_model_end_to_end_without_hand_edits(
     assert any("gradient checkpointing" in line and "prompts through its chat template" in line for line in lines)
     assert len(outcome.history) == 2 and (outcome.adapter_dir / "adapter_config.json").is_file()
     assert len(outcome.evaluation.items) == 4 and "gold_rougeL" in outcome.metrics  # evaluated through the template
+
+
+def test_auditloop_answer_prompts_go_through_the_chat_template(architecture_dirs: dict[str, Path]) -> None:
+    from training.assistant import answer_prompts
+    from training.generation import choose_backend
+    from training.retrieval import Retriever
+
+    backend = choose_backend(architecture_dirs["qwen2"], prefer="transformers", device="cpu")
+    prompts, hits = answer_prompts(backend, Retriever([DOCUMENT]), [EXAMPLES[0][0]], k=1, max_new_tokens=8)
+    assert hits[0][0].document_id == DOCUMENT.document_id
+    assert prompts[0].startswith("<|im_start|>user\nContext:\n[HR-001@v1]")
+    assert prompts[0].endswith("Question: How much annual leave do I get?<|im_end|>\n<|im_start|>assistant\n")
+    (generation,) = backend.generate(prompts, max_new_tokens=8)
+    assert 1 <= generation.new_tokens <= 8
