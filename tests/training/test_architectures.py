@@ -182,14 +182,14 @@ def test_end_tokens_come_from_the_generation_config_then_the_tokenizer() -> None
 
 
 @pytest.mark.gpu
-def test_vllm_serves_a_chat_model_adapter(architecture_dirs: dict[str, Path], tmp_path: Path) -> None:
+def test_vllm_serves_a_chat_model_adapter(tmp_path: Path) -> None:
     from training.generation import vllm_available
 
     if not vllm_available():
         pytest.skip("needs vllm and a CUDA device")
     from training.generation.vllm_backend import VLLMBackend
 
-    model_dir = architecture_dirs["qwen2"]
+    model_dir = build_architecture("qwen2", tmp_path / "qwen2", hidden_size=128)  # head size 64 for vLLM
     base = load_for_training(model_dir, dtype="float32")
     lora_finetune.apply_lora(base, r=8, alpha=16, dropout=0.0, target_modules=["auto"]).save_pretrained(
         str(tmp_path / "adapter")
@@ -258,3 +258,14 @@ def test_auditloop_answer_prompts_go_through_the_chat_template(architecture_dirs
     assert prompts[0].endswith("Question: How much annual leave do I get?<|im_end|>\n<|im_start|>assistant\n")
     (generation,) = backend.generate(prompts, max_new_tokens=8)
     assert 1 <= generation.new_tokens <= 8
+
+
+def test_auto_is_the_packaged_default_and_stands_alone() -> None:
+    from training.config import load_config
+
+    assert load_config().lora.target_modules == ["auto"]
+    assert load_config(overrides=["lora.target_modules=q_proj,v_proj"]).lora.target_modules == ["q_proj", "v_proj"]
+    with pytest.raises(ValidationError, match="lora.target_modules: auto stands alone"):
+        load_config(overrides=["lora.target_modules=auto,q_proj"])
+    with pytest.raises(ValidationError, match=r"model.quantization: expected 'none' \| 'nf4'"):
+        load_config(overrides=["model.quantization=int3"])

@@ -17,7 +17,7 @@ from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-SHAPE = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+SHAPE = {"intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
 CONTEXT_LENGTH = 256
 
 _CHATML = (
@@ -138,23 +138,24 @@ def build_tokenizer(arch: Architecture, vocab_size: int = 320) -> Any:
     return tokenizer
 
 
-def model_config(arch: Architecture, vocab_size: int, *, bos_id: int | None, eos_id: int) -> Any:
+def model_config(arch: Architecture, vocab_size: int, *, bos_id: int | None, eos_id: int, hidden_size: int = 32) -> Any:
     from transformers import AutoConfig
 
     ids = {"bos_token_id": bos_id, "eos_token_id": eos_id, "pad_token_id": eos_id}
     if arch.model_type == "gpt2":
-        shape = {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": CONTEXT_LENGTH}
+        shape = {"n_embd": hidden_size, "n_layer": 2, "n_head": 2, "n_positions": CONTEXT_LENGTH}
     else:
-        shape = {**SHAPE, "max_position_embeddings": CONTEXT_LENGTH}
+        shape = {**SHAPE, "hidden_size": hidden_size, "max_position_embeddings": CONTEXT_LENGTH}
         if arch.model_type in {"llama", "qwen2", "mistral", "gemma2"}:
             shape["num_key_value_heads"] = 1  # grouped-query attention, as the real models have
         if arch.model_type == "gemma2":
-            shape["head_dim"] = 16
+            shape["head_dim"] = hidden_size // 2
     return AutoConfig.for_model(arch.model_type, vocab_size=vocab_size, tie_word_embeddings=False, **shape, **ids)
 
 
-def build_architecture(name: str, path: Path, *, seed: int = 0) -> Path:
-    """A model directory (random weights, tokenizer with chat template, two end tokens) at ``path``."""
+def build_architecture(name: str, path: Path, *, seed: int = 0, hidden_size: int = 32) -> Path:
+    """A model directory (random weights, tokenizer with chat template, two end tokens) at ``path``.
+    Two heads of ``hidden_size / 2``: 128 gives head size 64, which vLLM's attention kernels support."""
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
 
@@ -165,7 +166,8 @@ def build_architecture(name: str, path: Path, *, seed: int = 0) -> Path:
     bos_id = tokenizer.convert_tokens_to_ids(arch.bos) if arch.bos else None
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(
-        model_config(arch, len(tokenizer), bos_id=bos_id, eos_id=eos_id), dtype=torch.float32
+        model_config(arch, len(tokenizer), bos_id=bos_id, eos_id=eos_id, hidden_size=hidden_size),
+        dtype=torch.float32,
     )
     model.generation_config = GenerationConfig(
         bos_token_id=bos_id, eos_token_id=[eos_id, end_of_turn_id], pad_token_id=eos_id

@@ -29,7 +29,7 @@ def resolve_dtype(setting: str, device: str) -> str:
     (on CPU bf16 matrix products are slow and the built-in model's figures were made in float32)."""
     if setting != "auto":
         return setting
-    return "bfloat16" if device == "cuda" and cuda_supports_bf16() else "float32"
+    return "bfloat16" if str(device).startswith("cuda") and cuda_supports_bf16() else "float32"
 
 
 def check_quantization(quantization: str, device: str) -> None:
