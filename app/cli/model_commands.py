@@ -185,6 +185,12 @@ def jobs_(app: AppContext, limit: int, as_json: bool) -> None:
     help="Queue nothing: print the parameters, trainable share and estimated peak memory, and fail if "
     "the run will not fit this machine's device.",
 )
+@click.option(
+    "--device-memory-gb",
+    type=click.FloatRange(min=0.1),
+    help="With --dry-run: check the fit against this much memory (GB) instead of the device's free memory; "
+    "with --set device=cuda it plans a GPU run on a machine without one.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 @user_errors
@@ -196,6 +202,7 @@ def train(
     queue_only: bool,
     by_username: str | None,
     dry_run: bool,
+    device_memory_gb: float | None,
     as_json: bool,
 ) -> None:
     """Queue a LoRA training job and (unless --queue-only) run it here, as a worker would.
@@ -208,7 +215,7 @@ def train(
 
     cfg = load_config(None, overrides)  # validate before queueing
     if dry_run:
-        _dry_run(app, cfg, as_json=as_json)
+        _dry_run(app, cfg, device_memory_gb=device_memory_gb, as_json=as_json)
         return
     with app.unit_of_work() as session:
         actor = _acting_user(session, by_username)
@@ -230,11 +237,21 @@ def train(
         raise SystemExit(1)
 
 
-def _dry_run(app: AppContext, cfg: Any, *, as_json: bool) -> None:
+def _dry_run(app: AppContext, cfg: Any, *, device_memory_gb: float | None, as_json: bool) -> None:
+    from audit.errors import ValidationError
     from training.memory import dry_run
     from training.recipes.evaluate import resolve_device
 
-    report = dry_run(cfg, base_model=cfg.base_model or app.settings.base_model, device=resolve_device(cfg.device))
+    memory_bytes = int(device_memory_gb * 10**9) if device_memory_gb is not None else None
+    if cfg.device == "cuda" and memory_bytes is not None:
+        device = "cuda"  # planning a GPU run: this machine need not have one
+    elif cfg.device == "cuda" and resolve_device("auto") != "cuda":
+        raise ValidationError("device: cuda but no CUDA device here: add --device-memory-gb to plan for one")
+    else:
+        device = resolve_device(cfg.device)
+    report = dry_run(
+        cfg, base_model=cfg.base_model or app.settings.base_model, device=device, memory_bytes=memory_bytes
+    )
     emit(report.to_dict(), as_json=as_json, human=lambda _d: report.text())
     if not report.fits:
         raise SystemExit(1)

@@ -77,6 +77,18 @@ def test_an_8b_llama_with_bf16_and_checkpointing_fits_24_gb_and_12_with_nf4(llam
     assert "(fits)" in no_checkpointing.advice[0]
 
 
+def test_dry_run_plans_a_gpu_run_on_a_machine_without_one(llama_8b_dir: Path, tmp_path: Path) -> None:
+    env = {"AUDITLOOP_DATA_DIR": str(tmp_path / "data"), "AUDITLOOP_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    args = ["model", "train", "--dry-run", "--json", "--set", f"base_model={llama_8b_dir}", "--set", "device=cuda"]
+    args += [a for o in CASE_STUDY for a in ("--set", o)]
+    on_24 = CliRunner().invoke(cli, [*args, "--device-memory-gb", "24"], env=env, catch_exceptions=False)
+    report = json.loads(on_24.output)
+    assert on_24.exit_code == 0 and report["fits"] and report["device"] == "cuda"
+    assert report["estimated_peak_bytes"] <= 24 * 10**9
+    on_16 = CliRunner().invoke(cli, [*args, "--device-memory-gb", "16"], env=env, catch_exceptions=False)
+    assert on_16.exit_code == 1 and "model.quantization=nf4: estimated peak" in on_16.output
+
+
 def test_nf4_on_cpu_is_refused_by_the_dry_run_with_what_to_change(llama_8b_dir: Path) -> None:
     report = dry_run(
         load_config(overrides=[*CASE_STUDY, "model.quantization=nf4"]),
