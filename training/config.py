@@ -25,6 +25,8 @@ Device = Literal["auto", "cpu", "cuda"]
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
 Scheduler = Literal["constant", "linear", "cosine"]
 GateMetric = Literal["fact_accuracy", "citation_accuracy", "retrieval_at_1", "rougeL", "f1"]
+ModelDtype = Literal["auto", "float32", "bfloat16", "float16"]
+Quantization = Literal["none", "nf4"]
 
 
 @dataclass
@@ -40,7 +42,14 @@ class LoraAdapterConfig:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    # ["auto"]: the architecture's attention projections (training.models.targets)
+    target_modules: list[str] = field(default_factory=lambda: ["auto"])
+
+
+@dataclass
+class ModelLoadConfig:
+    dtype: ModelDtype = "auto"
+    quantization: Quantization = "none"
 
 
 @dataclass
@@ -56,6 +65,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     log_every: int = 10
     mixed_precision: MixedPrecision = "auto"
+    gradient_checkpointing: bool = False
     threads: int | None = 2
 
 
@@ -93,6 +103,7 @@ class RecipeConfig:
     base_model: str | None = None
     output_dir: str | None = None
     run_name: str | None = None
+    model: ModelLoadConfig = field(default_factory=ModelLoadConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     lora: LoraAdapterConfig = field(default_factory=LoraAdapterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -249,6 +260,12 @@ def _validate_ranges(cfg: RecipeConfig, where: Mapping[str, str]) -> None:
         ("lora.alpha", cfg.lora.alpha, cfg.lora.alpha >= 1, "must be >= 1"),
         ("lora.dropout", cfg.lora.dropout, 0.0 <= cfg.lora.dropout < 1.0, "must be in [0, 1)"),
         ("lora.target_modules", cfg.lora.target_modules, len(cfg.lora.target_modules) > 0, "must name a module"),
+        (
+            "lora.target_modules",
+            cfg.lora.target_modules,
+            "auto" not in cfg.lora.target_modules or cfg.lora.target_modules == ["auto"],
+            "auto stands alone (the architecture's attention projections) or is left out",
+        ),
         ("train.epochs", cfg.train.epochs, cfg.train.epochs >= 1, "must be >= 1"),
         (
             "train.max_steps",

@@ -153,11 +153,14 @@ def parameter_dominated_config() -> dict[str, Any]:
 
 
 def recipe_lora_settings() -> dict[str, Any]:
-    """r, alpha, dropout and target modules of the LoRA recipe's packaged config (lora.yaml)."""
+    """r, alpha, dropout and target modules of the LoRA recipe's packaged config (lora.yaml); targets
+    given as ``auto`` are named as auto resolves them on the Llama shapes measured here."""
     from training.config import load_config
+    from training.models.targets import ATTENTION_TARGETS, is_auto
 
     lora = load_config().lora
-    return {"r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout, "target_modules": list(lora.target_modules)}
+    targets = list(ATTENTION_TARGETS["llama"]) if is_auto(lora.target_modules) else list(lora.target_modules)
+    return {"r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout, "target_modules": targets}
 
 
 def expected_state_bytes(total: int, trainable: int, *, bytes_per_value: int = 4) -> int:
@@ -226,6 +229,7 @@ def _measure_in_this_process(
     alpha: int | None = None,
     dropout: float = 0.0,
     target_modules: Sequence[str] = DEFAULT_TARGETS,
+    gradient_checkpointing: bool = False,
 ) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
@@ -245,6 +249,10 @@ def _measure_in_this_process(
     else:  # a randomly initialised Llama of the given shape, built directly on the device
         with torch.device(device):
             model = LlamaForCausalLM(LlamaConfig(**(config or {})))
+    if gradient_checkpointing:
+        from training.models.loading import set_gradient_checkpointing
+
+        set_gradient_checkpointing(model, True)
     if lora:
         from training.recipes.lora_finetune import apply_lora
 
@@ -297,6 +305,7 @@ def _measure_in_this_process(
         "batch_size": batch_size,
         "seq_len": seq_len,
         "memory_method": method,
+        "gradient_checkpointing": gradient_checkpointing,
         "lora_settings": {
             "r": r,
             "alpha": alpha if alpha is not None else 2 * r,
@@ -324,11 +333,13 @@ def measure_training(
     device: str = "cpu",
     threads: int = 2,
     timeout_s: float = 600,
+    gradient_checkpointing: bool = False,
 ) -> dict[str, Any]:
     """Train ``steps`` steps of LoRA (``lora=True``) or full fine-tuning in a fresh process and
     return its trainable share, peak training memory and median step time. The model is loaded
     from ``model_dir``, or (``model_dir=None``) built randomly from ``config`` (LlamaConfig keywords).
-    LoRA: rank ``r``, scaling ``alpha`` (default 2·r), ``dropout`` on ``target_modules``."""
+    LoRA: rank ``r``, scaling ``alpha`` (default 2·r), ``dropout`` on ``target_modules``; gradient
+    checkpointing if asked."""
     if model_dir is None and not config:
         raise ValueError("measure_training needs a model directory or a config")
     if steps < 1 or batch_size < 1 or seq_len < 2 or r < 1 or threads < 1:
@@ -351,6 +362,7 @@ def measure_training(
         "target_modules": list(target_modules),
         "device": device,
         "threads": threads,
+        "gradient_checkpointing": gradient_checkpointing,
     }
     code = (
         "import json, sys; from training.efficiency import _measure_in_this_process as m; "

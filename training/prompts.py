@@ -3,6 +3,15 @@
 Pretraining of the built-in tiny model, LoRA fine-tuning and generation all use these functions, so
 the model always sees the same layout. Context is cut to the sentences that share the most words
 with the question, so the fact an answer needs usually survives the length budget.
+
+A model whose tokenizer carries a chat template (an instruct model) gets the same context and
+question as one user message rendered through its template, with the assistant's turn opened
+(:func:`chat_prompt`); the answer it is trained on ends with the template's end-of-turn text. The
+context goes in the user message, not a system message: some templates (Gemma's) refuse a system
+role, and the context belongs to this question. Whether a tokenizer has a template decides it, in
+training, evaluation, ``auditloop answer`` and vLLM alike, because all of them build prompts with
+:func:`fit_prompt` and tokenize them with :func:`prompt_token_ids`. A rendered template already holds
+its special tokens (e.g. a BOS), so it is tokenized without adding them again.
 """
 
 from __future__ import annotations
@@ -93,6 +102,16 @@ def _budgets(total: int, n: int) -> list[int]:
     return [total - rest * (n - 1)] + [rest] * (n - 1)
 
 
+def _context_and_question(question: str, context_docs: Sequence[ContextDocument], max_context_chars: int) -> list[str]:
+    lines = ["Context:"]
+    if not context_docs:
+        lines.append("(no documents found)")
+    for doc, budget in zip(context_docs, _budgets(max_context_chars, max(len(context_docs), 1)), strict=False):
+        passage = select_passage(question, doc.text, budget)
+        lines.append(f"[{doc.document_id}] {doc.title} ({doc.department}): {passage}")
+    return [*lines, "", f"Question: {' '.join(question.split())}"]
+
+
 def build_prompt(
     question: str, context_docs: Sequence[ContextDocument], *, max_context_chars: int = DEFAULT_CONTEXT_CHARS
 ) -> str:
@@ -107,14 +126,50 @@ def build_prompt(
         Question: <question>
         Answer:
     """
-    lines = ["Context:"]
-    if not context_docs:
-        lines.append("(no documents found)")
-    for doc, budget in zip(context_docs, _budgets(max_context_chars, max(len(context_docs), 1)), strict=False):
-        passage = select_passage(question, doc.text, budget)
-        lines.append(f"[{doc.document_id}] {doc.title} ({doc.department}): {passage}")
-    lines += ["", f"Question: {' '.join(question.split())}", ANSWER_CUE]
-    return "\n".join(lines)
+    return "\n".join([*_context_and_question(question, context_docs, max_context_chars), ANSWER_CUE])
+
+
+def uses_chat_template(tokenizer: Any) -> bool:
+    """Prompts go through the tokenizer's chat template when it has one (instruct models)."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def chat_prompt(
+    tokenizer: Any,
+    question: str,
+    context_docs: Sequence[ContextDocument],
+    *,
+    max_context_chars: int = DEFAULT_CONTEXT_CHARS,
+) -> str:
+    """The context and question (the layout of :func:`build_prompt` without "Answer:") as one user
+    message through the tokenizer's chat template, ending where the assistant's answer begins."""
+    content = "\n".join(_context_and_question(question, context_docs, max_context_chars))
+    return str(
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
+    )
+
+
+_ANSWER_MARK = "AUDITLOOP-ANSWER-MARK"
+
+
+def end_of_turn_text(tokenizer: Any) -> str:
+    """What the chat template writes after an assistant message (e.g. ``<|im_end|>``), trailing
+    newlines dropped; the tokenizer's EOS where the template writes nothing."""
+    rendered = str(
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": "?"}, {"role": "assistant", "content": _ANSWER_MARK}], tokenize=False
+        )
+    )
+    suffix = rendered[rendered.rindex(_ANSWER_MARK) + len(_ANSWER_MARK) :].rstrip()
+    return suffix or str(tokenizer.eos_token or "")
+
+
+def prompt_token_ids(tokenizer: Any, prompt: str) -> list[int]:
+    """A prompt's token ids as generation sees them: the tokenizer adds its special tokens (e.g. a
+    BOS) to a raw prompt; a rendered chat template already holds them."""
+    return list(tokenizer(prompt, add_special_tokens=not uses_chat_template(tokenizer))["input_ids"])
 
 
 def format_training_example(question: str, answer: str, context: Sequence[ContextDocument]) -> tuple[str, str]:
@@ -134,14 +189,19 @@ class EncodedExample:
 def encode_example(tokenizer: Any, prompt: str, completion: str, *, max_length: int) -> EncodedExample:
     """Token ids for prompt + completion + EOS, with labels masking the prompt.
 
-    The prompt is tokenized as generation tokenizes it (with the tokenizer's own special tokens,
-    e.g. a BOS), so training and inference see identical prefixes. Too long: the prompt loses
+    The prompt is tokenized as generation tokenizes it (:func:`prompt_token_ids`), so training and
+    inference see identical prefixes. With a chat template the completion ends with the template's
+    end-of-turn text instead of the EOS, as the model's own answers do. Too long: the prompt loses
     tokens from its start (the context), never the question or the answer.
     """
-    prompt_ids = list(tokenizer(prompt)["input_ids"])
-    completion_ids = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
-    if tokenizer.eos_token_id is not None:
-        completion_ids.append(int(tokenizer.eos_token_id))
+    prompt_ids = prompt_token_ids(tokenizer, prompt)
+    if uses_chat_template(tokenizer):
+        text = completion.strip() + end_of_turn_text(tokenizer)
+        completion_ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    else:
+        completion_ids = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
+        if tokenizer.eos_token_id is not None:
+            completion_ids.append(int(tokenizer.eos_token_id))
     # the prompt gives way first, but keeps at least half the window (a runaway answer is cut instead)
     keep_prompt = min(len(prompt_ids), max(max_length - len(completion_ids), max_length // 2))
     prompt_ids = prompt_ids[len(prompt_ids) - keep_prompt :]
@@ -157,10 +217,14 @@ def fit_prompt(
     max_prompt_tokens: int,
     max_context_chars: int = DEFAULT_CONTEXT_CHARS,
 ) -> str:
-    """:func:`build_prompt`, shrinking the context budget until the prompt fits ``max_prompt_tokens``."""
+    """The prompt for ``tokenizer``'s model (:func:`chat_prompt` when it has a chat template, else
+    :func:`build_prompt`), shrinking the context budget until it fits ``max_prompt_tokens``."""
     budget = max_context_chars
     while True:
-        prompt = build_prompt(question, context_docs, max_context_chars=budget)
-        if len(tokenizer(prompt)["input_ids"]) <= max_prompt_tokens or budget <= 100:
+        if uses_chat_template(tokenizer):
+            prompt = chat_prompt(tokenizer, question, context_docs, max_context_chars=budget)
+        else:
+            prompt = build_prompt(question, context_docs, max_context_chars=budget)
+        if len(prompt_token_ids(tokenizer, prompt)) <= max_prompt_tokens or budget <= 100:
             return prompt
         budget = int(budget * 0.75)

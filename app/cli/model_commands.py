@@ -186,6 +186,18 @@ def jobs_(app: AppContext, limit: int, as_json: bool) -> None:
 @click.option("--reason", default="manual retraining", show_default=True, help="Why this job was queued.")
 @click.option("--queue-only", is_flag=True, help="Only queue the job; a running `auditloop worker` picks it up.")
 @click.option("--by", "by_username", metavar="USERNAME", help="Attribute the request to this user (a lead).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Queue nothing: print the parameters, trainable share and estimated peak memory, and fail if "
+    "the run will not fit this machine's device.",
+)
+@click.option(
+    "--device-memory-gb",
+    type=click.FloatRange(min=0.1),
+    help="With --dry-run: check the fit against this much memory (GB) instead of the device's free memory; "
+    "with --set device=cuda it plans a GPU run on a machine without one.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 @user_errors
@@ -196,15 +208,22 @@ def train(
     reason: str,
     queue_only: bool,
     by_username: str | None,
+    dry_run: bool,
+    device_memory_gb: float | None,
     as_json: bool,
 ) -> None:
-    """Queue a LoRA training job and (unless --queue-only) run it here, as a worker would."""
+    """Queue a LoRA training job and (unless --queue-only) run it here, as a worker would.
+
+    --dry-run estimates instead, from the base model's config.json alone (no weights are read)."""
     from audit.knowledge import datasets
     from training import jobs
     from training.config import load_config, parse_overrides
     from training.worker import Worker, WorkerOptions, describe
 
-    load_config(None, overrides)  # validate before queueing
+    cfg = load_config(None, overrides)  # validate before queueing
+    if dry_run:
+        _dry_run(app, cfg, device_memory_gb=device_memory_gb, as_json=as_json)
+        return
     with app.unit_of_work() as session:
         actor = _acting_user(session, by_username)
         version_id = datasets.version_by_number(session, dataset_number).id if dataset_number else None
@@ -222,6 +241,26 @@ def train(
     rows = describe([result])
     emit(rows, as_json=as_json, human=lambda r: table(r, ["job", "status", "model_version", "gate", "error"]))
     if result.status != "succeeded":
+        raise SystemExit(1)
+
+
+def _dry_run(app: AppContext, cfg: Any, *, device_memory_gb: float | None, as_json: bool) -> None:
+    from audit.errors import ValidationError
+    from training.memory import dry_run
+    from training.recipes.evaluate import resolve_device
+
+    memory_bytes = int(device_memory_gb * 10**9) if device_memory_gb is not None else None
+    if cfg.device == "cuda" and memory_bytes is not None:
+        device = "cuda"  # planning a GPU run: this machine need not have one
+    elif cfg.device == "cuda" and resolve_device("auto") != "cuda":
+        raise ValidationError("device: cuda but no CUDA device here: add --device-memory-gb to plan for one")
+    else:
+        device = resolve_device(cfg.device)
+    report = dry_run(
+        cfg, base_model=cfg.base_model or app.settings.base_model, device=device, memory_bytes=memory_bytes
+    )
+    emit(report.to_dict(), as_json=as_json, human=lambda _d: report.text())
+    if not report.fits:
         raise SystemExit(1)
 
 

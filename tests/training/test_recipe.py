@@ -64,7 +64,7 @@ def settings(tmp_path: Path, sqlite_url: str, tiny_model_dir: Path) -> Settings:
 
 def test_packaged_config_loads_and_documents_every_key() -> None:
     cfg = load_config()
-    assert cfg.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert cfg.lora.target_modules == ["auto"] and cfg.model.dtype == "auto" and cfg.model.quantization == "none"
     assert cfg.train.lr == pytest.approx(2e-4)
     text = DEFAULT_CONFIG_PATH.read_text().splitlines()
     # every setting line is preceded by a comment line that explains it

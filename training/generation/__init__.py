@@ -34,6 +34,20 @@ class GenerationBackend(Protocol):
     ) -> list[Generation]: ...
 
 
+def end_token_ids(generation_config: Any, tokenizer: Any) -> list[int]:
+    """Every token that ends an answer: each ``eos_token_id`` of the model's generation config (instruct
+    models list several, e.g. Llama 3's ``<|end_of_text|>`` and ``<|eot_id|>``, Qwen2's ``<|im_end|>``
+    and ``<|endoftext|>``), then the tokenizer's EOS. Stopping on the tokenizer's alone lets a model run
+    on past its end of turn to the token cap."""
+    configured = getattr(generation_config, "eos_token_id", None)
+    candidates = [*(configured if isinstance(configured, (list, tuple)) else [configured]), tokenizer.eos_token_id]
+    ids: list[int] = []
+    for token_id in candidates:
+        if token_id is not None and int(token_id) not in ids:
+            ids.append(int(token_id))
+    return ids
+
+
 def vllm_available() -> bool:
     """vLLM is used only where it is installed and a CUDA device is present."""
     if importlib.util.find_spec("vllm") is None:

@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from training.generation import Generation
+from training.generation import Generation, end_token_ids
+from training.prompts import uses_chat_template
 
 CACHE_IMPLEMENTATIONS = ("auto", "static", "dynamic")
 TRIMMED_SDPA = "auditloop_trimmed_sdpa"
@@ -210,6 +211,9 @@ class TransformersBackend:
         tokenizer.truncation_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
+        # generation stops on any of these; a rendered chat template already holds its special tokens
+        self.end_token_ids = end_token_ids(getattr(_base_model(model), "generation_config", None), tokenizer)
+        self.add_special_tokens = not uses_chat_template(tokenizer)
         self.context_length = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
 
     def max_prompt_tokens(self, max_new_tokens: int) -> int:
@@ -235,7 +239,8 @@ class TransformersBackend:
             return []
         if seed is not None:
             torch.manual_seed(seed)
-        lengths = [len(ids) for ids in self.tokenizer(list(prompts))["input_ids"]]
+        encoded = self.tokenizer(list(prompts), add_special_tokens=self.add_special_tokens)
+        lengths = [len(ids) for ids in encoded["input_ids"]]
         order = sorted(range(len(prompts)), key=lambda i: (lengths[i], i))
         results: list[Generation | None] = [None] * len(prompts)
         for start in range(0, len(order), max(batch_size, 1)):
@@ -255,6 +260,7 @@ class TransformersBackend:
             padding=True,
             truncation=True,
             max_length=self.max_prompt_tokens(max_new_tokens),
+            add_special_tokens=self.add_special_tokens,
         ).to(self.device)
         sampling: dict[str, Any] = (
             {"do_sample": True, "temperature": temperature, "top_k": None, "top_p": None}
@@ -272,7 +278,7 @@ class TransformersBackend:
                 **caching,
                 max_new_tokens=max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self.tokenizer.eos_token_id,
+                eos_token_id=self.end_token_ids or None,
                 return_dict_in_generate=True,
                 output_logits=True,
                 **sampling,
@@ -281,9 +287,8 @@ class TransformersBackend:
         # raw logits (before temperature or other processors): the model's own probability
         logits = torch.stack(out.logits, dim=1).float()
         token_logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new_ids.unsqueeze(-1)).squeeze(-1)
-        eos = self.tokenizer.eos_token_id
-        is_eos = new_ids == eos if eos is not None else torch.zeros_like(new_ids, dtype=torch.bool)
-        # a sequence's tokens run up to and including its first EOS; later positions are padding
+        is_eos = torch.isin(new_ids, torch.tensor(self.end_token_ids, dtype=new_ids.dtype, device=new_ids.device))
+        # a sequence's tokens run up to and including its first end token; later positions are padding
         generated = (torch.cumsum(is_eos.long(), dim=1) - is_eos.long()) == 0
         counts = generated.sum(dim=1)
         sums = (token_logprobs * generated).sum(dim=1)
@@ -291,7 +296,7 @@ class TransformersBackend:
         generations = []
         for row in range(len(prompts)):
             n = int(counts[row])
-            text_ids = [t for t in new_ids[row, :n].tolist() if t != eos]
+            text_ids = [t for t in new_ids[row, :n].tolist() if t not in self.end_token_ids]
             generations.append(
                 Generation(
                     text=self.tokenizer.decode(text_ids, skip_special_tokens=True).strip(),

@@ -108,14 +108,21 @@ def load_model_dir(
     """(model, tokenizer) from a local directory, optionally with a PEFT LoRA adapter on top.
 
     The tokenizer pads and truncates on the left (generation continues from the prompt's end) and
-    gets a pad token (the EOS) if the model has none.
+    gets a pad token (the EOS) if the model has none. ``dtype`` None: the recipe's ``model.dtype: auto``
+    for ``device`` (bfloat16 on a GPU that has it, float32 elsewhere), so a model is evaluated in the
+    dtype it was trained in.
     """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.models.loading import resolve_dtype
 
     model: Any
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True, dtype=dtype or "auto")
+        model = AutoModelForCausalLM.from_pretrained(
+            str(model_dir), local_files_only=True, dtype=dtype or getattr(torch, resolve_dtype("auto", device))
+        )
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"{model_dir}: cannot load the model ({exc})") from exc
     tokenizer.padding_side = "left"

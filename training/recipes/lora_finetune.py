@@ -11,10 +11,12 @@ Usage::
     # as a queued training job, picked up by `auditloop worker`
     auditloop model train --set train.max_steps=50
 
-Steps: load data (dataset version, gold questions, current documents) → build model (base + PEFT
-LoRA on the attention projections; no modules_to_save, no DoRA, so vLLM can serve the adapter) →
-train (loss on the answer tokens only; examples repeated by their dataset weight; bf16 autocast on
-CUDA) → evaluate (held-out gold questions) → save (adapter directory) → log (MLflow: params,
+Steps: load data (dataset version, gold questions, current documents) → build model (base in
+model.dtype, bf16 on a GPU that has it, or 4-bit NF4 for QLoRA; gradient checkpointing if asked; PEFT
+LoRA on the architecture's attention projections; no modules_to_save, no DoRA, so vLLM can serve the
+adapter) → train (loss on the answer tokens only; examples repeated by their dataset weight; bf16
+autocast on CUDA; prompts through the tokenizer's chat template where it has one) → evaluate
+(held-out gold questions) → save (adapter directory) → log (MLflow: params,
 per-step loss and learning rate, the dataset version as an input, the adapter as artifacts and a
 registered model version).
 
@@ -48,7 +50,7 @@ from audit.sampling.models import GoldItem
 from audit.settings import Settings, load_settings
 from training.config import RecipeConfig, load_config
 from training.evaluation import EvaluationSummary
-from training.prompts import encode_example, fit_prompt, format_training_example
+from training.prompts import encode_example, fit_prompt, format_training_example, uses_chat_template
 from training.recipes.evaluate import EvalContext, evaluate_model, prepare, resolve_device
 from training.retrieval import Retriever, current_documents
 from training.tracking import MlflowTracker, Tracker
@@ -177,28 +179,25 @@ def collate(batch: Sequence[dict[str, list[int]]], pad_token_id: int) -> dict[st
 
 def apply_lora(model: Any, *, r: int, alpha: int, dropout: float, target_modules: Sequence[str]) -> Any:
     """Wrap ``model`` with a PEFT LoRA adapter that vLLM can serve: plain LoRA (no DoRA), no extra
-    trainable modules, no bias."""
+    trainable modules, no bias. ``target_modules``: names, or ``["auto"]`` for the architecture's
+    attention projections (:func:`training.models.targets.resolve_target_modules`)."""
     from peft import LoraConfig, get_peft_model
 
-    linear_names = {
-        name.rsplit(".", 1)[-1] for name, module in model.named_modules() if type(module).__name__ == "Linear"
-    }
-    missing = [m for m in target_modules if m not in linear_names]
-    if missing:
-        raise ValidationError(
-            f"lora.target_modules: {', '.join(missing)} not found in the base model "
-            f"(its linear layers: {', '.join(sorted(linear_names))})"
-        )
+    from training.models.targets import resolve_target_modules, stores_weights_transposed
+
+    targets = resolve_target_modules(model, target_modules)
     config = LoraConfig(
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=list(target_modules),
+        target_modules=targets,
+        fan_in_fan_out=stores_weights_transposed(model, targets),  # GPT-2's Conv1D keeps (in, out) weights
         bias="none",
         task_type="CAUSAL_LM",
         use_dora=False,
         modules_to_save=None,
     )
+    # adapter weights stay float32 whatever the base dtype (PEFT's autocast_adapter_dtype)
     return get_peft_model(model, config)
 
 
@@ -249,9 +248,15 @@ def main(
     clean for this dataset version)."""
     import torch
     from accelerate import Accelerator
-    from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
+    from transformers import AutoTokenizer, get_scheduler
 
     from training.models import resolve_model_dir
+    from training.models.loading import (
+        check_quantization,
+        load_for_training,
+        resolve_dtype,
+        set_gradient_checkpointing,
+    )
 
     settings = settings or load_settings()
     own_engine = engine is None
@@ -263,6 +268,7 @@ def main(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.device)
+    check_quantization(cfg.model.quantization, device)  # before any data or weights are loaded
     accelerator = Accelerator(
         cpu=device == "cpu",
         mixed_precision=_mixed_precision(cfg.train.mixed_precision, device),
@@ -298,14 +304,24 @@ def main(
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        base = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True, dtype=torch.float32)
+        dtype = resolve_dtype(cfg.model.dtype, device)
+        base = load_for_training(
+            model_dir,
+            dtype=dtype,
+            quantization=cfg.model.quantization,
+            gradient_checkpointing=cfg.train.gradient_checkpointing,
+            device_index=accelerator.local_process_index,
+        )
         model = apply_lora(
             base, r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout, target_modules=cfg.lora.target_modules
         )
+        targets = model.peft_config["default"].target_modules
         trainable, total = count_parameters(model)
         say(
-            f"model: {base_model_spec} + LoRA r={cfg.lora.r} on {','.join(cfg.lora.target_modules)}: "
-            f"{trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.3f}%)"
+            f"model: {base_model_spec} ({dtype}{', nf4' if cfg.model.quantization == 'nf4' else ''}"
+            f"{', gradient checkpointing' if cfg.train.gradient_checkpointing else ''}) + LoRA r={cfg.lora.r} on "
+            f"{','.join(sorted(targets))}: {trainable:,} trainable of {total:,} parameters "
+            f"({100 * trainable / total:.3f}%){'; prompts through its chat template' if uses_chat_template(tokenizer) else ''}"
         )
 
         retriever = Retriever.from_documents(data.documents)
@@ -356,6 +372,8 @@ def main(
             "model.trainable_parameters": trainable,
             "model.total_parameters": total,
             "device": device,
+            "model.loaded_dtype": dtype,
+            "lora.resolved_target_modules": ",".join(sorted(targets)),
             "mixed_precision": accelerator.mixed_precision,
             "num_processes": accelerator.num_processes,
         }
@@ -433,6 +451,8 @@ def main(
         accelerator.wait_for_everyone()
         model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
         model.eval()
+        if cfg.train.gradient_checkpointing:  # generation wants its KV cache back
+            set_gradient_checkpointing(model.get_base_model(), False)
 
         # ------------------------------------------------------------------------------ evaluate
         evaluation = evaluate_model(model, tokenizer, eval_context, device=str(accelerator.device))
