@@ -85,7 +85,7 @@ class GateConfig:
     department_delta: float = 0.15
     gap_delta: float = 0.15
     secondary_metric: GateMetric = "rougeL"
-    secondary_delta: float = 0.02
+    secondary_delta: float = 0.05
     require_approval: bool = False
 
 

@@ -76,7 +76,7 @@ class GateMargins:
     department_delta: float = 0.15
     gap_delta: float = 0.15
     secondary_metric: str = "rougeL"
-    secondary_delta: float = 0.02
+    secondary_delta: float = 0.05
 
     def to_dict(self) -> dict[str, Any]:
         return {
