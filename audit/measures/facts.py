@@ -8,7 +8,7 @@ The normaliser (``normalise_for_facts``) turns text into canonical tokens, in th
 
 1. Characters: Unicode NFKC (non-breaking and thin spaces become spaces, full-width forms ASCII);
    every Unicode dash and minus becomes "-", curly quotes and primes become ' and ".
-2. Dates become one ISO token: "2026-03-01", "1 March 2026", "1st of March 2026", "March 1, 2026",
+2. Dates become one ISO date (a single token) — "2026-03-01", "1 March 2026", "1st of March 2026", "March 1, 2026",
    "1 Mar 2026" → ``2026-03-01``; "March 2026" and "2026-03" → ``2026-03``. Numeric dates with dots
    ("01.03.2026") are day-first, as everywhere dots are used. With slashes the order is a convention
    that varies by country, so "15/03/2026" and "03/15/2026" are read (only one order is a valid date)
