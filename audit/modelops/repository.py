@@ -9,6 +9,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from audit.modelops.models import EvaluationItem
+from audit.org import repository as org_repo
 from audit.org.models import Department
 
 # The columns a judged item carries, besides who answered and which evaluation it belongs to.
@@ -35,7 +36,7 @@ def store_evaluation_items(
     for that (system, signature) are kept as they are (an evaluation is deterministic). Each row
     holds ``gold_item_id``, ``department`` (name), ``prediction``, ``cited_document_ids``,
     ``retrieved_document_ids`` and the :data:`JUDGEMENT_COLUMNS`. Returns how many were inserted."""
-    department_ids = {name: id_ for id_, name in session.execute(select(Department.id, Department.name))}
+    department_ids = org_repo.department_ids_by_name(session)
     stored = set(
         session.scalars(
             select(EvaluationItem.gold_item_id).where(
