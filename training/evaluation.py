@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from audit.measures.facts import citation_correct, cited_document_ids, cites_outdated, fact_correct
 from fairlearn.metrics import MetricFrame
 
+from audit.measures.facts import citation_correct, cited_document_ids, cites_outdated, fact_correct
 from audit.measures.text_metrics import exact_match, rouge_scores, token_f1
 
 TEXT_METRICS = ("rouge1", "rouge2", "rougeL", "f1", "exact_match")
