@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from audit.answers.models import Answer
 from audit.auditlog import service as auditlog
 from audit.demo.corpus import DEFAULT_SEED, DemoCorpus, DemoDocument, build_corpus
-from audit.demo.traffic import DEMO_AUDITORS, MODEL_VERSION, DemoTraffic, simulate_traffic
+from audit.demo.traffic import DEFAULT_DAYS, DEMO_AUDITORS, MAX_DAYS, MODEL_VERSION, DemoTraffic, simulate_traffic
 from audit.errors import ConflictError, ValidationError
 from audit.ingest.answers import answer_content_hash
 from audit.ingest.records import AnswerRecord, SourceRecord
@@ -45,8 +45,6 @@ from audit.ratings.rubric import RUBRIC_VERSION
 from audit.sampling.models import GoldItem
 from audit.settings import BUILTIN_TINY
 
-DEFAULT_DAYS = 14
-MAX_DAYS = 365
 PASSWORD_BYTES = 15  # token_urlsafe(15) gives 20 characters
 
 Progress = Callable[[str], None]

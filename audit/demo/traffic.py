@@ -34,6 +34,9 @@ from audit.demo.vocabulary import CASUAL_PREFIXES, OVER_CITED_DEPARTMENT
 from audit.knowledge.hashing import normalise_text
 
 MODEL_VERSION = "v0"
+# Days of history `auditloop demo seed` simulates unless told, and the most it accepts.
+DEFAULT_DAYS = 14
+MAX_DAYS = 365
 # Who asks: the production mix of asker departments.
 ASKER_MIX: dict[str, float] = {"Compliance": 0.24, "Legal": 0.2, "Finance": 0.2, "Engineering": 0.2, "HR": 0.16}
 # Probability that an answer about a department's documents is right (before retrieval errors).

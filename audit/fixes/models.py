@@ -9,9 +9,8 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from audit.base import Base, JSONType, UTCDateTime, utcnow
-
-FIX_KINDS = ("add_example", "quarantine_example", "supersede_document", "retrieval_pair", "rebalance")
-FIX_STATUSES = ("proposed", "applied", "rejected")
+from audit.choices import FIX_KINDS as FIX_KINDS
+from audit.choices import FIX_STATUSES as FIX_STATUSES
 
 
 class DataFix(Base):

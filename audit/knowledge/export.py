@@ -18,11 +18,11 @@ from typing import Any, Literal
 import msgspec
 from sqlalchemy.orm import Session
 
+from audit.choices import EXPORT_FORMATS as FORMATS
 from audit.errors import AuditloopError, ValidationError
 from audit.knowledge import datasets
 
 ExportFormat = Literal["jsonl", "hf"]
-FORMATS: tuple[str, ...] = ("jsonl", "hf")
 Progress = Callable[[int, int], None]  # (records written, total)
 PROGRESS_EVERY = 5_000
 # compact JSON, UTF-8 unescaped, one record per line (msgspec: ~10x json.dumps on 100k records)

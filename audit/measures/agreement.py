@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from audit.choices import MIN_SHARED_ITEMS
+
 SCALE = (1, 2, 3, 4, 5)
-MIN_SHARED_ITEMS = 20
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 

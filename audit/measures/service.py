@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from audit.choices import REPORT_NAMES
 from audit.errors import NotFoundError, ValidationError
 from audit.measures import agreement as agreement_measures
 from audit.measures import calibration as calibration_measures
@@ -29,7 +30,6 @@ from audit.org.models import ROLES, User
 from audit.permissions import require
 from audit.ratings.models import DIMENSIONS, RATING_ORIGINS
 
-REPORT_NAMES = ("quality", "agreement", "calibration", "fairness", "funnel", "metrics-vs-humans")
 CONFIDENCE = 0.95
 QUALITY_COLUMNS = [
     "day",

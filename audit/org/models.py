@@ -8,8 +8,7 @@ from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Integer, St
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from audit.base import Base, UTCDateTime, utcnow
-
-ROLES = ("auditor", "sme", "lead", "admin")
+from audit.choices import ROLES as ROLES
 
 user_departments = Table(
     "user_departments",

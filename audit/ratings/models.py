@@ -19,10 +19,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from audit.base import Base, UTCDateTime, utcnow
-
-DIMENSIONS = ("accuracy", "completeness", "relevance", "coherence")
-SOURCES_CORRECT = ("yes", "no", "unsure")
-RATING_ORIGINS = ("app", "import", "simulated")
+from audit.choices import DIMENSIONS
+from audit.choices import RATING_ORIGINS as RATING_ORIGINS
+from audit.choices import SOURCES_CORRECT as SOURCES_CORRECT
 
 
 class Rating(Base):

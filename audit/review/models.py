@@ -8,12 +8,10 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from audit.base import Base, JSONType, UTCDateTime, utcnow
-
-REVIEW_REASONS = ("low_score", "bias_flag", "disagreement", "gold_miss")
-REVIEW_STATUSES = ("open", "claimed", "confirmed", "dismissed")
-ROOT_CAUSES = ("wrong_training_data", "outdated_source", "retrieval_error", "hallucination", "department_bias")
-# root causes whose fix is a better answer: the SME must write it
-CONTENT_ROOT_CAUSES = ("wrong_training_data", "outdated_source", "hallucination")
+from audit.choices import CONTENT_ROOT_CAUSES as CONTENT_ROOT_CAUSES
+from audit.choices import REVIEW_REASONS as REVIEW_REASONS
+from audit.choices import REVIEW_STATUSES as REVIEW_STATUSES
+from audit.choices import ROOT_CAUSES as ROOT_CAUSES
 
 
 class ReviewItem(Base):

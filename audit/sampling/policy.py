@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from audit.choices import MAX_SAMPLE_SIZE
 from audit.errors import ValidationError
 from audit.policy import service as policy_service
 
 POLICY_NAME = "sampling"
-MAX_SAMPLE_SIZE = 100_000
 
 
 @dataclass(frozen=True)
