@@ -34,17 +34,12 @@ from audit.org import repository as org_repo
 from audit.org.models import User
 from audit.permissions import require
 from audit.settings import Settings
+from training.choices import ANSWER_BATCH_SIZE, ANSWER_MAX_NEW_TOKENS, ANSWER_TOP_K
 from training.generation import GenerationBackend, choose_backend
 from training.prompts import DEFAULT_CONTEXT_CHARS, build_prompt, fit_prompt
 from training.retrieval import Hit, Retriever
 
 MAX_ERRORS_SHOWN = 20
-# what `auditloop answer` retrieves and generates per question unless told otherwise
-ANSWER_TOP_K = 3
-ANSWER_MAX_NEW_TOKENS = 64
-# prompts through the model at once: on CPU (tiny model, one thread, 64 demo prompts) 32 gave 14.1–15.7
-# prompts/s against 12.9–14.2 for 16 and 10.8–11.7 for 8 (a decoding step's fixed cost over more rows)
-ANSWER_BATCH_SIZE = 32
 
 
 @dataclass(frozen=True)
