@@ -17,7 +17,6 @@ from sqlalchemy.engine import make_url
 from audit import schema
 from audit.db import make_engine
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ("sqlite", "postgres")
 
 

@@ -7,7 +7,6 @@ Returns one JSON-ready document (see :mod:`app.bench.report` for the files writt
 from __future__ import annotations
 
 import datetime as dt
-import re
 import sys
 import time
 import traceback
@@ -15,37 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 from app.bench import machine
+from app.bench.choices import SCALE_SCENARIOS, scale_label
 from app.bench.context import BenchOptions, Context, Progress, stderr_progress
 from app.bench.databases import BenchDatabase, bench_database, postgres_reachable
 from app.bench.harness import Figure
 from app.bench.synth import synthesize
 
-# in the order they run on each scale's database (ingest uses databases of its own)
-SCALE_SCENARIOS = ("ingest", "sampling", "reports", "fixes", "per-item")
-ONCE_SCENARIOS = ("browser", "training")
-SCENARIOS = SCALE_SCENARIOS + ONCE_SCENARIOS
 GROWTH_TARGET = 1.5
-_SCALE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
-
-
-def parse_scale(text: str) -> int:
-    """``10k`` → 10000, ``1M`` → 1000000, ``2500`` → 2500."""
-    match = _SCALE.match(text.strip())
-    if not match:
-        raise ValueError(f"scale {text!r}: expected a number of answers like 2000, 10k or 1M")
-    number, unit = float(match.group(1)), match.group(2).lower()
-    value = int(number * {"": 1, "k": 1_000, "m": 1_000_000}[unit])
-    if value < 1_000:
-        raise ValueError(f"scale {text!r}: at least 1000 answers (the samples and auditors need them)")
-    return value
-
-
-def scale_label(answers: int) -> str:
-    for size, unit in ((1_000_000, "M"), (1_000, "k")):
-        if answers >= size:
-            value = answers / size
-            return f"{value:g}{unit}"
-    return str(answers)
 
 
 def _scenario(name: str) -> Callable[[Context], list[Figure]]:

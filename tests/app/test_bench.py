@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from app.bench import report as bench_report
+from app.bench.choices import SCALE_SCENARIOS, parse_scale, scale_label
 from app.bench.context import BenchOptions
 from app.bench.harness import Figure, percentile, with_floor
-from app.bench.run import SCALE_SCENARIOS, growth_figures, parse_scale, run_bench, scale_label
+from app.bench.run import growth_figures, run_bench
 from app.cli.main import cli
 from tests.conftest import postgres_admin_url
 
