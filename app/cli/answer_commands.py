@@ -11,8 +11,9 @@ import click
 
 from app.cli.context import AppContext, emit, pass_app, table, user_errors
 from audit.errors import AuditloopError
-from training import assistant
-from training.retrieval import Retriever, current_documents, evaluation_pairs, retrieval_accuracy_at_k
+from training.choices import ANSWER_BATCH_SIZE, ANSWER_MAX_NEW_TOKENS, ANSWER_TOP_K
+
+# Domain code is imported inside the commands, so `--help` loads none of it (see app/cli/main.py).
 
 BACKENDS = ("auto", "transformers", "vllm")
 
@@ -35,14 +36,12 @@ def _say(message: str) -> None:
     "--top-k",
     "k",
     type=click.IntRange(1, 20),
-    default=assistant.ANSWER_TOP_K,
+    default=ANSWER_TOP_K,
     show_default=True,
     help="Documents retrieved.",
 )
-@click.option(
-    "--max-new-tokens", type=click.IntRange(1, 1024), default=assistant.ANSWER_MAX_NEW_TOKENS, show_default=True
-)
-@click.option("--batch-size", type=click.IntRange(1, 512), default=assistant.ANSWER_BATCH_SIZE, show_default=True)
+@click.option("--max-new-tokens", type=click.IntRange(1, 1024), default=ANSWER_MAX_NEW_TOKENS, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 512), default=ANSWER_BATCH_SIZE, show_default=True)
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
 @click.option("--device", help="cpu or cuda (default: cuda when available).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary and the answers as JSON.")
@@ -66,6 +65,9 @@ def answer(
     log-probability) and latency. Re-running stores nothing twice (idempotent on external_id,
     default gen-<hash of model, department and question>).
     """
+    from training import assistant
+    from training.retrieval import Retriever, current_documents
+
     started = time.perf_counter()
     questions = assistant.read_questions(questions_file)
     # Short transactions only: nothing stays locked while the model generates.
@@ -157,10 +159,8 @@ def info(app: AppContext, as_json: bool) -> None:
 
 @base_model.command("throughput")
 @click.option("--prompts", "n_prompts", type=click.IntRange(1, 10_000), default=32, show_default=True)
-@click.option(
-    "--max-new-tokens", type=click.IntRange(1, 1024), default=assistant.ANSWER_MAX_NEW_TOKENS, show_default=True
-)
-@click.option("--batch-size", type=click.IntRange(1, 512), default=assistant.ANSWER_BATCH_SIZE, show_default=True)
+@click.option("--max-new-tokens", type=click.IntRange(1, 1024), default=ANSWER_MAX_NEW_TOKENS, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 512), default=ANSWER_BATCH_SIZE, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 @user_errors
@@ -172,8 +172,10 @@ def throughput(app: AppContext, n_prompts: int, max_new_tokens: int, batch_size:
 
     from audit.knowledge.models import Example
     from audit.sampling.models import GoldItem
+    from training import assistant
     from training.generation import choose_backend, measure_generation_throughput
     from training.models import ensure_base_model
+    from training.retrieval import Retriever, current_documents
 
     with app.unit_of_work() as session:
         documents = current_documents(session)
@@ -209,6 +211,8 @@ def retrieval() -> None:
 @user_errors
 def accuracy(app: AppContext, ks: tuple[int, ...], as_json: bool) -> None:
     """Retrieval accuracy@k over the retrieval evaluation pairs and the gold questions' reference documents."""
+    from training.retrieval import Retriever, current_documents, evaluation_pairs, retrieval_accuracy_at_k
+
     with app.unit_of_work() as session:
         retriever = Retriever(current_documents(session))
         pairs = evaluation_pairs(session)

@@ -8,14 +8,12 @@ from pathlib import Path
 
 import click
 
-from app.bench.context import BenchOptions, stderr_progress
-from app.bench.databases import DEFAULT_POSTGRES_URL
-from app.bench.report import markdown, write
-from app.bench.run import SCENARIOS, parse_scale, run_bench
+from app.bench.choices import DEFAULT_POSTGRES_URL, SCENARIOS, parse_scale
 from app.cli.context import user_errors
 
 POSTGRES_URL_ENV = "AUDITLOOP_BENCH_POSTGRES_URL"
 DEFAULT_JSON = Path("bench-results/latest.json")
+# The bench itself is imported inside the command, so `--help` loads none of it (see app/cli/main.py).
 
 
 def _scales(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
@@ -79,6 +77,10 @@ def bench(
 
     Progress goes to stderr; the table is printed at the end and written with the JSON.
     """
+    from app.bench.context import BenchOptions, stderr_progress
+    from app.bench.report import markdown, write
+    from app.bench.run import run_bench
+
     if not scales:
         raise click.BadParameter("give at least one scale", param_hint="--scale")
     options = BenchOptions(

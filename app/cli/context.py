@@ -1,4 +1,8 @@
-"""What every command shares: settings, the engine, a unit of work, output helpers, errors."""
+"""What every command shares: settings, the engine, a unit of work, output helpers, errors.
+
+Imports only click at module level: SQLAlchemy and the settings load when a command first uses the
+database, so a command's ``--help`` (which imports this module) stays instant.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,17 @@ import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
-from audit.db import make_engine, make_session_factory
 from audit.errors import AuditloopError
-from audit.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from audit.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,12 +36,16 @@ class AppContext:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from audit.settings import load_settings
+
             self._settings = load_settings()
         return self._settings
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            from audit.db import make_engine
+
             self._engine = make_engine(self.settings.database_url)
         return self._engine
 
@@ -49,6 +58,8 @@ class AppContext:
     @contextlib.contextmanager
     def unit_of_work(self) -> Iterator[Session]:
         """The command owns the transaction: commit on success, roll back on any error."""
+        from audit.db import make_session_factory
+
         self.require_schema()
         session = make_session_factory(self.engine)()
         try:
@@ -73,6 +84,8 @@ def user_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import OperationalError
+
         try:
             return func(*args, **kwargs)
         except AuditloopError as exc:

@@ -16,8 +16,9 @@ from typing import Any
 import click
 
 from app.cli.context import AppContext, emit, pass_app, user_errors
-from audit import daily as daily_cycle
 from audit.errors import AuditloopError
+
+# Domain code is imported inside the commands, so `--help` loads none of it (see app/cli/main.py).
 
 
 def feed_path(data_dir: Path, day: dt.date) -> Path:
@@ -80,6 +81,8 @@ def answer_feed(app: AppContext, feed: Path) -> dict[str, Any]:
 @user_errors
 def daily(app: AppContext, day: dt.datetime | None, no_feed: bool, as_json: bool) -> None:
     """Run the daily cycle for a date. Safe to run twice: the second run changes nothing."""
+    from audit import daily as daily_cycle
+
     cycle_date = day.date() if day else dt.datetime.now(dt.UTC).date()
     feed = feed_path(app.settings.data_dir, cycle_date)
     app.require_schema()

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.orm import Session
 
 from app.cli.context import AppContext, emit, pass_app, table, user_errors
 from audit.errors import NotFoundError, ValidationError
-from audit.knowledge import datasets
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+# Domain code is imported inside the commands, so `--help` loads none of it (see app/cli/main.py).
 
 
 def version_number(session: Session, given: str) -> int:
     """A version number from the command line: digits, or "current"."""
+    from audit.knowledge import datasets
+
     if given == "current":
         current = datasets.current_version(session)
         if current is None:
@@ -70,6 +75,8 @@ def dataset() -> None:
 @user_errors
 def list_(app: AppContext, as_json: bool) -> None:
     """List the dataset versions, the current one marked."""
+    from audit.knowledge import datasets
+
     with app.unit_of_work() as session:
         rows = [datasets.version_summary(v) for v in datasets.list_versions(session)]
     emit(
@@ -100,6 +107,8 @@ def list_(app: AppContext, as_json: bool) -> None:
 @user_errors
 def show(app: AppContext, version: str, as_json: bool) -> None:
     """Show VERSION (a number or "current"): counts by department and origin, and its change log."""
+    from audit.knowledge import datasets
+
     with app.unit_of_work() as session:
         data = datasets.version_summary(datasets.version_by_number(session, version_number(session, version)))
     emit(data, as_json=as_json, human=_show_text)
@@ -113,6 +122,8 @@ def show(app: AppContext, version: str, as_json: bool) -> None:
 @user_errors
 def diff(app: AppContext, base: str, target: str, as_json: bool) -> None:
     """Examples TARGET adds to and removes from BASE, by department."""
+    from audit.knowledge import datasets
+
     with app.unit_of_work() as session:
         data = datasets.diff_versions(session, version_number(session, base), version_number(session, target)).as_dict()
     emit(data, as_json=as_json, human=_diff_text)
@@ -125,6 +136,8 @@ def diff(app: AppContext, base: str, target: str, as_json: bool) -> None:
 def use(app: AppContext, version: str) -> None:
     """Make VERSION the current one: training jobs queued from now on read it (rolling back = using an
     earlier version). Applying new fixes later snapshots the active examples again."""
+    from audit.knowledge import datasets
+
     with app.unit_of_work() as session:
         chosen = datasets.use_version(session, actor=None, number=version_number(session, version))
         click.echo(f"dataset version {chosen.number} is now current ({chosen.example_count} examples)")
@@ -137,6 +150,8 @@ def use(app: AppContext, version: str) -> None:
 @user_errors
 def create(app: AppContext, note: str, as_json: bool) -> None:
     """Snapshot the active examples as a new version (or report the existing one with the same content)."""
+    from audit.knowledge import datasets
+
     with app.unit_of_work() as session:
         version, created = datasets.create_version(session, actor=None, change_log=[{"kind": "manual", "note": note}])
         data = {**datasets.version_summary(version), "created": created}

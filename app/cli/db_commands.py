@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from app.cli.context import AppContext, emit, pass_app, user_errors
-from audit import schema
+
+# Domain code is imported inside the commands, so `--help` loads none of it (see app/cli/main.py).
 
 
 @click.group("db")
@@ -19,6 +20,8 @@ def db() -> None:
 @user_errors
 def upgrade(app: AppContext, revision: str) -> None:
     """Apply migrations up to REVISION (default: head)."""
+    from audit import schema
+
     schema.upgrade(app.engine, revision)
     click.echo(f"database at {schema.current_revision(app.engine)} ({app.engine.url.render_as_string()})")
 
@@ -30,6 +33,8 @@ def upgrade(app: AppContext, revision: str) -> None:
 @user_errors
 def downgrade(app: AppContext, revision: str, yes: bool) -> None:
     """Revert migrations down to REVISION ('base' drops every table: data is lost)."""
+    from audit import schema
+
     if not yes:
         click.confirm(
             f"Downgrade {app.engine.url.render_as_string()} to {revision}? Data in dropped tables is lost", abort=True
@@ -44,6 +49,8 @@ def downgrade(app: AppContext, revision: str, yes: bool) -> None:
 @user_errors
 def current(app: AppContext, as_json: bool) -> None:
     """Show the database's revision and whether it is up to date."""
+    from audit import schema
+
     data = {
         "url": app.engine.url.render_as_string(),
         "current": schema.current_revision(app.engine),

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from app.cli.context import AppContext, emit, pass_app, table, user_errors
-from audit.demo.corpus import DEFAULT_SEED
-from audit.demo.seed import DEFAULT_DAYS, MAX_DAYS, SeedReport, seed_demo, write_credentials
+from audit.demo.corpus import DEFAULT_SEED  # the demo's plain-data modules import nothing heavy
+from audit.demo.traffic import DEFAULT_DAYS, MAX_DAYS
+
+if TYPE_CHECKING:
+    from audit.demo.seed import SeedReport
+
+# Domain code is imported inside the commands, so `--help` loads none of it (see app/cli/main.py).
 
 
 @click.group("demo")
@@ -45,6 +50,8 @@ def seed(app: AppContext, seed: int, days: int, today: dt.datetime | None, as_js
     Same --seed and --today give the same content; passwords are random. They are also written,
     readable by you only, to the data directory's demo-credentials.txt.
     """
+    from audit.demo.seed import seed_demo, write_credentials
+
     started = time.perf_counter()
 
     def progress(stage: str) -> None:

@@ -14,14 +14,13 @@ import click
 
 from app.cli.context import AppContext, emit, pass_app, user_errors
 from app.cli.demo_commands import demo
-from audit.db import make_engine
 from audit.demo.corpus import DEFAULT_SEED
-from audit.demo.seed import DEFAULT_DAYS, MAX_DAYS
+from audit.demo.traffic import DEFAULT_DAYS, MAX_DAYS
 from audit.errors import ConfigurationError
-from audit.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # the loop brings the training stack: imported when the command runs (see app/cli/main.py)
     from app.demo_loop import LoopReport
+    from audit.settings import Settings
 
 
 def _parse_seeds(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[int] | None:
@@ -115,6 +114,7 @@ def loop(
         render_seed_summary,
         seed_summary,
     )
+    from audit.db import make_engine
     from training.config import load_config
 
     if seed is not None and seeds is not None:
@@ -166,6 +166,8 @@ def loop(
 def _loop_settings(configured: Settings, data_dir: Path | None) -> Settings:
     """The configured settings, or with ``--data-dir`` everything moved into that folder except the
     base model cache, which stays shared with the configured data directory (built once)."""
+    from audit.settings import load_settings
+
     if data_dir is None:
         return configured
     data_dir = data_dir.expanduser().resolve()

@@ -9,8 +9,9 @@ import click
 
 from app.cli.context import AppContext, emit, pass_app, user_errors
 from app.cli.dataset_commands import version_number
-from audit.knowledge import datasets
-from audit.knowledge import export as dataset_export
+from audit.choices import EXPORT_FORMATS
+
+# Domain code is imported inside the commands, so `--help` loads none of it (see app/cli/main.py).
 
 
 @click.group("export")
@@ -24,7 +25,7 @@ def export() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(dataset_export.FORMATS),
+    type=click.Choice(EXPORT_FORMATS),
     default="jsonl",
     show_default=True,
     help="jsonl: one chat record per line; hf: a datasets.Dataset saved with save_to_disk (a directory).",
@@ -35,6 +36,9 @@ def export() -> None:
 def dataset(app: AppContext, version: str, out: Path, fmt: str, as_json: bool) -> None:
     """Export dataset VERSION (a number, or "current") to --out. The file appears only once it is
     complete: a failure (disk full, interrupted) leaves nothing at --out."""
+    from audit.knowledge import datasets
+    from audit.knowledge import export as dataset_export
+
     with app.unit_of_work() as session:
         number = version_number(session, version)
         # refuse a missing version or a bad target in one line, before the progress bar starts

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.orm import Session
 
 from app.cli.context import AppContext, emit, pass_app, table, user_errors
+from audit.choices import FIX_KINDS, FIX_STATUSES
 from audit.errors import NotFoundError
-from audit.fixes import service as fixes_service
-from audit.fixes.models import FIX_KINDS, FIX_STATUSES
-from audit.org import repository as org_repo
-from audit.org.models import User
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from audit.org.models import User
+
+# Domain code is imported inside the commands, so `--help` loads none of it (see app/cli/main.py).
 
 
 def _actor(session: Session, username: str | None) -> User | None:
+    from audit.org import repository as org_repo
+
     if username is None:
         return None
     user = org_repo.user_by_username(session, username)
@@ -58,6 +63,8 @@ def fixes() -> None:
 @user_errors
 def list_(app: AppContext, status: str | None, kind: str | None, limit: int | None, as_json: bool) -> None:
     """List fixes with their reason and decision."""
+    from audit.fixes import service as fixes_service
+
     with app.unit_of_work() as session:
         rows = [
             fixes_service.fix_summary(f)
@@ -86,6 +93,8 @@ def list_(app: AppContext, status: str | None, kind: str | None, limit: int | No
 @user_errors
 def propose(app: AppContext, as_json: bool) -> None:
     """Propose fixes for every confirmed review that has none yet (applies nothing)."""
+    from audit.fixes import service as fixes_service
+
     with app.unit_of_work() as session:
         report = fixes_service.propose_fixes(session, actor=None).as_dict()
     emit(
@@ -104,6 +113,8 @@ def propose(app: AppContext, as_json: bool) -> None:
 @user_errors
 def apply(app: AppContext, as_json: bool) -> None:
     """Apply every proposed fix of the kinds the fixes policy auto-applies, into one new dataset version."""
+    from audit.fixes import service as fixes_service
+
     with app.unit_of_work() as session:
         report = fixes_service.auto_apply(session).as_dict()
     emit(report, as_json=as_json, human=_apply_text)
@@ -118,6 +129,8 @@ def apply(app: AppContext, as_json: bool) -> None:
 @user_errors
 def approve(app: AppContext, fix_ids: tuple[int, ...], note: str | None, as_user: str | None, as_json: bool) -> None:
     """Apply the proposed fixes FIX_IDS (any kind, e.g. quarantines and rebalances waiting for a lead)."""
+    from audit.fixes import service as fixes_service
+
     with app.unit_of_work() as session:
         report = fixes_service.apply_fixes(
             session, actor=_actor(session, as_user), fix_ids=list(fix_ids), note=note
@@ -134,6 +147,8 @@ def approve(app: AppContext, fix_ids: tuple[int, ...], note: str | None, as_user
 @user_errors
 def reject(app: AppContext, fix_ids: tuple[int, ...], note: str, as_user: str | None, as_json: bool) -> None:
     """Reject the proposed fixes FIX_IDS with a reason."""
+    from audit.fixes import service as fixes_service
+
     with app.unit_of_work() as session:
         rejected = fixes_service.reject_fixes(session, actor=_actor(session, as_user), fix_ids=list(fix_ids), note=note)
         data = [fixes_service.fix_summary(f) for f in rejected]

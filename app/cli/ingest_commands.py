@@ -8,13 +8,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from app.cli.context import AppContext, emit, pass_app, user_errors
-from audit.ingest.run import IngestOptions, Kind
-from audit.ingest.service import IngestRejected, IngestSummary, ingest_file
+
+if TYPE_CHECKING:
+    from audit.ingest.run import Kind
+    from audit.ingest.service import IngestSummary
+
+# Domain code is imported inside the commands, so `--help` loads none of it (see app/cli/main.py).
 
 MAX_PRINTED_ERRORS = 50
 
@@ -30,6 +34,9 @@ def _print_errors(summary: IngestSummary) -> None:
 def _run(
     app: AppContext, kind: Kind, file: Path, *, update: bool, skip_invalid: bool, create_auditors: bool, as_json: bool
 ) -> None:
+    from audit.ingest.run import IngestOptions
+    from audit.ingest.service import IngestRejected, ingest_file
+
     options = IngestOptions(update=update, skip_invalid=skip_invalid, create_auditors=create_auditors)
     started = time.perf_counter()
     try:

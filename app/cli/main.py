@@ -1,9 +1,12 @@
 """The ``auditloop`` command: one group, each domain's commands in its own module, loaded on use.
 
-Starting the CLI imports only click: a command's module (and SQLAlchemy, pandas, the training stack
-behind it) is imported when that command runs or shows its help, so ``auditloop --help`` and every
-cron run of a light command do not pay for the heavy ones. ``auditloop --help`` lists the commands
-from the summaries below; a test keeps them equal to each command's own first sentence.
+Starting the CLI imports only click: a command's module is imported when that command runs or shows
+its help, so ``auditloop --help`` and every cron run of a light command do not pay for the heavy ones.
+A command module in turn imports at its top only click, app/cli/context.py and the light modules its
+option choices come from (``audit.choices``, ``training.choices``, ``app.bench.choices``); the domain
+code behind it (SQLAlchemy, pandas, the training stack) is imported inside the command's function, so
+every ``--help`` stays instant. ``auditloop --help`` lists the commands from the summaries below; a
+test keeps them equal to each command's own first sentence.
 """
 
 from __future__ import annotations

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from app.cli.context import AppContext, emit, pass_app, table, user_errors
 from audit.errors import NotFoundError
-from audit.org import repository as org_repo
-from audit.org.models import User
+
+if TYPE_CHECKING:
+    from audit.org.models import User
+
+# Domain code is imported inside the commands, so `--help` loads none of it (see app/cli/main.py).
 
 
 def _acting_user(session: Any, username: str | None) -> User | None:
     """``--by USERNAME`` attributes the action to that user (and checks their role); without it the
     command runs as the operator."""
+    from audit.org import repository as org_repo
+
     if username is None:
         return None
     user = org_repo.user_by_username(session, username)

@@ -10,11 +10,9 @@ from typing import Any
 import click
 
 from app.cli.context import AppContext, emit, pass_app, table, user_errors
-from audit.measures import service as measures
-from audit.measures.agreement import MIN_SHARED_ITEMS
-from audit.measures.service import REPORT_NAMES, MetricsOptions, RaterGroup, ReportFilters
-from audit.org.models import ROLES
-from audit.ratings.models import DIMENSIONS, RATING_ORIGINS
+from audit.choices import DIMENSIONS, MIN_SHARED_ITEMS, RATING_ORIGINS, REPORT_NAMES, ROLES
+
+# Domain code is imported inside the commands, so `--help` loads none of it (see app/cli/main.py).
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -203,6 +201,9 @@ def report(
     funnel             sampled -> rated -> flagged -> reviewed -> confirmed -> fixed -> trained -> promoted
     metrics-vs-humans  Spearman and Kendall of ROUGE-L and token F1 with human ratings, per answer and version
     """
+    from audit.measures import service as measures
+    from audit.measures.service import MetricsOptions, RaterGroup, ReportFilters
+
     filters = ReportFilters(
         date_from=date_from.date() if date_from else None,
         date_to=date_to.date() if date_to else None,

@@ -6,21 +6,25 @@ import dataclasses
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.orm import Session
 
 from app.cli.context import AppContext, emit, pass_app, table, user_errors
+from audit.choices import REVIEW_REASONS, REVIEW_STATUSES, ROOT_CAUSES
 from audit.errors import NotFoundError, ValidationError
-from audit.org import repository as org_repo
-from audit.org.models import User
-from audit.review import routing
-from audit.review import service as review_service
-from audit.review.models import REVIEW_REASONS, REVIEW_STATUSES, ROOT_CAUSES
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from audit.org.models import User
+
+# Domain code is imported inside the commands, so `--help` loads none of it (see app/cli/main.py).
 
 
 def _actor(session: Session, username: str | None) -> User | None:
+    from audit.org import repository as org_repo
+
     if username is None:
         return None
     user = org_repo.user_by_username(session, username)
@@ -76,6 +80,8 @@ def list_(
     as_json: bool,
 ) -> None:
     """List review items, oldest first, a page at a time (--limit, --offset); says how many more there are."""
+    from audit.review import service as review_service
+
     with app.unit_of_work() as session:
         entries = review_service.review_queue(
             session,
@@ -156,6 +162,8 @@ def _detail_text(d: dict[str, Any]) -> str:
 @user_errors
 def show(app: AppContext, item_id: int, as_user: str | None, as_json: bool) -> None:
     """Show ITEM_ID: the answer, its sources, every current rating, gold info and any decision."""
+    from audit.review import service as review_service
+
     with app.unit_of_work() as session:
         detail = review_service.review_item_detail(session, actor=_actor(session, as_user), item_id=item_id)
     emit(dataclasses.asdict(detail), as_json=as_json, human=_detail_text)
@@ -168,6 +176,8 @@ def show(app: AppContext, item_id: int, as_user: str | None, as_json: bool) -> N
 @user_errors
 def claim(app: AppContext, item_id: int, as_user: str) -> None:
     """Claim ITEM_ID for the SME given with --as."""
+    from audit.review import service as review_service
+
     with app.unit_of_work() as session:
         state = review_service.claim(session, actor=_actor(session, as_user), item_id=item_id)
     click.echo(f"item {state.item_id} claimed by {state.claimed_by} (version {state.row_version})")
@@ -180,12 +190,16 @@ def claim(app: AppContext, item_id: int, as_user: str) -> None:
 @user_errors
 def release(app: AppContext, item_id: int, as_user: str) -> None:
     """Give back ITEM_ID, claimed by the SME given with --as."""
+    from audit.review import service as review_service
+
     with app.unit_of_work() as session:
         state = review_service.release(session, actor=_actor(session, as_user), item_id=item_id)
     click.echo(f"item {state.item_id} is open again (version {state.row_version})")
 
 
 def _expected_version(session: Session, actor: User | None, item_id: int, given: int | None) -> int:
+    from audit.review import service as review_service
+
     if given is not None:
         return given
     return review_service.current_version(session, actor=actor, item_id=item_id)
@@ -228,6 +242,8 @@ def confirm(
     as_json: bool,
 ) -> None:
     """Confirm ITEM_ID with a root cause (and the corrected answer)."""
+    from audit.review import service as review_service
+
     if corrected_answer and corrected_answer_file:
         raise click.UsageError("give --corrected-answer or --corrected-answer-file, not both")
     if corrected_answer_file is not None:
@@ -271,6 +287,8 @@ def dismiss(
     as_json: bool,
 ) -> None:
     """Dismiss ITEM_IDS (several at once need --note; items someone else decided are reported)."""
+    from audit.review import service as review_service
+
     with app.unit_of_work() as session:
         actor = _actor(session, as_user)
         if len(item_ids) == 1:
@@ -308,6 +326,8 @@ def dismiss(
 @user_errors
 def route(app: AppContext, since: dt.datetime | None, as_json: bool) -> None:
     """Open or extend review items from the current ratings (low score, bias flag, disagreement, gold miss)."""
+    from audit.review import routing
+
     with app.unit_of_work() as session:
         summary = routing.route(session, actor=None, since=since.replace(tzinfo=dt.UTC) if since else None)
     emit(

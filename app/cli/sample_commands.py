@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from app.cli.context import AppContext, emit, pass_app, table, user_errors
+from audit.choices import MAX_SAMPLE_SIZE
 from audit.errors import NotFoundError
-from audit.sampling import repository as sampling_repo
-from audit.sampling import service as sampling_service
-from audit.sampling.policy import MAX_SAMPLE_SIZE
+
+if TYPE_CHECKING:
+    from audit.sampling.service import SampleSummary
+
+# Domain code is imported inside the commands, so `--help` loads none of it (see app/cli/main.py).
 
 
 def _today() -> dt.date:
@@ -29,7 +32,7 @@ def _date_option(func: Any) -> Any:
     )(func)
 
 
-def _summary_text(summary: sampling_service.SampleSummary) -> str:
+def _summary_text(summary: SampleSummary) -> str:
     verb = "drew" if summary.created else "already drawn:"
     lines = [
         f"{verb} sample {summary.batch_id} for {summary.sample_date}: {summary.items} items "
@@ -68,6 +71,8 @@ def _summary_text(summary: sampling_service.SampleSummary) -> str:
 def sample(app: AppContext, sample_date: dt.datetime | None, size: int | None, no_assign: bool, as_json: bool) -> None:
     """Draw the day's sample (stratified by department, low confidence oversampled, gold mixed in) and
     assign it to the active auditors. Running it again for the same date shows the same sample."""
+    from audit.sampling import service as sampling_service
+
     day = sample_date.date() if sample_date else _today()
     with app.unit_of_work() as session:
         summary = sampling_service.draw_sample(session, actor=None, sample_date=day, size=size, assign=not no_assign)
@@ -81,6 +86,9 @@ def sample(app: AppContext, sample_date: dt.datetime | None, size: int | None, n
 @user_errors
 def assign(app: AppContext, sample_date: dt.datetime | None, as_json: bool) -> None:
     """Assign the items of a drawn sample that still lack auditors (e.g. after adding auditors)."""
+    from audit.sampling import repository as sampling_repo
+    from audit.sampling import service as sampling_service
+
     day = sample_date.date() if sample_date else _today()
     with app.unit_of_work() as session:
         batch = sampling_repo.batch_for_date(session, day)
@@ -106,6 +114,8 @@ def assign(app: AppContext, sample_date: dt.datetime | None, as_json: bool) -> N
 @user_errors
 def release_expired(app: AppContext, as_json: bool) -> None:
     """Hand items opened but not finished within the lock time to other auditors."""
+    from audit.sampling import service as sampling_service
+
     with app.unit_of_work() as session:
         result = sampling_service.release_expired(session, actor=None)
     emit(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from app.cli.context import AppContext, emit, pass_app, read_secret, table, user_errors
-from audit.org import repository as org_repo
-from audit.org import service as org_service
-from audit.org.models import ROLES
+from audit.choices import ROLES
+
+# Domain code is imported inside the commands, so `--help` loads none of it (see app/cli/main.py).
 
 
 def _user_row(user) -> dict:  # type: ignore[no-untyped-def]
@@ -45,6 +45,8 @@ def add(
     password_stdin: bool,
 ) -> None:
     """Create USERNAME with a role; asks for a password (at least 12 characters)."""
+    from audit.org import service as org_service
+
     password = read_secret("Password", from_stdin=password_stdin)
     with app.unit_of_work() as session:
         user = org_service.create_user(
@@ -67,6 +69,8 @@ def add(
 @user_errors
 def list_(app: AppContext, role: str | None, as_json: bool) -> None:
     """List accounts."""
+    from audit.org import repository as org_repo
+
     with app.unit_of_work() as session:
         rows = [_user_row(u) for u in org_repo.users(session, roles=[role] if role else None)]
     emit(
@@ -87,6 +91,8 @@ def list_(app: AppContext, role: str | None, as_json: bool) -> None:
 @user_errors
 def set_role(app: AppContext, username: str, role: str, departments: tuple[str, ...]) -> None:
     """Change USERNAME's role (and, with --department, the departments covered)."""
+    from audit.org import service as org_service
+
     with app.unit_of_work() as session:
         org_service.set_role(
             session, actor=None, username=username, role=role, departments=list(departments) if departments else None
@@ -100,6 +106,8 @@ def set_role(app: AppContext, username: str, role: str, departments: tuple[str, 
 @user_errors
 def deactivate(app: AppContext, username: str) -> None:
     """Deactivate USERNAME (history stays; the account can no longer log in)."""
+    from audit.org import service as org_service
+
     with app.unit_of_work() as session:
         org_service.set_active(session, actor=None, username=username, active=False)
     click.echo(f"{username} deactivated")
@@ -112,6 +120,8 @@ def deactivate(app: AppContext, username: str) -> None:
 @user_errors
 def reset_password(app: AppContext, username: str, password_stdin: bool) -> None:
     """Set a new password for USERNAME and clear any lockout."""
+    from audit.org import service as org_service
+
     password = read_secret("New password", from_stdin=password_stdin)
     with app.unit_of_work() as session:
         org_service.reset_password(session, actor=None, username=username, password=password)
