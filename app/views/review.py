@@ -76,9 +76,17 @@ with show_errors(), services.unit_of_work() as uow:
         reasons=reasons or None,
         department=department,
         max_age_days=int(max_age) or None,
+        limit=review_service.QUEUE_SHOWN + 1,  # one more than shown: says whether the list is cut off
     )
 
-st.caption(f"{len(queue)} open or claimed items, oldest first")
+if len(queue) > review_service.QUEUE_SHOWN:
+    queue = queue[: review_service.QUEUE_SHOWN]
+    st.caption(
+        f"The oldest {review_service.QUEUE_SHOWN} open or claimed items; more are waiting. Narrow the list with the filters "
+        "above, or see all with `auditloop review list --offset`."
+    )
+else:
+    st.caption(f"{len(queue)} open or claimed items, oldest first")
 if not queue:
     unfiltered = 0
     if reasons or department is not None or max_age:

@@ -190,6 +190,10 @@ def _state(session: Session, item: ReviewItemRow) -> ItemState:
 # ---------------------------------------------------------------- reading
 
 
+# The review page lists at most this many items, the oldest (and says so when more wait).
+QUEUE_SHOWN = 500
+
+
 def review_queue(
     session: Session,
     *,
@@ -198,7 +202,7 @@ def review_queue(
     department: str | None = None,
     max_age_days: int | None = None,
     statuses: Sequence[str] = ("open", "claimed"),
-    limit: int = 500,
+    limit: int = QUEUE_SHOWN,
     now: dt.datetime | None = None,
 ) -> list[QueueEntry]:
     """Review items oldest first, limited to the SME's departments; ``reasons`` keeps items with any of them."""

@@ -635,6 +635,20 @@ def test_lead_sees_the_review_queue_but_cannot_decide(company: SeededCompany) ->
     assert "Only SMEs of this department decide it." in [c.value for c in at.caption]
 
 
+def test_a_cut_off_review_queue_says_so(company: SeededCompany, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page lists the oldest QUEUE_SHOWN items; with more waiting it says so instead of a count."""
+    from audit.review import service as review_service
+
+    at = open_page(app_as(company, "lead"), next(p for p in PAGES if p.url_path == "review"))
+    waiting = len(at.dataframe[0].value)
+    assert [c.value for c in at.caption][0] == f"{waiting} open or claimed items, oldest first"
+    monkeypatch.setattr(review_service, "QUEUE_SHOWN", waiting - 1)
+    at.run()
+    assert_clean(at)
+    assert len(at.dataframe[0].value) == waiting - 1
+    assert at.caption[0].value.startswith(f"The oldest {waiting - 1} open or claimed items; more are waiting.")
+
+
 def test_admin_creates_a_user(company: SeededCompany, db: Session) -> None:
     at = open_page(app_as(company, "admin"), next(p for p in PAGES if p.url_path == "users"))
     at.text_input(key="users.new.username").input("auditor9")
