@@ -16,6 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 from audit.demo.corpus import build_corpus
 from audit.errors import ConfigurationError
+from audit.knowledge.hashing import normalise_text
 from audit.settings import load_settings
 from tests.training.conftest import SMALL_TINY_CONFIG
 from training import models
@@ -36,9 +37,13 @@ def weights_digest(model_dir: Path) -> str:
 FAST = dataclasses.replace(SMALL_TINY_CONFIG, train_steps=3)
 
 
-def test_pretraining_corpus_is_documents_and_examples_never_gold(tiny_corpus_texts: list[str]) -> None:
+def test_pretraining_corpus_is_documents_examples_and_drills_never_gold(tiny_corpus_texts: list[str]) -> None:
     corpus = build_corpus(7)
-    assert len(tiny_corpus_texts) == len(corpus.documents) + len([e for e in corpus.examples if e.status == "active"])
+    active = [e for e in corpus.examples if e.status == "active"]
+    regular = [e for e in active if e.planted is None]
+    drills = tiny_corpus_texts[len(corpus.documents) + len(active) :]
+    # two drills per regular example, less the few whose source document is not retrieved first
+    assert 0.9 * 2 * len(regular) <= len(drills) <= 2 * len(regular)
     everything = "\n".join(tiny_corpus_texts)
     assert not [g.question for g in corpus.gold if g.question in everything]
     example = corpus.examples[0]
@@ -46,6 +51,32 @@ def test_pretraining_corpus_is_documents_and_examples_never_gold(tiny_corpus_tex
     assert formatted.startswith("Context:\n[")
     assert formatted.endswith(f"{ANSWER_CUE} {' '.join(example.answer.split())}")
     assert pretraining_texts(7) == tiny_corpus_texts  # deterministic
+
+
+def test_copy_drills_state_the_value_their_context_states(tiny_corpus_texts: list[str]) -> None:
+    """A drill's answer states the value its top document states, which is not the document's real
+    value: only copying from the context fits it. No drill asks a gold question or gives a gold answer."""
+    corpus = build_corpus(7)
+    documents = {d.external_id: d for d in corpus.documents}
+    active = [e for e in corpus.examples if e.status == "active"]
+    regular = {e.question: e for e in active if e.planted is None}
+    drills = tiny_corpus_texts[len(corpus.documents) + len(active) :]
+    gold_answers = {normalise_text(g.reference_answer) for g in corpus.gold}
+    gold_questions = {g.question for g in corpus.gold}
+    for drill in drills:
+        prompt, answer = drill.rsplit(f"{ANSWER_CUE} ", 1)
+        question = prompt.rsplit("Question: ", 1)[1].strip()
+        assert question in regular and question not in gold_questions
+        example = regular[question]
+        assert answer != " ".join(example.answer.split())  # another value than the real one
+        assert normalise_text(answer) not in gold_answers
+        top_line = prompt.split("\n")[1]
+        source = documents[example.source_document_ids[0]]
+        assert top_line.startswith(f"[{source.external_id}]")
+        # the answer's sentence (without the citation) is in the top document's passage, with the new value
+        sentence = answer.rsplit(" (source:", 1)[0]
+        assert sentence in top_line
+        assert sentence not in source.body
 
 
 def test_pretraining_corpus_does_not_depend_on_the_hash_seed(tiny_corpus_texts: list[str]) -> None:

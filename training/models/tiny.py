@@ -1,8 +1,15 @@
 """The built-in tiny base model: a small Llama with a byte-level BPE tokenizer, both trained here.
 
-Built from the demo company's text (documents and curated Q/A in the prompt format, never the gold
-questions, which are the evaluation set), deterministic for a seed, saved as a normal Hugging Face
-directory. Nothing is downloaded. The default build takes about two minutes on two CPU cores.
+Built from the demo company's text (documents, curated Q/A in the prompt format, and counterfactual
+*copy drills* that teach it to take a value from its context; never the gold questions, which are the
+evaluation set), deterministic for a seed, saved as a normal Hugging Face directory. Nothing is
+downloaded. The default build takes about two minutes on two CPU cores.
+
+Measured on seed 7's 150 gold questions (base model, no adapter, greedy; `fact_correct`): without
+drills 0.027 of the answers state the gold value, with two drills per example 0.087 (same 240 steps;
+400 steps: 0.107; four drills and 600 steps: 0.127, a 5-minute build; each ±0.05 at 150 items, so the
+default keeps the two-minute build). The answers copy a sentence of the retrieved document; for the gold questions'
+unseen phrasings the sentence is often another fact's (the limit now is choosing the sentence).
 
     from training.models.tiny import TinyModelConfig, build_tiny_model, pretraining_texts
     build_tiny_model(Path("out"), seed=7, corpus_texts=pretraining_texts(seed=7))
@@ -26,12 +33,14 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from training.prompts import build_prompt
-from training.retrieval import Retriever
+from training.retrieval import Hit, Retriever
 
 # Bump when the build procedure changes in a way that changes the weights: cached builds are keyed on it.
 BUILD_FORMAT = 1
 SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
 BUILD_INFO_FILE = "auditloop_build.json"
+# Counterfactual copy drills per regular example in the pretraining corpus (see copy_drills).
+COPY_VARIANTS = 2
 
 
 @dataclass(frozen=True)
@@ -63,10 +72,11 @@ class TinyModelConfig:
 # --------------------------------------------------------------------------- corpus
 
 
-def pretraining_texts(seed: int = 7, *, context_k: int = 2) -> list[str]:
+def pretraining_texts(seed: int = 7, *, context_k: int = 2, copy_variants: int = COPY_VARIANTS) -> list[str]:
     """The pretraining corpus from the demo company: every document as "title (department)" + body,
-    and every active curated example as prompt + completion in the fine-tuning format, its context
-    retrieved from the current documents exactly as at inference. Gold questions are left out."""
+    every active curated example as prompt + completion in the fine-tuning format, its context
+    retrieved from the current documents exactly as at inference, and ``copy_variants`` *copy
+    drills* per regular example (:func:`copy_drills`). Gold questions are left out."""
     from audit.demo.corpus import build_corpus
 
     corpus = build_corpus(seed)
@@ -76,7 +86,62 @@ def pretraining_texts(seed: int = 7, *, context_k: int = 2) -> list[str]:
     hits = retriever.search_many([e.question for e in examples], context_k)
     for example, context in zip(examples, hits, strict=True):
         texts.append(build_prompt(example.question, context) + " " + " ".join(example.answer.split()))
+    texts += copy_drills(corpus, examples, hits, variants=copy_variants, seed=seed)
     return texts
+
+
+def copy_drills(
+    corpus: Any, examples: Sequence[Any], hits: Sequence[Sequence[Hit]], *, variants: int, seed: int
+) -> list[str]:
+    """Counterfactual copies of the regular examples, which teach the model to take the value from
+    its context instead of recalling it.
+
+    In the demo company every fact has one value, so a model can fit every example by remembering
+    each document's values and ignore its context; it then has nothing to say about a fact it was
+    never asked about, and it keeps repeating an old value after a document changes. A drill is an
+    example whose source document states *another* valid value of the same kind, in the document
+    text of the context and in the answer alike (the sentence is the same template with another
+    value), so the only way to fit the drills is to copy from the context. Planted (conflicting or
+    outdated) examples get no drills, nor does an example whose context passage leaves the sentence
+    out (it would teach guessing); the held-out gold facts are never asked about (their slots
+    have no examples), and a drill whose answer equals a gold reference answer is dropped.
+    Deterministic for ``seed``.
+    """
+    from audit.demo.corpus import fact_kind, statement
+    from audit.knowledge.hashing import normalise_text
+
+    if variants <= 0:
+        return []
+    rng = random.Random(f"copy-drills-{seed}")
+    documents = {d.external_id: d for d in corpus.documents}
+    gold_answers = {normalise_text(g.reference_answer) for g in corpus.gold}
+    drills: list[str] = []
+    for example, context in zip(examples, hits, strict=True):
+        if getattr(example, "planted", None) or len(example.source_document_ids) != 1:
+            continue
+        doc = documents.get(example.source_document_ids[0])
+        if doc is None or not context or context[0].document_id != doc.external_id:
+            continue  # the drill swaps the value in the top document: it must be the source
+        subject = doc.title.rsplit(" ", 1)[0]
+        for key, value in doc.facts.items():
+            kind = fact_kind(doc.department, key)
+            sentence = statement(kind, title=doc.title, subject=subject, value=value)
+            if sentence in example.answer:
+                break
+        else:
+            continue
+        others = [v for v in kind.values if v != value]
+        for other in rng.sample(others, min(variants, len(others))):
+            swapped = statement(kind, title=doc.title, subject=subject, value=other)
+            answer = " ".join(example.answer.replace(sentence, swapped).split())
+            if normalise_text(answer) in gold_answers:
+                continue
+            top = dataclasses.replace(context[0], text=context[0].text.replace(sentence, swapped))
+            prompt = build_prompt(example.question, [top, *context[1:]])
+            if swapped not in prompt:
+                continue  # the passage chosen for the question left the sentence out: nothing to copy
+            drills.append(prompt + " " + answer)
+    return drills
 
 
 def corpus_fingerprint(texts: Sequence[str]) -> str:
