@@ -100,7 +100,7 @@ CORRUPTIONS = {
 }
 # Systems the report compares, beside the model versions: each is stored under this name.
 CONTROL_SYSTEM = "control:before-corrections"
-EFFECT_METRICS = ("fact_accuracy", "citation_accuracy", "rougeL")
+EFFECT_METRICS = ("fact_accuracy", "wrong_value", "citation_accuracy", "rougeL")
 
 # Recipe overrides for the loop's two training runs (the real job and the corrupted one), on top of
 # training/configs/lora.yaml. None: the default recipe (one epoch, lr 2e-4, r 16) already lifts the weak
@@ -461,6 +461,14 @@ def render_document(report: LoopReport, *, command: str) -> str:
         "## Fact accuracy: does the answer state the gold value?",
         "",
         render_markdown(report, metric="fact_accuracy"),
+        "",
+        "## Wrong values: does it state another value of the fact's type instead? (lower is better)",
+        "",
+        'A confidently wrong answer — "reviewed every 12 months" where the document says 6 — is the failure staff '
+        'complained of ("hallucinates company policy"). Judged for dates, amounts, percentages and quantities of '
+        "time; a name (a system, a role) cannot be told apart from the answer's other words and never counts.",
+        "",
+        render_markdown(report, metric="wrong_value"),
         "",
         "## Citation accuracy: does it cite the gold document's current version?",
         "",

@@ -86,6 +86,7 @@ class GateConfig:
     gap_delta: float = 0.15
     secondary_metric: GateMetric = "rougeL"
     secondary_delta: float = 0.05
+    wrong_value_delta: float = 0.05
     require_approval: bool = False
 
 
@@ -313,6 +314,7 @@ def _validate_ranges(cfg: RecipeConfig, where: Mapping[str, str]) -> None:
                 ("department_delta", cfg.gate.department_delta),
                 ("gap_delta", cfg.gate.gap_delta),
                 ("secondary_delta", cfg.gate.secondary_delta),
+                ("wrong_value_delta", cfg.gate.wrong_value_delta),
             )
         ),
         ("tracking.experiment", cfg.tracking.experiment, bool(cfg.tracking.experiment.strip()), "must not be empty"),

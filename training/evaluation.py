@@ -5,6 +5,8 @@ model, no database.
 Each answer is judged on facts first (``audit/measures/facts.py``):
 
 - ``fact_accuracy``: the answer states every one of the gold item's key values (normalised);
+- ``wrong_value``: it misses a key value and states another value of that value's type instead (a
+  date, amount, percentage or quantity of time: a confidently wrong answer; lower is better);
 - ``citation_accuracy``: it cites the gold document's current version by external id;
 - ``outdated_citation``: it cites a superseded document (lower is better);
 - ``retrieval_at_1`` / ``retrieval_at_k``: the retriever the system serves with put the gold
@@ -30,14 +32,21 @@ from typing import Any
 import numpy as np
 from fairlearn.metrics import MetricFrame
 
-from audit.measures.facts import citation_correct, cited_document_ids, cites_outdated, fact_correct
+from audit.measures.facts import citation_correct, cited_document_ids, cites_outdated, fact_correct, wrong_value
 from audit.measures.text_metrics import exact_match, rouge_scores, token_f1
 
 TEXT_METRICS = ("rouge1", "rouge2", "rougeL", "f1", "exact_match")
-FACT_METRICS = ("fact_accuracy", "citation_accuracy", "outdated_citation", "retrieval_at_1", "retrieval_at_k")
+FACT_METRICS = (
+    "fact_accuracy",
+    "wrong_value",
+    "citation_accuracy",
+    "outdated_citation",
+    "retrieval_at_1",
+    "retrieval_at_k",
+)
 ALL_METRICS = (*FACT_METRICS, *TEXT_METRICS)
 # The figures a report leads with, in order (the gate's primary metric first).
-HEADLINE_METRICS = ("fact_accuracy", "citation_accuracy", "retrieval_at_1", "rougeL", "f1")
+HEADLINE_METRICS = ("fact_accuracy", "wrong_value", "citation_accuracy", "retrieval_at_1", "rougeL", "f1")
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,7 @@ def judge_answer(prediction: str, reference: str, truth: GoldTruth, retrieved: S
     cited = cited_document_ids(prediction)
     return {
         "fact_accuracy": float(fact_correct(prediction, truth.key_values)),
+        "wrong_value": float(wrong_value(prediction, truth.key_values)),
         "citation_accuracy": float(citation_correct(cited, gold_document_ids=truth.gold_document_ids)),
         "outdated_citation": float(cites_outdated(cited, superseded_ids=truth.superseded_ids)),
         "retrieval_at_1": float(bool(retrieved) and retrieved[0] in truth.gold_document_ids),
@@ -489,6 +499,7 @@ def compare(
 # evaluation_items column → the summary's item metric (0/1 for the checks)
 ROW_METRICS = {
     "fact_correct": "fact_accuracy",
+    "wrong_value": "wrong_value",
     "citation_correct": "citation_accuracy",
     "cites_outdated": "outdated_citation",
     "retrieval_at_1": "retrieval_at_1",
@@ -496,7 +507,7 @@ ROW_METRICS = {
     "rouge_l": "rougeL",
     "f1": "f1",
 }
-BOOLEAN_ROWS = ("fact_correct", "citation_correct", "cites_outdated", "retrieval_at_1", "retrieval_at_k")
+BOOLEAN_ROWS = ("fact_correct", "wrong_value", "citation_correct", "cites_outdated", "retrieval_at_1", "retrieval_at_k")
 
 
 def item_rows(summary: EvaluationSummary) -> list[dict[str, Any]]:
@@ -511,6 +522,9 @@ def item_rows(summary: EvaluationSummary) -> list[dict[str, Any]]:
             "retrieved_document_ids": list(values.get("retrieved", [])),
         }
         for column, metric in ROW_METRICS.items():
+            if metric not in values:  # judged before the metric existed (wrong_value): unknown, not false
+                row[column] = None
+                continue
             value = float(values[metric])
             row[column] = bool(value) if column in BOOLEAN_ROWS else value
         rows.append(row)

@@ -12,7 +12,11 @@ check reads a paired bootstrap interval, never a point estimate. A candidate pas
    stratified paired bootstrap) has its upper bound below δ_gap: the gap is not likely to have grown
    by more than δ_gap;
 4. ``secondary_non_inferiority``: the same as 1 on a text metric (ROUGE-L by default), a guard
-   against answers that state the value but lose the rest of the sentence.
+   against answers that state the value but lose the rest of the sentence;
+5. ``wrong_value_increase``: the upper bound of the CI of mean(candidate − champion) on
+   ``wrong_value`` (the answer misses the gold value and states another of its type) is below
+   δ_wrong_value: the candidate is not likely to give more confidently wrong answers. Fact accuracy
+   alone misses this when the champion states few values at all.
 
 The margins live in ``training/configs/lora.yaml`` (``gate:``) with why each has its size.
 
@@ -47,11 +51,13 @@ from training.tracking import ModelRegistry
 STATUS_PROMOTED = "promoted"
 STATUS_AWAITING_APPROVAL = "awaiting_approval"
 STATUS_REJECTED = "rejected"
+WRONG_VALUE_METRIC = "wrong_value"
 
 
 @dataclass(frozen=True)
 class GateCheck:
-    name: str  # non_inferiority | department_drop | department_gap | secondary_non_inferiority | no_champion
+    name: str  # non_inferiority | department_drop | department_gap | secondary_non_inferiority |
+    # wrong_value_increase | no_champion
     passed: bool
     value: float | None
     threshold: float | None
@@ -77,6 +83,7 @@ class GateMargins:
     gap_delta: float = 0.15
     secondary_metric: str = "rougeL"
     secondary_delta: float = 0.05
+    wrong_value_delta: float = 0.05
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +93,7 @@ class GateMargins:
             "gap_delta": self.gap_delta,
             "secondary_metric": self.secondary_metric,
             "secondary_delta": self.secondary_delta,
+            "wrong_value_delta": self.wrong_value_delta,
         }
 
 
@@ -138,6 +146,7 @@ def margins_from(cfg: RecipeConfig) -> GateMargins:
         gap_delta=gate.gap_delta,
         secondary_metric=gate.secondary_metric,
         secondary_delta=gate.secondary_delta,
+        wrong_value_delta=gate.wrong_value_delta,
     )
 
 
@@ -162,7 +171,7 @@ def decide(
     comparison: Comparison | None,
     margins: GateMargins | None = None,
 ) -> GateDecision:
-    """Apply the four conditions (see the module docstring). Without a champion there is nothing
+    """Apply the five conditions (see the module docstring). Without a champion there is nothing
     to be worse than: the candidate passes with a single ``no_champion`` check."""
     margins = margins or GateMargins()
     if champion is None or comparison is None:
@@ -212,7 +221,21 @@ def decide(
     secondary_check = _non_inferiority(
         "secondary_non_inferiority", secondary, comparison.metric_differences[secondary], margins.secondary_delta
     )
-    return GateDecision(margins, (non_inferiority, department_drop, department_gap, secondary_check))
+    wrong = comparison.metric_differences.get(WRONG_VALUE_METRIC)
+    if wrong is None:  # a champion judged before wrong_value was measured: nothing to pair with
+        wrong_check = GateCheck(
+            "wrong_value_increase", True, None, None, "wrong_value was not measured for both: not checked"
+        )
+    else:
+        wrong_check = GateCheck(
+            "wrong_value_increase",
+            wrong.ci_high < margins.wrong_value_delta,
+            wrong.ci_high,
+            margins.wrong_value_delta,
+            f"{WRONG_VALUE_METRIC} (confidently wrong answers): candidate − champion {_ci(wrong)} over {wrong.n} "
+            f"items; the upper bound must be below {margins.wrong_value_delta:+.4f}",
+        )
+    return GateDecision(margins, (non_inferiority, department_drop, department_gap, secondary_check, wrong_check))
 
 
 # --------------------------------------------------------------------------- the champion alias

@@ -59,6 +59,11 @@ states "10 days"), nor negation ("not 6 years"); a longer name that opens a sent
 word ("Data Platform Team owns it." states "Platform Team"), and an all-capitals answer hides every
 name's boundaries.
 
+``states_other_value(answer, value)``: for a typed value — a date, an amount (currency + number), a
+percentage, a number of a time unit — whether the answer states another value of that type (any
+currency, any time unit); names and bare numbers are not typed and never count. ``wrong_value``: the
+answer misses a key value and states another value of its type instead (a confidently wrong answer).
+
 Citations (``cited_document_ids``) are read in these forms only: "(source: ID)", "(sources: ID, ID)",
 "[source: ID]", "[sources: ID; ID and ID]" (the label in any case, ids separated by commas,
 semicolons, "and" or spaces), and a bare "[ID]" / "[ID, ID]" when every item has both a letter and a
@@ -515,6 +520,63 @@ def fact_correct(answer: str, key_values: Sequence[str]) -> bool:
     if not key_values:
         raise ValueError("a gold item needs at least one key value to be judged on facts; it has none")
     return all(states_value(answer, value) for value in key_values)
+
+
+# --- stating another value ------------------------------------------------------------------------
+
+# The typed runs a value can be, as token kinds: a date, an amount, a percentage, a quantity of a unit.
+_TYPED_RUNS: tuple[tuple[TokenKind, ...], ...] = (
+    ("date",),
+    ("currency", "number"),
+    ("number", "percent"),
+    ("number", "unit"),
+)
+
+
+def _typed_run(tokens: Sequence[_Token], start: int) -> tuple[TokenKind, ...] | None:
+    for kinds in _TYPED_RUNS:
+        if tuple(token.kind for token in tokens[start : start + len(kinds)]) == kinds:
+            return kinds
+    return None
+
+
+def _value_run(value: str) -> tuple[tuple[TokenKind, ...], tuple[str, ...]] | None:
+    """The value's first typed run (its kinds and canonical texts), or None for a value without one."""
+    tokens = _fact_tokens(value)
+    for start in range(len(tokens)):
+        if kinds := _typed_run(tokens, start):
+            return kinds, tuple(token.text for token in tokens[start : start + len(kinds)])
+    return None
+
+
+def states_other_value(answer: str, value: str) -> bool:
+    """Whether ``answer`` states a value of the same type as ``value`` that is not ``value``: another
+    date, another amount (any currency), another percentage, another quantity of a time unit (any
+    unit: "12 months" or "15 years" for "6 months").
+
+    Only typed values are judged: a name (a system, a role) or a bare number has no type an answer's
+    other words could be told apart by, so it is never "another value" (False). An answer that states
+    the value itself and another one besides states both; ``wrong_value`` decides with ``fact_correct``.
+    """
+    typed = _value_run(value)
+    if typed is None:
+        return False
+    kinds, texts = typed
+    tokens = _fact_tokens(answer)
+    for start in range(len(tokens) - len(kinds) + 1):
+        if _typed_run(tokens, start) == kinds and tuple(t.text for t in tokens[start : start + len(kinds)]) != texts:
+            return True
+    return False
+
+
+def wrong_value(answer: str, key_values: Sequence[str]) -> bool:
+    """A confidently wrong answer: it does not state every key value (``fact_correct`` is False) and,
+    for a key value it misses, states another value of that value's type (``states_other_value``) —
+    "reviewed every 12 months" where the document says 6. An answer that states nothing of the kind
+    is wrong but not *confidently* wrong. Raises ValueError for empty ``key_values`` as ``fact_correct``."""
+    if fact_correct(answer, key_values):
+        return False
+    return any(states_other_value(answer, value) for value in key_values if not states_value(answer, value))
 
 
 # --- citations ---------------------------------------------------------------------------------------

@@ -104,6 +104,8 @@ class EvaluationItem(Base):
     cited_document_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
     retrieved_document_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
     fact_correct: Mapped[bool] = mapped_column(Boolean)
+    # missed a key value and stated another of its type; None on rows judged before it was measured
+    wrong_value: Mapped[bool | None] = mapped_column(Boolean)
     citation_correct: Mapped[bool] = mapped_column(Boolean)
     cites_outdated: Mapped[bool] = mapped_column(Boolean)
     retrieval_at_1: Mapped[bool] = mapped_column(Boolean)

@@ -15,6 +15,7 @@ from audit.org.models import Department
 # The columns a judged item carries, besides who answered and which evaluation it belongs to.
 JUDGEMENT_COLUMNS = (
     "fact_correct",
+    "wrong_value",
     "citation_correct",
     "cites_outdated",
     "retrieval_at_1",
@@ -54,7 +55,7 @@ def store_evaluation_items(
             "prediction": str(row["prediction"]),
             "cited_document_ids": list(row.get("cited_document_ids", [])),
             "retrieved_document_ids": list(row.get("retrieved_document_ids", [])),
-            **{column: row[column] for column in JUDGEMENT_COLUMNS},
+            **{column: row.get(column) for column in JUDGEMENT_COLUMNS},
         }
         for row in rows
         if int(row["gold_item_id"]) not in stored

@@ -50,11 +50,15 @@ def test_the_right_template_with_a_wrong_value_scores_high_rouge_but_no_fact() -
     wrong = judge_answer("Records are kept for 10 years. (source: FIN-1@v2)", RIGHT, TRUTH, ["FIN-1@v2"])
     assert wrong["rougeL"] > 0.8  # what ROUGE-L cannot see
     assert wrong["fact_accuracy"] == 0.0 and wrong["citation_accuracy"] == 1.0
+    assert wrong["wrong_value"] == 1.0  # 10 years where the document says 6: confidently wrong
+    vague = judge_answer("Records are kept for a while. (source: FIN-1@v2)", RIGHT, TRUTH, ["FIN-1@v2"])
+    assert vague["fact_accuracy"] == 0.0 and vague["wrong_value"] == 0.0  # wrong, but states no other value
     right = judge_answer(RIGHT, RIGHT, TRUTH, ["FIN-2@v1", "FIN-1@v2"])
     assert right["fact_accuracy"] == 1.0 and right["citation_accuracy"] == 1.0
     # retrieval is judged from the system's own ranking: the gold document second is @k, not @1
     assert right["retrieval_at_1"] == 0.0 and right["retrieval_at_k"] == 1.0
     outdated = judge_answer("Records are kept for 6 years. (source: FIN-1@v1)", RIGHT, TRUTH, ["FIN-1@v2"])
+    assert right["wrong_value"] == 0.0
     assert outdated["outdated_citation"] == 1.0 and outdated["citation_accuracy"] == 0.0
     assert outdated["retrieval_at_1"] == 1.0
 
@@ -116,6 +120,12 @@ def test_every_aggregate_is_the_mean_of_the_stored_item_rows() -> None:
     assert summary.by_department["Legal"]["fact_accuracy"] == pytest.approx(np.mean([r["fact_correct"] for r in legal]))
     assert summary.metrics["rougeL"] == pytest.approx(np.mean([r["rouge_l"] for r in rows]))
     assert summary.metrics["retrieval_at_1"] == pytest.approx(np.mean([r["retrieval_at_1"] for r in rows]))
+    assert summary.metrics["wrong_value"] == pytest.approx(np.mean([r["wrong_value"] for r in rows]))
+    # a summary stored before wrong_value was measured gives rows that say "unknown", not "no"
+    older = summary.to_dict()
+    for values in older["items"].values():
+        del values["wrong_value"]
+    assert {r["wrong_value"] for r in item_rows(EvaluationSummary.from_dict(older))} == {None}
 
 
 def test_restrict_recomputes_on_the_kept_items() -> None:

@@ -21,20 +21,36 @@ from training.evaluation import EvaluationSummary, compare
 from training.tracking import MlflowRegistry, MlflowTracker, TrackingUnavailable
 
 
-def crafted(scores: dict[str, list[float]], rouge: dict[str, list[float]] | None = None) -> EvaluationSummary:
+def crafted(
+    scores: dict[str, list[float]],
+    rouge: dict[str, list[float]] | None = None,
+    wrong: dict[str, list[float]] | None = None,
+) -> EvaluationSummary:
     """A summary whose fact_accuracy per item is the given 0/1 (or any) scores, per department in
-    order; rougeL is ``rouge`` where given, else the same scores."""
+    order; rougeL is ``rouge`` where given, else the same scores; wrong_value is ``wrong`` where
+    given, else 0."""
     items = {}
     rouge = rouge or scores
+    wrong = wrong or {dept: [0.0] * len(values) for dept, values in scores.items()}
     for dept, values in scores.items():
         for i, value in enumerate(values):
-            items[f"{dept}-{i}"] = {"fact_accuracy": value, "rougeL": rouge[dept][i], "department": dept}
+            items[f"{dept}-{i}"] = {
+                "fact_accuracy": value,
+                "rougeL": rouge[dept][i],
+                "wrong_value": wrong[dept][i],
+                "department": dept,
+            }
     by_department = {
-        dept: {"fact_accuracy": float(np.mean(v)), "rougeL": float(np.mean(rouge[dept]))} for dept, v in scores.items()
+        dept: {
+            "fact_accuracy": float(np.mean(v)),
+            "rougeL": float(np.mean(rouge[dept])),
+            "wrong_value": float(np.mean(wrong[dept])),
+        }
+        for dept, v in scores.items()
     }
     gap = {
         m: max(d[m] for d in by_department.values()) - min(d[m] for d in by_department.values())
-        for m in ("fact_accuracy", "rougeL")
+        for m in ("fact_accuracy", "rougeL", "wrong_value")
     }
     return EvaluationSummary(
         signature="crafted",
@@ -42,6 +58,7 @@ def crafted(scores: dict[str, list[float]], rouge: dict[str, list[float]] | None
         metrics={
             "fact_accuracy": float(np.mean([v for values in scores.values() for v in values])),
             "rougeL": float(np.mean([v for values in rouge.values() for v in values])),
+            "wrong_value": float(np.mean([v for values in wrong.values() for v in values])),
         },
         by_department=by_department,
         department_counts={d: len(v) for d, v in scores.items()},
@@ -51,7 +68,9 @@ def crafted(scores: dict[str, list[float]], rouge: dict[str, list[float]] | None
 
 
 def decide(candidate: EvaluationSummary, champion: EvaluationSummary, **margins: Any) -> gate.GateDecision:
-    comparison = compare(candidate, champion, metrics=("fact_accuracy", "rougeL"), resamples=2000, seed=3)
+    comparison = compare(
+        candidate, champion, metrics=("fact_accuracy", "rougeL", "wrong_value"), resamples=2000, seed=3
+    )
     return gate.decide(
         candidate=candidate, champion=champion, comparison=comparison, margins=gate.GateMargins(**margins)
     )
@@ -75,6 +94,7 @@ def test_candidate_better_everywhere_passes() -> None:
         "department_drop",
         "department_gap",
         "secondary_non_inferiority",
+        "wrong_value_increase",
     ]
     non_inferiority = decision.checks[0]
     # every paired difference is 0 or +1 (3 of 30 per department): the lower bound is >= 0
@@ -90,6 +110,30 @@ def test_a_wrong_value_in_the_right_sentence_fails_on_facts_though_rouge_holds()
     decision = decide(candidate, champion)
     assert "non_inferiority" in decision.failed and "department_drop" in decision.failed
     assert "secondary_non_inferiority" not in decision.failed
+
+
+def test_more_confidently_wrong_answers_fail_though_fact_accuracy_holds() -> None:
+    """The wrong-values corruption against a champion that states few values: fact accuracy is about
+    the same (2 of 40 vs 1 of 40), but 20 of 40 answers now state another value instead of none."""
+    rouge = {"Legal": [0.9] * 40}
+    champion = crafted({"Legal": shares(2, 40)}, rouge, {"Legal": shares(2, 40)})
+    candidate = crafted({"Legal": shares(1, 40)}, rouge, {"Legal": [0.0] + shares(20, 39)})
+    decision = decide(candidate, champion, delta=0.1, department_delta=0.15)
+    assert decision.failed == ["wrong_value_increase"]
+    check = decision.checks[-1]
+    assert check.value > 0.05 and check.threshold == pytest.approx(0.05)
+    # one more confidently wrong answer in 40 is within the margin's reach of noise: it passes
+    slightly = crafted({"Legal": shares(2, 40)}, rouge, {"Legal": shares(3, 40)})
+    assert "wrong_value_increase" not in decide(slightly, champion, wrong_value_delta=0.1).failed
+
+
+def test_a_champion_judged_before_wrong_value_existed_skips_the_check() -> None:
+    champion = crafted({"Legal": shares(10, 20)})
+    candidate = crafted({"Legal": shares(10, 20)})
+    comparison = compare(candidate, champion, metrics=("fact_accuracy", "rougeL"), resamples=200, seed=3)
+    decision = gate.decide(candidate=candidate, champion=champion, comparison=comparison)
+    assert decision.passed and decision.checks[-1].name == "wrong_value_increase"
+    assert decision.checks[-1].value is None and "not measured" in decision.checks[-1].detail
 
 
 def test_a_department_dropping_by_noise_passes_but_a_real_drop_fails() -> None:

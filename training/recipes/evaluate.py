@@ -207,7 +207,7 @@ def prepare(session: Session, cfg: RecipeConfig, *, trained_on: Sequence[int] = 
     ).all()
     fingerprint.update(json.dumps([list(r) for r in doc_hashes]).encode())
     fingerprint.update(
-        json.dumps([k, cfg.dataset.max_prompt_tokens, cfg.evaluation.max_new_tokens, "greedy", "v2"]).encode()
+        json.dumps([k, cfg.dataset.max_prompt_tokens, cfg.evaluation.max_new_tokens, "greedy", "v3"]).encode()
     )
     return EvalContext(
         gold=tuple(gold),

@@ -14,7 +14,9 @@ from audit.measures.facts import (
     cites_outdated,
     fact_correct,
     normalise_for_facts,
+    states_other_value,
     states_value,
+    wrong_value,
 )
 
 DEMO_VALUES = (
@@ -259,6 +261,55 @@ def test_every_vocabulary_value_states_itself_and_no_other_value_of_its_kind() -
     ]
     assert len(cases) > 10_000  # every subject x every value pair of every kind
     assert wrong == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "value", "other"),
+    [
+        ("The policy is reviewed every 12 months.", "6 months", True),  # another quantity, same unit
+        ("Records are kept for 15 years.", "6 months", True),  # another time unit is another value too
+        ("Responses within 10 business days.", "10 calendar days", True),
+        ("Above EUR 250,000 Legal reviews it.", "EUR 500,000", True),
+        ("Above USD 500,000 Legal reviews it.", "EUR 500,000", True),  # another currency
+        ("It took effect on 2 March 2025.", "1 March 2025", True),
+        ("A 5% discount applies.", "15%", True),
+        ("The policy is reviewed every 6 months.", "6 months", False),  # the value itself
+        ("Reviewed every six months.", "6 months", False),  # the same value in words
+        ("It is stored in DocketOne.", "Clausebase", False),  # names are not typed
+        ("The Head of People owns it.", "Head of Litigation", False),
+        ("(source: LEG-001@v1)", "6 months", False),  # a citation's digits are no quantity
+        ("Version 2 applies to 3 teams.", "6 months", False),  # bare numbers are not typed values
+        ("", "6 months", False),
+    ],
+)
+def test_states_other_value(answer: str, value: str, other: bool) -> None:
+    assert states_other_value(answer, value) is other
+
+
+def test_wrong_value_is_a_missed_value_with_another_of_its_type_instead() -> None:
+    assert wrong_value("Reviewed every 12 months. (source: X-1@v1)", ["6 months"])
+    assert not wrong_value("Reviewed every 6 months; records kept 7 years.", ["6 months"])  # right, and more
+    assert not wrong_value("Reviewed by the board. (source: X-1@v1)", ["6 months"])  # wrong, not confidently
+    assert not wrong_value("Stored in DocketOne.", ["Clausebase"])  # a name cannot be judged this way
+    # two key values: the missed one's type decides
+    assert wrong_value("Above EUR 500,000, within 3 months.", ["EUR 500,000", "6 months"])
+    assert not wrong_value("Above EUR 500,000, by the board.", ["EUR 500,000", "6 months"])
+    with pytest.raises(ValueError):
+        wrong_value("anything", [])
+
+
+def test_every_demo_value_of_another_typed_value_is_a_wrong_value() -> None:
+    """In every demo answer template, each other value of a typed kind is a wrong value (the rest of
+    the template — title, citation — adds none), and the value itself never is."""
+    checked = 0
+    for where, value, rendered, answer in _vocabulary_cases():
+        typed = states_other_value(rendered, value)  # the other value alone, outside the template
+        if value == rendered:
+            assert not wrong_value(answer, [value]), (where, value)
+        elif typed:
+            checked += 1
+            assert wrong_value(answer, [value]), (where, value, rendered)
+    assert checked > 1_000
 
 
 # --- property checks -------------------------------------------------------------------------------
