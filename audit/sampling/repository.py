@@ -286,7 +286,7 @@ def _next_for_rating_statement() -> Select[*tuple[Any, ...]]:
     )
 
 
-def _pending_item(row: Row[Any]) -> PendingItem:
+def _pending_item(row: Row[*tuple[Any, ...]]) -> PendingItem:
     assignment_id, answer_id, batch_id, sample_date, low, high, question, text, department, sources, at = row[:11]
     has_range = low is not None and high is not None
     return PendingItem(
