@@ -607,6 +607,10 @@ def test_auditor_edits_todays_rating_and_history_stays(company: SeededCompany, d
     rows = db.scalars(mine.order_by(Rating.id)).all()
     assert [(r.accuracy, r.is_current) for r in rows] == [(2, False), (5, True)]
     assert rows[1].supersedes_id == rows[0].id
+    # the table and the edit list show the rating as it is now, at once
+    assert list(at.dataframe[0].value["Accuracy"]) == [5]
+    assert at.selectbox(key="my_ratings.chosen").options[0].startswith(f"#{rows[1].id} · Acc 5 Com 2 Rel 2 Coh 2")
+    assert at.selectbox(key="my_ratings.chosen").value is None
 
 
 def test_sme_confirms_an_item_with_a_correction(company: SeededCompany, db: Session) -> None:
