@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from sqlalchemy import create_engine, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
@@ -286,7 +286,15 @@ def test_policy_form_parses_text_into_the_field_type() -> None:
         parse_value("kinds", "[add_example", list[str])
     with pytest.raises(ValidationError, match="threshold: 'low' is not a number"):
         parse_value("threshold", "low", float | None)
-    assert field_help(login_session.AuthPolicy) == {}  # no comments above its fields: no help invented
+    assert field_help(login_session.AuthPolicy)["max_failed_logins"] == (
+        "this many wrong passwords in a row lock the account (a successful login or a reset starts the count again)"
+    )
+
+    @dataclasses.dataclass
+    class Uncommented:
+        limit: int = 3
+
+    assert field_help(Uncommented) == {}  # no comments above its fields: no help invented
 
 
 def test_pages_for_follows_the_permission_matrix() -> None:
@@ -747,6 +755,56 @@ def test_admin_creates_a_user(company: SeededCompany, db: Session) -> None:
     assert_clean(at)
     created = db.scalars(select(User).where(User.username == "auditor9")).one()
     assert created.role == "auditor" and created.password_hash and created.password_hash.startswith("$argon2id$")
+
+
+def test_a_password_mismatch_keeps_what_else_the_admin_typed(company: SeededCompany, db: Session) -> None:
+    at = open_page(app_as(company, "admin"), next(p for p in PAGES if p.url_path == "users"))
+    at.text_input(key="users.new.username").input("sme.finance")
+    at.text_input(key="users.new.display_name").input("Finance Expert")
+    at.selectbox(key="users.new.role").select("sme")
+    at.selectbox(key="users.new.home").select("Finance")
+    at.multiselect(key="users.new.covered").select("Finance")
+    at.text_input(key="users.new.password").input("a-long-enough-password")
+    at.text_input(key="users.new.repeat").input("a-long-enough-passwort")
+    at.button[0].click().run()
+    assert_clean(at)
+    assert shown(at.error) == ["The two passwords differ: type them again."]
+    kept = [at.text_input(key="users.new.username").value, at.text_input(key="users.new.display_name").value]
+    assert kept == ["sme.finance", "Finance Expert"]
+    assert (at.selectbox(key="users.new.role").value, at.selectbox(key="users.new.home").value) == ("sme", "Finance")
+    assert at.multiselect(key="users.new.covered").value == ["Finance"]
+    # the passwords are typed again (and never kept in the session)
+    assert [at.text_input(key=f"users.new.{k}").value for k in ("password", "repeat")] == ["", ""]
+    assert db.scalar(select(func.count()).select_from(User).where(User.username == "sme.finance")) == 0
+
+    at.text_input(key="users.new.password").input("a-long-enough-password")
+    at.text_input(key="users.new.repeat").input("a-long-enough-password")
+    at.button[0].click().run()
+    assert_clean(at)
+    assert not at.error
+    created = db.scalars(
+        select(User).where(User.username == "sme.finance").options(selectinload(User.departments))
+    ).one()
+    assert (created.role, created.display_name, [d.name for d in created.departments]) == (
+        "sme",
+        "Finance Expert",
+        ["Finance"],
+    )
+    # created: the form is empty for the next account
+    assert at.text_input(key="users.new.username").value == "" and at.multiselect(key="users.new.covered").value == []
+
+
+def test_admin_sets_the_lockout_in_the_login_policy(company: SeededCompany, db: Session) -> None:
+    at = open_page(app_as(company, "admin"), next(p for p in PAGES if p.url_path == "policies"))
+    at.number_input(key="policy_form.auth.max_failed_logins").set_value(3)
+    at.number_input(key="policy_form.auth.lockout_minutes").set_value(60)
+    at.button(key="FormSubmitter:policy_form.auth-Save policy").click().run()
+    assert_clean(at)
+    settings = db.get(Policy, "auth").settings
+    assert (settings["max_failed_logins"], settings["lockout_minutes"]) == (3, 60)
+    at.number_input(key="policy_form.auth.max_failed_logins").set_value(50)
+    at.button(key="FormSubmitter:policy_form.auth-Save policy").click().run()
+    assert shown(at.error) == ["auth policy: max_failed_logins must be a whole number between 1 and 20"]
 
 
 def test_admin_changes_a_display_name_and_home_department(company: SeededCompany, db: Session) -> None:
