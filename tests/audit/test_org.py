@@ -10,9 +10,9 @@ from sqlalchemy import select
 from audit.auditlog.models import AuditLogEntry
 from audit.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
 from audit.org import passwords
+from audit.org import service as org
 from audit.org.policy import AuthPolicy, load_auth_policy
 from audit.policy import service as policy_service
-from audit.org import service as org
 from tests import factories as f
 
 NOW = dt.datetime(2026, 11, 28, 9, tzinfo=dt.UTC)
