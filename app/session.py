@@ -1,8 +1,9 @@
 """The login session kept in ``st.session_state``: who is logged in, since when, and when it ends.
 
 A session ends after ``idle_timeout_minutes`` without any interaction, or ``session_lifetime_hours``
-after the login whatever happens (the "auth" policy; 30 minutes and 12 hours by default). The functions
-take the state mapping as an argument so that they are plain Python, testable without a browser.
+after the login whatever happens (the "auth" policy, ``audit.org.policy.AuthPolicy``; 30 minutes and 12
+hours by default). The functions take the state mapping as an argument so that they are plain Python,
+testable without a browser.
 Streamlit keeps ``st.session_state`` on the server, per browser tab: nothing here reaches a cookie.
 """
 
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import MutableMapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from audit.errors import ValidationError
+# the policy lives with the lockout it also sets (audit.org.service.authenticate); named here for the pages
+from audit.org.policy import AuthPolicy as AuthPolicy
 
 USER_ID = "session.user_id"
 STARTED_AT = "session.started_at"
@@ -28,22 +29,6 @@ Status = Literal["anonymous", "active", "idle_expired", "lifetime_expired"]
 IDLE_EXPIRED_NOTICE = "Your session ended after {minutes} without activity. Please log in again."
 LIFETIME_EXPIRED_NOTICE = "Your session reached its {hours}-hour limit. Please log in again."
 LOGGED_OUT_NOTICE = "You have logged out."
-
-
-@dataclass
-class AuthPolicy:
-    """Session limits (policy name "auth"). Lockout after failed logins is fixed in ``audit.org.service``."""
-
-    idle_timeout_minutes: int = 30
-    session_lifetime_hours: int = 12
-
-    def validate(self) -> None:
-        if not 1 <= self.idle_timeout_minutes <= 24 * 60:
-            raise ValidationError("auth policy: idle_timeout_minutes must be between 1 and 1440")
-        if not 1 <= self.session_lifetime_hours <= 7 * 24:
-            raise ValidationError("auth policy: session_lifetime_hours must be between 1 and 168")
-        if self.idle_timeout_minutes > self.session_lifetime_hours * 60:
-            raise ValidationError("auth policy: the idle timeout cannot be longer than the session lifetime")
 
 
 def start(state: State, *, user_id: int, policy: AuthPolicy, now: float | None = None) -> None:

@@ -1,4 +1,5 @@
-"""Log in with a username and password (argon2id; five failures lock the account for 15 minutes)."""
+"""Log in with a username and password (argon2id; wrong passwords in a row lock the account, as the auth
+policy sets it: five for 15 minutes by default)."""
 
 from __future__ import annotations
 

@@ -13,11 +13,49 @@ from app import services
 from app.components import csv_export
 from app.components.feedback import flash, show_errors, show_flash
 from app.components.guard import require_page
-from app.components.inert import show_text
+from app.components.inert import escape_markdown, show_text
+from audit.errors import AuditloopError
 from audit.org import repository as org_repo
 from audit.ratings import service as ratings_service
 from audit.ratings.models import DIMENSIONS, SOURCES_CORRECT
 from audit.ratings.rubric import RUBRIC
+
+CHOSEN = "my_ratings.chosen"
+REFUSED = "my_ratings.refused"  # why the last edit was refused, shown once under the form
+
+
+def _field(name: str, rating: ratings_service.RatingView) -> str:
+    return f"my_ratings.{name}.{rating.id}"
+
+
+def _save_edit(rating: ratings_service.RatingView) -> None:
+    """The edit form's submit, as a callback: it may still set the rating list, which then shows nothing
+    chosen (set, not dropped: a dropped key left the browser showing the edited rating's old values)."""
+    state = st.session_state
+    bias = bool(state.get(_field("bias", rating)))
+    try:
+        with services.unit_of_work() as uow:
+            ratings_service.edit_rating(
+                uow.session,
+                actor=uow.actor,
+                rating_id=rating.id,
+                **{d: state.get(_field("score_" + d, rating)) for d in DIMENSIONS},
+                sources_correct=state.get(_field("sources", rating)),
+                bias_flag=bias,
+                favoured_department=state.get(_field("favoured", rating)),
+                disfavoured_department=state.get(_field("disfavoured", rating)),
+                comment=state.get(_field("comment", rating)) or None,
+                suggested_correction=state.get(_field("correction", rating)) or None,
+                seconds_spent=rating.seconds_spent,
+                # one key per rating edited: a double click stores one edit
+                idempotency_key=state.setdefault(f"my_ratings.idempotency.{rating.id}", uuid.uuid4().hex),
+            )
+    except AuditloopError as exc:
+        state[REFUSED] = str(exc)
+        return
+    flash(f"Rating #{rating.id} updated.")
+    state[CHOSEN] = None
+
 
 require_page("rate")
 st.title("My ratings")
@@ -69,58 +107,50 @@ chosen = st.selectbox(
         + f" · {' '.join((r.question or f'answer {r.answer_id}').split())[:80]}"
     ),
     index=None,
-    key="my_ratings.chosen",
+    key=CHOSEN,
 )
 if chosen is not None:
     show_text(chosen.question, caption="Question")
     if chosen.suggested_correction:
         show_text(chosen.suggested_correction, caption="Your suggested correction")
     with st.form(f"my_ratings.edit.{chosen.id}"):
-        scores = {
-            d: st.segmented_control(
-                RUBRIC[d].label, [1, 2, 3, 4, 5], default=getattr(chosen, d), help=RUBRIC[d].question
+        for d in DIMENSIONS:
+            st.segmented_control(
+                RUBRIC[d].label,
+                [1, 2, 3, 4, 5],
+                default=getattr(chosen, d),
+                help=RUBRIC[d].question,
+                key=_field("score_" + d, chosen),
             )
-            for d in DIMENSIONS
-        }
-        sources_correct = st.segmented_control("Sources correct?", SOURCES_CORRECT, default=chosen.sources_correct)
-        bias_flag = st.checkbox("Flag department bias", value=chosen.bias_flag)
+        st.segmented_control(
+            "Sources correct?", SOURCES_CORRECT, default=chosen.sources_correct, key=_field("sources", chosen)
+        )
+        st.checkbox("Flag department bias", value=chosen.bias_flag, key=_field("bias", chosen))
         left, right = st.columns(2)
-        favoured = left.selectbox(
+        left.selectbox(
             "Favoured department",
             departments,
             index=departments.index(chosen.favoured_department) if chosen.favoured_department in departments else None,
+            key=_field("favoured", chosen),
         )
-        disfavoured = right.selectbox(
+        right.selectbox(
             "Disfavoured department",
             departments,
             index=departments.index(chosen.disfavoured_department)
             if chosen.disfavoured_department in departments
             else None,
+            key=_field("disfavoured", chosen),
         )
-        comment = st.text_area("Comment", value=chosen.comment or "", max_chars=ratings_service.COMMENT_MAX)
-        correction = st.text_area(
-            "Suggested correction", value=chosen.suggested_correction or "", max_chars=ratings_service.CORRECTION_MAX
+        st.text_area(
+            "Comment", value=chosen.comment or "", max_chars=ratings_service.COMMENT_MAX, key=_field("comment", chosen)
         )
-        if st.form_submit_button("Save the edit", type="primary"):
-            with show_errors() as outcome, services.unit_of_work() as uow:
-                ratings_service.edit_rating(
-                    uow.session,
-                    actor=uow.actor,
-                    rating_id=chosen.id,
-                    **scores,
-                    sources_correct=sources_correct,
-                    bias_flag=bias_flag,
-                    favoured_department=favoured,
-                    disfavoured_department=disfavoured,
-                    comment=comment or None,
-                    suggested_correction=correction or None,
-                    seconds_spent=chosen.seconds_spent,
-                    # one key per rating edited: a double click stores one edit
-                    idempotency_key=st.session_state.setdefault(
-                        f"my_ratings.idempotency.{chosen.id}", uuid.uuid4().hex
-                    ),
-                )
-            if outcome.ok:
-                flash(f"Rating #{chosen.id} updated.")
-                st.session_state.pop("my_ratings.chosen", None)
-                st.rerun()
+        st.text_area(
+            "Suggested correction",
+            value=chosen.suggested_correction or "",
+            max_chars=ratings_service.CORRECTION_MAX,
+            key=_field("correction", chosen),
+        )
+        st.form_submit_button("Save the edit", type="primary", on_click=_save_edit, args=(chosen,))
+    refused = st.session_state.pop(REFUSED, None)
+    if refused:
+        st.error(escape_markdown(refused, max_length=1000), icon=":material/error:")

@@ -1,4 +1,4 @@
-"""Admin: the sampling, routing, fix, trigger and session policies, each a validated form.
+"""Admin: the sampling, routing, fix, trigger and login (session and lockout) policies, each a validated form.
 
 Each policy is a dataclass owned by its domain (``audit/<domain>/policy.py``); saving goes through
 ``audit.policy.service.save``, which validates it and writes the before/after to the audit log.
@@ -12,10 +12,10 @@ import importlib
 import streamlit as st
 
 from app import services
-from app import session as login_session
 from app.components.feedback import flash, show_errors, show_flash
 from app.components.guard import require_page
 from app.components.policy_form import policy_form
+from audit.org.policy import AuthPolicy
 from audit.policy import service as policy_service
 
 # policy name -> (tab title, module holding its dataclass, what it governs)
@@ -24,7 +24,11 @@ POLICY_MODULES = {
     "routing": ("Routing", "audit.review.policy", "Which ratings open a review item for an SME."),
     "fixes": ("Fixes", "audit.fixes.policy", "Which data fixes apply on their own; conflict and leak thresholds."),
     "triggers": ("Triggers", "audit.triggers.policy", "When a retraining job is queued."),
-    "auth": ("Sessions", "app.session", "How long a login lasts."),
+    "auth": (
+        "Logins",
+        "audit.org.policy",
+        "How long a login lasts, and how many wrong passwords lock an account for how long.",
+    ),
 }
 
 
@@ -67,8 +71,10 @@ for tab, (name, (title, module_name, purpose)) in zip(tabs, POLICY_MODULES.items
                 flash(f"{title} policy saved.")
                 st.rerun()
         if name == "auth":
+            defaults = AuthPolicy()
             st.caption(
-                "New limits apply to sessions started after the change. "
-                f"Defaults: {login_session.AuthPolicy.idle_timeout_minutes} minutes idle, "
-                f"{login_session.AuthPolicy.session_lifetime_hours} hours in all."
+                "New session limits apply to sessions started after the change; the lockout applies at once. "
+                f"Defaults: {defaults.idle_timeout_minutes} minutes idle, {defaults.session_lifetime_hours} hours "
+                f"in all; {defaults.max_failed_logins} wrong passwords in a row lock an account for "
+                f"{defaults.lockout_minutes} minutes."
             )

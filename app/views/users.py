@@ -9,11 +9,61 @@ import streamlit as st
 from app import services
 from app.components import csv_export
 from app.components.confirm import confirmed
-from app.components.feedback import flash, forget_secrets, show_errors, show_flash
+from app.components.feedback import flash, show_errors, show_flash
 from app.components.guard import require_page
+from app.components.inert import escape_markdown
+from audit.errors import AuditloopError
 from audit.org import repository as org_repo
 from audit.org import service as org_service
 from audit.org.models import ROLES
+
+# the create form's fields and what each is once emptied
+NEW_ACCOUNT = {
+    "username": "",
+    "display_name": "",
+    "role": ROLES[0],
+    "home": None,
+    "covered": [],
+    "password": "",
+    "repeat": "",
+}
+CREATE_REFUSED = "users.new.refused"  # why the last "Create account" was refused, shown once under the form
+
+
+def _new(field: str) -> str:
+    return f"users.new.{field}"
+
+
+def _create_account() -> None:
+    """The create form's submit (a callback, so that it may set the fields). Created: every field is
+    emptied. Refused (the two passwords differ, or the service says no): what was typed stays for the
+    admin to correct, except the two passwords, which are typed again."""
+    state = st.session_state
+    typed = {field: state.get(_new(field), empty) for field, empty in NEW_ACCOUNT.items()}
+    state[_new("password")] = state[_new("repeat")] = ""  # never kept in the session, whatever happens
+    if typed["password"] != typed["repeat"]:
+        state[CREATE_REFUSED] = "The two passwords differ: type them again."
+        return
+    username = str(typed["username"]).strip()
+    try:
+        with services.unit_of_work() as uow:
+            org_service.create_user(
+                uow.session,
+                actor=uow.actor,
+                username=username,
+                role=typed["role"],
+                password=typed["password"],
+                display_name=str(typed["display_name"]).strip() or None,
+                departments=list(typed["covered"]),
+                home_department=typed["home"],
+            )
+    except AuditloopError as exc:
+        state[CREATE_REFUSED] = str(exc)
+        return
+    for field, empty in NEW_ACCOUNT.items():
+        state[_new(field)] = list(empty) if isinstance(empty, list) else empty
+    flash(f"Created {username} ({typed['role']}).")
+
 
 me = require_page("manage_users")
 st.title("Users")
@@ -53,38 +103,24 @@ csv_export.table(frame, file_name="users.csv", key="users")
 
 create_tab, change_tab = st.tabs(["Create an account", "Change an account"])
 
-with create_tab, st.form("users.create", clear_on_submit=True):
-    left, right = st.columns(2)
-    username = left.text_input(
-        "Username", key="users.new.username", max_chars=64, help="2–64 characters: a–z, 0–9, '.', '_' or '-'"
-    )
-    display_name = right.text_input("Display name", key="users.new.display_name", max_chars=200)
-    role = left.selectbox("Role", ROLES, key="users.new.role")
-    home = right.selectbox("Home department", [None, *department_names], format_func=lambda d: d or "(none)")
-    covered = st.multiselect("Departments covered (SMEs)", department_names)
-    password = left.text_input(
-        "Initial password", key="users.new.password", type="password", help="At least 12 characters"
-    )
-    repeat = right.text_input("Repeat the password", key="users.new.repeat", type="password")
-    if st.form_submit_button("Create account", type="primary"):
-        if password != repeat:
-            st.error("The two passwords differ.")
-        else:
-            with show_errors() as outcome, services.unit_of_work() as uow:
-                org_service.create_user(
-                    uow.session,
-                    actor=uow.actor,
-                    username=username.strip(),
-                    role=role,
-                    password=password,
-                    display_name=display_name.strip() or None,
-                    departments=covered,
-                    home_department=home,
-                )
-            if outcome.ok:
-                flash(f"Created {username.strip()} ({role}).")
-                forget_secrets("users.new.password", "users.new.repeat")
-                st.rerun()
+with create_tab:
+    with st.form("users.create"):
+        left, right = st.columns(2)
+        left.text_input(
+            "Username", key=_new("username"), max_chars=64, help="2–64 characters: a–z, 0–9, '.', '_' or '-'"
+        )
+        right.text_input("Display name", key=_new("display_name"), max_chars=200)
+        left.selectbox("Role", ROLES, key=_new("role"))
+        right.selectbox(
+            "Home department", [None, *department_names], format_func=lambda d: d or "(none)", key=_new("home")
+        )
+        st.multiselect("Departments covered (SMEs)", department_names, key=_new("covered"))
+        left.text_input("Initial password", key=_new("password"), type="password", help="At least 12 characters")
+        right.text_input("Repeat the password", key=_new("repeat"), type="password")
+        st.form_submit_button("Create account", type="primary", on_click=_create_account)
+    refused = st.session_state.pop(CREATE_REFUSED, None)
+    if refused:
+        st.error(escape_markdown(refused, max_length=1000), icon=":material/error:")
 
 with change_tab:
     target = st.selectbox(

@@ -16,11 +16,10 @@ from audit.errors import ConflictError, NotFoundError, ValidationError
 from audit.org import passwords
 from audit.org import repository as repo
 from audit.org.models import ROLES, Department, User
+from audit.org.policy import load_auth_policy
 from audit.permissions import require
 from audit.sampling import service as sampling_service
 
-MAX_FAILED_LOGINS = 5
-LOCKOUT = dt.timedelta(minutes=15)
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 
 
@@ -254,7 +253,8 @@ def authenticate_identity(
 
 
 def authenticate(session: Session, username: str, password: str, *, now: dt.datetime | None = None) -> LoginResult:
-    """Check a password; count failures in the database and lock after five for fifteen minutes.
+    """Check a password; count failures in the database and lock the account after the auth policy's
+    ``max_failed_logins`` in a row for its ``lockout_minutes`` (five, and fifteen minutes, by default).
     Every refusal has the same message and the same cost (one argon2 check), known name or not.
 
     The caller commits, so that failed attempts are recorded even when the login is refused.
@@ -271,8 +271,9 @@ def authenticate(session: Session, username: str, password: str, *, now: dt.date
         return LoginResult(None, GENERIC_FAILURE)
     if not passwords.verify_password(user.password_hash, password):
         user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + LOCKOUT
+        policy = load_auth_policy(session)
+        if user.failed_logins >= policy.max_failed_logins:
+            user.locked_until = now + dt.timedelta(minutes=policy.lockout_minutes)
             user.failed_logins = 0
         _record_login(session, "login.failed", user=user)
         return LoginResult(None, GENERIC_FAILURE)

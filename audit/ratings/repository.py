@@ -116,6 +116,16 @@ def current_rating(session: Session, *, answer_id: int, auditor_id: int) -> Rati
     ).one_or_none()
 
 
+def last_finished_assignment_id(session: Session, auditor_id: int) -> int | None:
+    """The auditor's assignment submitted or skipped last (by finish time), or None."""
+    return session.scalars(
+        select(Assignment.id)
+        .where(Assignment.auditor_id == auditor_id, Assignment.status.in_(("submitted", "skipped")))
+        .order_by(Assignment.completed_at.desc(), Assignment.id.desc())
+        .limit(1)
+    ).first()
+
+
 def superseding_rating_id(session: Session, rating_id: int) -> int | None:
     return session.scalars(select(Rating.id).where(Rating.supersedes_id == rating_id)).first()
 

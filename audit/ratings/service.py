@@ -10,6 +10,13 @@ Public functions (callers commit):
 - ``edit_rating(session, *, actor, rating_id, <the same fields>, now=None) -> SubmitResult``:
   own ratings, the same UTC day; writes a new row that supersedes the old one.
 - ``skip_assignment(session, *, actor, assignment_id, reason, now=None) -> None``
+- ``reopen_skipped(session, *, actor, assignment_id) -> None``: an own skipped item back to pending.
+- ``undo_last(session, *, actor, assignment_id, now=None) -> Undone``: the actor's last submit or skip,
+  which must be of that assignment. A skip is reopened; a submit is never deleted (ratings are
+  append-only): its rating comes back, still current, for the page to show in the form again, and
+  what the auditor sends then is an ``edit_rating`` that supersedes it. So a submit can be undone
+  exactly while its rating can be edited (``can_change``).
+- ``can_change(actor, rating, *, now=None) -> bool``: whether an edit (or undo) of it would be allowed.
 - ``ratings_for_answer(session, *, actor, answer_id, auditor_id=None) -> list[RatingView]``
   (current ratings; an auditor sees only their own, asking for another's is PermissionDenied).
 - ``rating_history(session, *, actor, answer_id, auditor_id=None) -> list[RatingView]`` (every row).
@@ -23,19 +30,21 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from sqlalchemy.orm import Session
 
 from audit import checks
 from audit.auditlog import service as auditlog
 from audit.base import utcnow
-from audit.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from audit.errors import AuditloopError, ConflictError, NotFoundError, PermissionDenied, ValidationError
 from audit.org.models import User
 from audit.permissions import can, require
 from audit.ratings import repository as repo
 from audit.ratings.models import DIMENSIONS, SOURCES_CORRECT, Rating
 from audit.ratings.rubric import RUBRIC_VERSION
 from audit.review import routing
+from audit.sampling.models import Assignment
 
 COMMENT_MAX = 2_000
 CORRECTION_MAX = 10_000
@@ -78,6 +87,29 @@ class RatingView:
 class SubmitResult:
     rating: RatingView
     created: bool  # False when this was a repeat of a submit already stored
+
+
+@dataclass(frozen=True)
+class Undone:
+    """What ``undo_last`` took back."""
+
+    assignment_id: int
+    action: Literal["skip", "submit"]
+    # a submit's rating, still current: the form shows it again, and sending it changed supersedes it
+    rating: RatingView | None
+
+
+class _RatingState(Protocol):
+    """What decides whether a rating can still be changed (a ``Rating`` row or a ``RatingView``)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def auditor_id(self) -> int: ...
+    @property
+    def is_current(self) -> bool: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
 
 
 @dataclass(frozen=True)
@@ -235,6 +267,39 @@ def _username(session: Session, user_id: int) -> str:
     return user.username if user is not None else str(user_id)
 
 
+# ---------------------------------------------------------------- who may change a rating
+
+
+def _change_refusal(rating: _RatingState, actor: User | None, now: dt.datetime) -> AuditloopError | None:
+    """Why ``actor`` may not change this rating (edit it, or undo its submit) at ``now``; None if they may.
+    Only one's own current rating, on the UTC day it was given (after that, reports have used it)."""
+    if actor is not None and rating.auditor_id != actor.id:
+        return PermissionDenied(f"rating {rating.id} is not {actor.username}'s: only your own ratings can be edited")
+    if not rating.is_current:
+        return ConflictError(f"rating {rating.id} was already replaced by a newer rating; edit that one")
+    if rating.created_at.astimezone(dt.UTC).date() != now.astimezone(dt.UTC).date():
+        return ValidationError(
+            f"rating {rating.id} was given on {rating.created_at.astimezone(dt.UTC).date().isoformat()} (UTC): "
+            "ratings can only be edited on the day they were given"
+        )
+    return None
+
+
+def _raise_unless_changeable(session: Session, rating: Rating, actor: User | None, now: dt.datetime) -> None:
+    refusal = _change_refusal(rating, actor, now)
+    if isinstance(refusal, ConflictError):  # name the rating that replaced it
+        newer = repo.superseding_rating_id(session, rating.id)
+        raise ConflictError(f"rating {rating.id} was already replaced by rating {newer}; edit that one")
+    if refusal is not None:
+        raise refusal
+
+
+def can_change(actor: User | None, rating: _RatingState, *, now: dt.datetime | None = None) -> bool:
+    """Whether ``actor`` may still edit this rating, or undo the submit that gave it: the rating page
+    offers the form only then; ``edit_rating`` and ``undo_last`` refuse otherwise."""
+    return can(actor, "rate") and _change_refusal(rating, actor, now or utcnow()) is None
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -363,17 +428,8 @@ def edit_rating(
     old = repo.rating_for_update(session, wanted) if wanted is not None else None
     if old is None:
         raise NotFoundError(f"rating {rating_id} does not exist")
-    if actor is not None and old.auditor_id != actor.id:
-        raise PermissionDenied(f"rating {rating_id} is not {actor.username}'s: only your own ratings can be edited")
-    if not old.is_current:
-        newer = repo.superseding_rating_id(session, rating_id)
-        raise ConflictError(f"rating {rating_id} was already replaced by rating {newer}; edit that one")
     now = now or utcnow()
-    if old.created_at.astimezone(dt.UTC).date() != now.astimezone(dt.UTC).date():
-        raise ValidationError(
-            f"rating {rating_id} was given on {old.created_at.date().isoformat()} (UTC): "
-            "ratings can only be edited on the day they were given"
-        )
+    _raise_unless_changeable(session, old, actor, now)
     fields = _validate(
         session,
         accuracy=accuracy,
@@ -425,12 +481,7 @@ def skip_assignment(
     cleaned = _text("reason", reason, SKIP_REASON_MAX)
     if cleaned is None:
         raise ValidationError("reason: say why the item is skipped")
-    wanted = checks.row_id("assignment_id", assignment_id)
-    assignment = repo.assignment_for_update(session, wanted) if wanted is not None else None
-    if assignment is None:
-        raise NotFoundError(f"assignment {assignment_id} does not exist")
-    if actor is not None and assignment.auditor_id != actor.id:
-        raise PermissionDenied(f"assignment {assignment_id} is not assigned to {actor.username}")
+    assignment = _own_assignment(session, actor, assignment_id)
     if assignment.status == "skipped":
         return
     if assignment.status != "pending":
@@ -449,6 +500,76 @@ def skip_assignment(
         entity_id=assignment.id,
         details={"answer_id": assignment.answer_id, "reason": cleaned},
     )
+
+
+def _own_assignment(session: Session, actor: User | None, assignment_id: int) -> Assignment:
+    """The assignment, row-locked, if it is the actor's (``actor=None``: anyone's)."""
+    wanted = checks.row_id("assignment_id", assignment_id)
+    assignment = repo.assignment_for_update(session, wanted) if wanted is not None else None
+    if assignment is None:
+        raise NotFoundError(f"assignment {assignment_id} does not exist")
+    if actor is not None and assignment.auditor_id != actor.id:
+        raise PermissionDenied(f"assignment {assignment_id} is not assigned to {actor.username}")
+    return assignment
+
+
+def _reopen(session: Session, actor: User | None, assignment: Assignment, *, via: str) -> None:
+    reason = assignment.skip_reason
+    assignment.status = "pending"
+    assignment.skip_reason = None
+    assignment.completed_at = None
+    assignment.locked_until = None  # locked again when it is opened
+    session.flush()
+    auditlog.record(
+        session,
+        actor=actor,
+        action="assignment.reopen",
+        entity_type="assignment",
+        entity_id=assignment.id,
+        details={"answer_id": assignment.answer_id, "skip_reason": reason, "via": via},
+    )
+
+
+def reopen_skipped(session: Session, *, actor: User | None, assignment_id: int) -> None:
+    """Put an own skipped item back in the queue, to be rated after all (the skip and its reason stay in
+    the audit log). A pending item is left as it is; a rated or expired one cannot be reopened."""
+    require(actor, "rate")
+    assignment = _own_assignment(session, actor, assignment_id)
+    if assignment.status == "pending":
+        return
+    if assignment.status != "skipped":
+        raise ConflictError(f"assignment {assignment_id} is {assignment.status}; only a skipped item can be reopened")
+    _reopen(session, actor, assignment, via="reopen")
+
+
+def undo_last(session: Session, *, actor: User | None, assignment_id: int, now: dt.datetime | None = None) -> Undone:
+    """Take back the actor's last submit or skip, which must be of ``assignment_id`` (the item the page
+    says it undoes: if another item was finished since, in another tab, nothing is undone in its place).
+
+    A skip: the item is pending again. A submit: nothing is written — the rating stays current and is
+    returned for the form to show again; what the auditor then sends is an ``edit_rating``, which
+    supersedes it and keeps it in the history, or nothing, and the rating stands. So a submit can be
+    undone exactly while it can be edited: one's own current rating, on the UTC day it was given."""
+    require(actor, "rate")
+    if actor is None:
+        raise ValidationError("undo takes back an auditor's own last action: name the auditor")
+    assignment = _own_assignment(session, actor, assignment_id)
+    if assignment.status not in ("submitted", "skipped"):
+        raise ConflictError(f"assignment {assignment_id} is {assignment.status}: there is no submit or skip to undo")
+    last = repo.last_finished_assignment_id(session, actor.id)
+    if last != assignment.id:
+        raise ConflictError(
+            f"assignment {assignment_id} is not the last item you rated or skipped (assignment {last} is): "
+            "only the last can be undone; open earlier items with Previous item"
+        )
+    if assignment.status == "skipped":
+        _reopen(session, actor, assignment, via="undo")
+        return Undone(assignment_id=assignment.id, action="skip", rating=None)
+    rating = repo.current_rating(session, answer_id=assignment.answer_id, auditor_id=actor.id)
+    if rating is None or rating.assignment_id != assignment.id:
+        raise ConflictError(f"assignment {assignment_id} has no current rating of yours to undo")
+    _raise_unless_changeable(session, rating, actor, now or utcnow())
+    return Undone(assignment_id=assignment.id, action="submit", rating=_view(session, rating, actor.username))
 
 
 # ---------------------------------------------------------------- reading (blind for auditors)

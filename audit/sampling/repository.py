@@ -244,9 +244,9 @@ def _batch_progress(statuses: tuple[str, ...]) -> Any:
     )
 
 
-@functools.cache
-def _next_for_rating_statement() -> Select[*tuple[Any, ...]]:
-    """Built once: constructing it (aliases, JSON paths, subqueries) costs more than running it."""
+def _item_statement(*extra: Any) -> Select[*tuple[Any, ...]]:
+    """An assignment with everything the rating page shows of it (``extra`` columns after those), the
+    sampling policy's row and the auditor's progress in the batch; the caller adds the WHERE."""
     policy = select(Policy.settings).where(Policy.name == SAMPLING_POLICY).scalar_subquery()
     return (
         select(
@@ -266,24 +266,27 @@ def _next_for_rating_statement() -> Select[*tuple[Any, ...]]:
             # not ("pending",) alone: PostgreSQL would then count every auditor's pending rows on the
             # (status, locked_until) index instead of this auditor's on (auditor_id, status, position)
             _batch_progress(("pending", "submitted", "skipped")),
+            *extra,
         )
         .join(SampleItem, SampleItem.id == Assignment.sample_item_id)
         .join(SampleBatch, SampleBatch.id == SampleItem.batch_id)
         .join(Answer, Answer.id == Assignment.answer_id)
         .join(Department, Department.id == Answer.asker_department_id)
+    )
+
+
+@functools.cache
+def _next_for_rating_statement() -> Select[*tuple[Any, ...]]:
+    """Built once: constructing it (aliases, JSON paths, subqueries) costs more than running it."""
+    return (
+        _item_statement()
         .where(Assignment.auditor_id == bindparam("auditor_id"), Assignment.status == "pending")
         .order_by(Assignment.position)
         .limit(1)
     )
 
 
-def next_for_rating(session: Session, auditor_id: int) -> PendingItem | None:
-    """The auditor's first pending assignment by position, in one statement: the range scan on
-    (auditor_id, status, position) with LIMIT 1, primary-key joins to its item, batch, answer and the
-    asker's department, the sampling policy's row, and the auditor's progress in the batch."""
-    row = core_execute(session, _next_for_rating_statement(), {"auditor_id": auditor_id}).first()
-    if row is None:
-        return None
+def _pending_item(row: Row[*tuple[Any, ...]]) -> PendingItem:
     assignment_id, answer_id, batch_id, sample_date, low, high, question, text, department, sources, at = row[:11]
     has_range = low is not None and high is not None
     return PendingItem(
@@ -301,6 +304,113 @@ def next_for_rating(session: Session, auditor_id: int) -> PendingItem | None:
         done=int(row[12]) if has_range else None,
         total=int(row[13]) if has_range else None,
     )
+
+
+def next_for_rating(session: Session, auditor_id: int) -> PendingItem | None:
+    """The auditor's first pending assignment by position, in one statement: the range scan on
+    (auditor_id, status, position) with LIMIT 1, primary-key joins to its item, batch, answer and the
+    asker's department, the sampling policy's row, and the auditor's progress in the batch."""
+    row = core_execute(session, _next_for_rating_statement(), {"auditor_id": auditor_id}).first()
+    return None if row is None else _pending_item(row)
+
+
+@dataclass(frozen=True)
+class AssignedItem:
+    """Any one assignment (pending or done) with what the rating page shows of it, and its state."""
+
+    item: PendingItem  # what the page shows (``done``/``total``: the auditor's progress in the batch)
+    auditor_id: int
+    status: str
+    skip_reason: str | None
+    completed_at: dt.datetime | None
+
+
+@functools.cache
+def _assigned_item_statement() -> Select[*tuple[Any, ...]]:
+    return _item_statement(
+        Assignment.auditor_id, Assignment.status, Assignment.skip_reason, Assignment.completed_at
+    ).where(Assignment.id == bindparam("assignment_id"))
+
+
+def assigned_item(session: Session, assignment_id: int) -> AssignedItem | None:
+    """One assignment by id, as ``next_for_rating`` reads the next one, with its auditor and state."""
+    row = core_execute(session, _assigned_item_statement(), {"assignment_id": assignment_id}).first()
+    if row is None:
+        return None
+    auditor_id, status, skip_reason, completed_at = row[14:18]
+    return AssignedItem(
+        item=_pending_item(row),
+        auditor_id=auditor_id,
+        status=status,
+        skip_reason=skip_reason,
+        completed_at=completed_at,
+    )
+
+
+def previous_done(
+    session: Session, *, auditor_id: int, since: dt.datetime, before: tuple[dt.datetime, int] | None
+) -> int | None:
+    """The auditor's assignment finished (submitted or skipped) last at or after ``since``, and before
+    ``before`` (a finish time and assignment id) when given: the id, or None.
+
+    The (auditor_id, status, position) index finds the auditor's done rows; their finish times are
+    read from the table: one auditor's history, on a click, not on the per-item path."""
+    query = select(Assignment.id).where(
+        Assignment.auditor_id == auditor_id,
+        Assignment.status.in_(("submitted", "skipped")),
+        Assignment.completed_at >= since,
+    )
+    if before is not None:
+        finished, assignment_id = before
+        query = query.where(
+            (Assignment.completed_at < finished)
+            | ((Assignment.completed_at == finished) & (Assignment.id < assignment_id))
+        )
+    return session.scalars(query.order_by(Assignment.completed_at.desc(), Assignment.id.desc()).limit(1)).first()
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    assignment_id: int
+    answer_id: int
+    sample_date: dt.date
+    question: str
+    reason: str
+    skipped_at: dt.datetime | None
+
+
+def skipped_assignments(session: Session, auditor_id: int, *, limit: int) -> list[SkippedRow]:
+    """The auditor's skipped assignments, the latest skipped first (at most ``limit``)."""
+    rows = session.execute(
+        select(
+            Assignment.id,
+            Assignment.answer_id,
+            SampleBatch.sample_date,
+            Answer.question,
+            Assignment.skip_reason,
+            Assignment.completed_at,
+        )
+        .join(SampleItem, SampleItem.id == Assignment.sample_item_id)
+        .join(SampleBatch, SampleBatch.id == SampleItem.batch_id)
+        .join(Answer, Answer.id == Assignment.answer_id)
+        .where(Assignment.auditor_id == auditor_id, Assignment.status == "skipped")
+        .order_by(Assignment.completed_at.desc(), Assignment.id.desc())
+        .limit(limit)
+    )
+    return [SkippedRow(*row[:4], reason=row[4] or "", skipped_at=row[5]) for row in rows]
+
+
+def latest_batch_of(session: Session, auditor_id: int) -> SampleBatch | None:
+    """The latest batch (by sample date) in which the auditor has an assignment that still counts
+    (pending, submitted or skipped)."""
+    return session.scalars(
+        select(SampleBatch)
+        .join(SampleItem, SampleItem.batch_id == SampleBatch.id)
+        .join(Assignment, Assignment.sample_item_id == SampleItem.id)
+        .where(Assignment.auditor_id == auditor_id, Assignment.status != "expired")
+        .order_by(SampleBatch.sample_date.desc())
+        .limit(1)
+    ).first()
 
 
 @functools.cache

@@ -12,6 +12,11 @@ Public functions (callers commit):
 - ``return_to_pool(session, *, actor, auditor_id, now=None) -> ReleaseSummary``
   A deactivated auditor's pending assignments likewise.
 - ``next_item(session, *, actor, now=None) -> NextItem | None`` — the auditor's next item, locked.
+- ``item(session, *, actor, assignment_id, now=None) -> NextItem`` — one of the auditor's own items,
+  pending (then locked) or done, e.g. to look at it again.
+- ``previous_item(session, *, actor, before_assignment_id=None, now=None) -> NextItem | None`` — the
+  item the auditor finished (rated or skipped) before that one, or their last, on the same UTC day.
+- ``skipped_items(session, *, actor) -> list[SkippedItem]`` — the auditor's skipped items, to reopen.
 - ``queue_state(session, *, actor, today=None) -> QueueState`` — why the queue is empty.
 - ``auditor_progress(session, *, actor, batch_id) -> Progress``
 - ``batch_summary(session, *, actor, sample_date) -> SampleSummary | None``
@@ -62,7 +67,7 @@ from sqlalchemy.orm import Session
 
 from audit.auditlog import service as auditlog
 from audit.base import utcnow
-from audit.errors import NotFoundError, ValidationError
+from audit.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
 from audit.org.models import User
 from audit.permissions import require
 from audit.sampling import repository as repo
@@ -81,17 +86,24 @@ __all__ = [
     "NextItem",
     "PlannedItem",
     "Progress",
+    "QueueState",
     "ReleaseSummary",
     "SampleSummary",
+    "SkippedItem",
     "SourceView",
     "apportion",
     "assign_batch",
     "auditor_progress",
     "batch_summary",
     "draw_sample",
+    "item",
     "next_item",
     "plan_sample",
+    "previous_item",
+    "queue_state",
     "release_expired",
+    "return_to_pool",
+    "skipped_items",
 ]
 
 
@@ -155,13 +167,28 @@ class NextItem:
     department: str  # the asker's department
     sources: tuple[SourceView, ...]
     answered_at: dt.datetime
-    locked_until: dt.datetime
+    locked_until: dt.datetime | None  # None for an item already done (it is not locked again)
     progress: Progress
+    status: str = "pending"  # or "submitted" / "skipped": an item the auditor finished, shown again
+    skip_reason: str | None = None
+    completed_at: dt.datetime | None = None
 
     @property
     def number(self) -> int:
-        """1-based number of this item in the auditor's batch ("item n of m")."""
+        """1-based number of this item in the auditor's batch ("item n of m"), while it is pending."""
         return self.progress.done + 1
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """One of the auditor's skipped items, as the rating page lists them for reopening."""
+
+    assignment_id: int
+    answer_id: int
+    sample_date: dt.date
+    question: str
+    reason: str
+    skipped_at: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -713,23 +740,38 @@ def _progress(
 @dataclass(frozen=True)
 class QueueState:
     """Why an auditor's queue is empty: no sample drawn for today, nothing of it assigned to them, or
-    all of their share done."""
+    all of their share done — of today's sample, or of the last sample they had items in."""
 
     today: dt.date
     sample_drawn: bool
     assigned: int  # the auditor's live assignments in today's sample
     done: int
+    # the latest sample (by date) holding live assignments of the auditor's, and how many: the share
+    # they finished when today's sample has none of theirs (None: they never had an item)
+    last_sample_date: dt.date | None = None
+    last_sample_assigned: int = 0
 
 
 def queue_state(session: Session, *, actor: User, today: dt.date | None = None) -> QueueState:
-    """Today's sample (UTC date, as ``auditloop sample`` draws it) as the auditor sees it."""
+    """Today's sample (UTC date, as ``auditloop sample`` draws it) as the auditor sees it, and the
+    latest sample they had items in."""
     auditor = _require_auditor(actor)
     today = today or utcnow().date()
     batch = repo.batch_for_date(session, today)
-    if batch is None:
-        return QueueState(today=today, sample_drawn=False, assigned=0, done=0)
-    progress = _progress(session, auditor_id=auditor.id, batch_id=batch.id)
-    return QueueState(today=today, sample_drawn=True, assigned=progress.total, done=progress.done)
+    progress = _progress(session, auditor_id=auditor.id, batch_id=batch.id) if batch is not None else None
+    last = repo.latest_batch_of(session, auditor.id)
+    last_progress = None
+    if last is not None:
+        same = batch is not None and last.id == batch.id
+        last_progress = progress if same else _progress(session, auditor_id=auditor.id, batch_id=last.id)
+    return QueueState(
+        today=today,
+        sample_drawn=batch is not None,
+        assigned=progress.total if progress else 0,
+        done=progress.done if progress else 0,
+        last_sample_date=last.sample_date if last is not None else None,
+        last_sample_assigned=last_progress.total if last_progress else 0,
+    )
 
 
 def auditor_progress(session: Session, *, actor: User, batch_id: int) -> Progress:
@@ -758,6 +800,19 @@ def next_item(session: Session, *, actor: User, now: dt.datetime | None = None) 
         progress = Progress(done=found.done, total=found.total)
     else:  # a batch drawn before item id ranges were recorded
         progress = _progress(session, auditor_id=auditor.id, batch_id=found.batch_id)
+    return _next_item(session, found, locked_until=locked_until, progress=progress)
+
+
+def _next_item(
+    session: Session,
+    found: repo.PendingItem,
+    *,
+    locked_until: dt.datetime | None,
+    progress: Progress,
+    status: str = "pending",
+    skip_reason: str | None = None,
+    completed_at: dt.datetime | None = None,
+) -> NextItem:
     return NextItem(
         assignment_id=found.assignment_id,
         answer_id=found.answer_id,
@@ -770,4 +825,80 @@ def next_item(session: Session, *, actor: User, now: dt.datetime | None = None) 
         answered_at=found.answered_at,
         locked_until=locked_until,
         progress=progress,
+        status=status,
+        skip_reason=skip_reason,
+        completed_at=completed_at,
     )
+
+
+def item(session: Session, *, actor: User, assignment_id: int, now: dt.datetime | None = None) -> NextItem:
+    """One of the auditor's own items by assignment id: a pending one is locked as ``next_item`` locks
+    it; a done one (rated or skipped) is shown as it is. Another auditor's is refused (blind rating),
+    and an expired one is gone to someone else."""
+    auditor = _require_auditor(actor)
+    found = repo.assigned_item(session, assignment_id) if isinstance(assignment_id, int) else None
+    if found is None:
+        raise NotFoundError(f"assignment {assignment_id} does not exist")
+    if found.auditor_id != auditor.id:
+        raise PermissionDenied(f"assignment {assignment_id} is not assigned to {auditor.username}")
+    if found.status == "expired":
+        raise ConflictError(
+            f"assignment {assignment_id} expired (not finished within the lock time) and was handed to another auditor"
+        )
+    pending = found.item
+    if pending.done is not None and pending.total is not None:
+        progress = Progress(done=pending.done, total=pending.total)
+    else:  # a batch drawn before item id ranges were recorded
+        progress = _progress(session, auditor_id=auditor.id, batch_id=pending.batch_id)
+    locked_until = None
+    if found.status == "pending":
+        now = now or utcnow()
+        locked_until = now + dt.timedelta(minutes=sampling_policy_from(pending.policy_settings).lock_minutes)
+        repo.lock_assignment(session, assignment_id, locked_until)
+    return _next_item(
+        session,
+        pending,
+        locked_until=locked_until,
+        progress=progress,
+        status=found.status,
+        skip_reason=found.skip_reason,
+        completed_at=found.completed_at,
+    )
+
+
+def previous_item(
+    session: Session, *, actor: User, before_assignment_id: int | None = None, now: dt.datetime | None = None
+) -> NextItem | None:
+    """The item the auditor finished (rated or skipped) just before ``before_assignment_id`` — or the
+    last one they finished, without it, or when that item is not finished — on the current UTC day;
+    None when there is none. "Previous item" on the rating page: a rating can be changed on the day
+    it was given (``audit.ratings.service.edit_rating``), so the walk back stops at midnight."""
+    auditor = _require_auditor(actor)
+    now = now or utcnow()
+    since = dt.datetime.combine(now.astimezone(dt.UTC).date(), dt.time(0), tzinfo=dt.UTC)
+    before = None
+    if before_assignment_id is not None:
+        current = item(session, actor=auditor, assignment_id=before_assignment_id, now=now)
+        if current.completed_at is not None and current.status != "pending":
+            before = (current.completed_at, current.assignment_id)
+    found = repo.previous_done(session, auditor_id=auditor.id, since=since, before=before)
+    return None if found is None else item(session, actor=auditor, assignment_id=found, now=now)
+
+
+SKIPPED_LISTED = 200  # the skipped items the rating page lists at most (the latest first)
+
+
+def skipped_items(session: Session, *, actor: User) -> list[SkippedItem]:
+    """The auditor's own skipped items, the latest skipped first (at most ``SKIPPED_LISTED``)."""
+    auditor = _require_auditor(actor)
+    return [
+        SkippedItem(
+            assignment_id=row.assignment_id,
+            answer_id=row.answer_id,
+            sample_date=row.sample_date,
+            question=row.question,
+            reason=row.reason,
+            skipped_at=row.skipped_at,
+        )
+        for row in repo.skipped_assignments(session, auditor.id, limit=SKIPPED_LISTED)
+    ]

@@ -5,6 +5,7 @@ CI demands the browser tests (AUDITLOOP_REQUIRE_BROWSER=1)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -341,6 +342,231 @@ def test_ctrl_enter_in_the_comment_box_submits_once(live: LiveApp, page: Any) ->
     next_number, next_assignment = item_shown(page)
     assert next_number == number + 1
     assert next_assignment not in rated
+
+
+_fresh_auditors = iter(range(1, 100))
+
+
+def fresh_auditor(live: LiveApp, items: int = 3) -> tuple[str, list[int]]:
+    """A new auditor with ``items`` pending assignments of new answers, in a batch of its own (dated a
+    month back, so no other test's queue or today's sample changes): their username and assignment ids
+    in queue order."""
+    import datetime as dt
+
+    from audit.modelops.models import ModelVersion
+    from tests import factories
+
+    n = next(_fresh_auditors)
+    with live.db() as session:
+        legal = session.scalars(select(Department).where(Department.name == "Legal")).one()
+        model = session.scalars(select(ModelVersion).order_by(ModelVersion.id)).first()
+        assert model is not None
+        auditor = factories.user(session, username=f"fresh{n}")
+        assignments = [
+            factories.assignment(
+                session,
+                ans=factories.answer(
+                    session,
+                    dept=legal,
+                    model=model,
+                    question=f"Fresh question {n}.{i}: how long is a contract kept?",
+                    text=f"Fresh answer {n}.{i}: ten years.",
+                    external_id=f"fresh-{n}-{i}",
+                ),
+                auditor=auditor,
+                sample_date=dt.datetime.now(dt.UTC).date() - dt.timedelta(days=30 + n),
+            )
+            for i in range(items)
+        ]
+        ids = [a.id for a in assignments]
+        session.commit()
+    return f"fresh{n}", ids
+
+
+@contextlib.contextmanager
+def window_page(browser: Any, width: int, height: int) -> Iterator[Any]:
+    """A tab with this window size; no JavaScript error in it, as the ``page`` fixture checks its tab."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def chosen_scores(page: Any) -> list[str]:
+    """The segments chosen in the rating form, scales then sources, as their text."""
+    return [
+        page.locator(f'[class*="st-key-rate_{name}_item"] button[aria-checked="true"]').first.inner_text().strip()
+        if page.locator(f'[class*="st-key-rate_{name}_item"] button[aria-checked="true"]').count()
+        else ""
+        for name in (*DIMENSIONS, "sources")
+    ]
+
+
+def test_submit_is_in_view_without_scrolling_at_1280_by_900(live: LiveApp, browser: Any) -> None:
+    """A 1280×900 window (a laptop with the sidebar open): the Submit button lies inside the window as
+    the item opens, with every switch on too (the form then holds the department boxes, the comment and
+    correction, and the skip fields); the skip fields and their button share one row under the switches."""
+    auditor, _ = fresh_auditor(live, items=1)
+    with window_page(browser, 1280, 900) as tab:
+        log_in(tab, live.server.url, auditor, live.company.password)
+        tab.get_by_text(re.compile(r"^Item 1 of 1")).wait_for()
+        for switch in ("", "Flag department bias", "Comment or correction", "Skip this item"):
+            if switch:
+                tab.get_by_text(switch).click()
+                wait_for_app_idle(tab)
+            settle(tab)
+            box = tab.get_by_role("button", name="Submit rating").bounding_box()
+            assert box is not None, switch
+            assert box["x"] >= 0 and box["y"] >= 0, (switch, box)
+            assert box["x"] + box["width"] <= 1280 and box["y"] + box["height"] <= 900, (switch, box)
+        reason = tab.get_by_role("combobox", name="Reason").bounding_box()
+        skip = tab.get_by_role("button", name="Skip", exact=True).bounding_box()
+        switch_box = tab.get_by_text("Skip this item").bounding_box()
+        assert reason and skip and switch_box
+        assert abs((skip["y"] + skip["height"]) - (reason["y"] + reason["height"])) < 6  # one row
+        assert skip["x"] > reason["x"] and 0 < reason["y"] - switch_box["y"] < 150  # right under the switch
+        assert skip["y"] + skip["height"] <= 900
+        # the button works from where it is (the bias flag off again: it would need a department)
+        tab.get_by_text("Flag department bias").click()
+        wait_for_app_idle(tab)
+        for key in "3333y":
+            tab.keyboard.press(key)
+        tab.get_by_role("button", name="Submit rating").click()
+        tab.get_by_text(re.compile("Nothing left to rate")).first.wait_for()
+        no_exception_shown(tab)
+        screenshot(tab, "auditor-rate-1280x900")
+
+
+def test_undo_and_previous_item_bring_back_a_rating_to_change(live: LiveApp, page: Any) -> None:
+    """Submit, Undo: the item is back with its scores in the form; a key changes one and Ctrl+Enter saves
+    the change, which supersedes the rating (both rows kept). Previous item shows it again as changed;
+    Back to the queue goes on where the queue was."""
+    auditor, ids = fresh_auditor(live)
+    log_in(page, live.server.url, auditor, live.company.password)
+    page.get_by_text(re.compile(r"^Item 1 of 3")).wait_for()
+    wait_for_app_idle(page)
+    press_rating(page, "4444", "y")
+    page.keyboard.press("Control+Enter")
+    page.get_by_text(re.compile(r"^Item 2 of 3.*Rating saved")).wait_for()
+    wait_for_app_idle(page)
+    page.get_by_role("button", name="Undo").click()
+    page.get_by_text(re.compile(r"^Shown again: an item you rated")).wait_for()
+    wait_for_app_idle(page)
+    assert item_shown_again(page) == ids[0]
+    assert chosen_scores(page) == ["4", "4", "4", "4", "yes"]
+    page.keyboard.press("2")  # the first scale again: accuracy 2
+    page.keyboard.press("Control+Enter")
+    page.get_by_text(re.compile(r"^Item 2 of 3.*the earlier one stays in the history")).wait_for()
+    wait_for_app_idle(page)
+    assert chosen_scores(page) == [""] * 5  # the queue's item starts empty
+    with live.db() as session:
+        rows = session.scalars(select(Rating).where(Rating.assignment_id == ids[0]).order_by(Rating.id)).all()
+    assert [([getattr(r, d) for d in DIMENSIONS], r.is_current) for r in rows] == [
+        ([4, 4, 4, 4], False),
+        ([2, 4, 4, 4], True),
+    ]
+    assert rows[1].supersedes_id == rows[0].id
+
+    page.get_by_role("button", name="Previous item").click()
+    page.get_by_text(re.compile(r"^Shown again: an item you rated")).wait_for()
+    wait_for_app_idle(page)
+    assert item_shown_again(page) == ids[0] and chosen_scores(page) == ["2", "4", "4", "4", "yes"]
+    page.get_by_role("button", name="Back to the queue").click()
+    page.get_by_text(re.compile(r"^Item 2 of 3")).wait_for()
+    wait_for_app_idle(page)
+    assert item_shown(page)[1] == ids[1] and chosen_scores(page) == [""] * 5
+    no_exception_shown(page)
+
+
+def item_shown_again(page: Any) -> int:
+    return int(page.locator("[data-rate-item]").get_attribute("data-rate-item") or 0)
+
+
+def test_a_skip_is_undone_and_a_skipped_item_is_reopened_from_the_list(live: LiveApp, page: Any) -> None:
+    auditor, ids = fresh_auditor(live)
+    log_in(page, live.server.url, auditor, live.company.password)
+    page.get_by_text(re.compile(r"^Item 1 of 3")).wait_for()
+    wait_for_app_idle(page)
+
+    def skip() -> None:
+        page.get_by_text("Skip this item").click()
+        page.get_by_role("combobox", name="Reason").wait_for()
+        wait_for_app_idle(page)
+        page.get_by_role("button", name="Skip", exact=True).click()
+
+    skip()
+    page.get_by_text(re.compile(r"^Item 2 of 3.*Item skipped")).wait_for()
+    wait_for_app_idle(page)
+    page.get_by_text("Skipped items: 1").wait_for()
+    page.get_by_role("button", name="Undo").click()
+    page.get_by_text(re.compile(r"^Item 1 of 3.*Skip undone")).wait_for()
+    wait_for_app_idle(page)
+    assert item_shown(page)[1] == ids[0]
+    assert page.get_by_text(re.compile("^Skipped items")).count() == 0
+
+    skip()  # the same item again, then reopened from the list
+    page.get_by_text(re.compile(r"^Item 2 of 3.*Item skipped")).wait_for()
+    wait_for_app_idle(page)
+    page.get_by_text("Skipped items: 1").click()  # the list opens
+    page.get_by_text(re.compile(r"Fresh question \d+\.0: how long")).wait_for()
+    page.get_by_role("button", name="Reopen", exact=True).click()
+    page.get_by_text(re.compile(r"^Item 1 of 3.*Skipped item reopened")).wait_for()  # none done again
+    wait_for_app_idle(page)
+    assert item_shown(page)[1] == ids[0]
+    press_rating(page, "5555", "n")
+    page.keyboard.press("Control+Enter")
+    page.get_by_text(re.compile(r"^Item 2 of 3.*Rating saved")).wait_for()
+    wait_for_app_idle(page)
+    assert item_shown(page)[1] == ids[1]
+    with live.db() as session:
+        assert session.get(Assignment, ids[0]).status == "submitted"  # type: ignore[union-attr]
+    scores, rating = stored_rating(live, ids[0])
+    assert (scores, rating.sources_correct) == ([5, 5, 5, 5], "no")
+    no_exception_shown(page)
+
+
+def test_my_ratings_shows_an_edit_at_once(live: LiveApp, page: Any) -> None:
+    """After "Save the edit" the table and the rating list show the new values, and no old ones linger in
+    the list's box (the browser kept the edited rating's old label there)."""
+    auditor, ids = fresh_auditor(live, items=1)
+    log_in(page, live.server.url, auditor, live.company.password)
+    page.get_by_text(re.compile(r"^Item 1 of 1")).wait_for()
+    wait_for_app_idle(page)
+    press_rating(page, "2222", "y")
+    page.keyboard.press("Control+Enter")
+    page.get_by_text(re.compile("Nothing left to rate")).first.wait_for()
+    open_in_sidebar(page, "My ratings")
+    page.get_by_role("combobox", name="Rating").click()
+    page.get_by_role("option").first.click()
+    page.get_by_role("button", name="Save the edit").wait_for()
+    wait_for_app_idle(page)
+    page.locator('[data-testid="stForm"] button[role="radio"]').filter(has_text="5").first.click()
+    page.get_by_role("button", name="Save the edit").click()
+    page.get_by_text(re.compile(r"Rating #\d+ updated")).wait_for()
+    wait_for_app_idle(page)
+    settle(page)
+    _, rating = stored_rating_current(live, ids[0])
+    assert rating.accuracy == 5
+    box = page.locator('[data-testid="stSelectbox"]').first  # the rating list (the form is closed)
+    assert "Acc 2" not in box.inner_text()  # the edited rating's old label is gone from the box
+    page.get_by_role("combobox", name="Rating").click()
+    assert [o.inner_text().split(" · ")[:2] for o in page.get_by_role("option").all()] == [
+        [f"#{rating.id}", "Acc 5 Com 2 Rel 2 Coh 2"]
+    ]
+    no_exception_shown(page)
+
+
+def stored_rating_current(live: LiveApp, assignment_id: int) -> tuple[list[int | None], Rating]:
+    with live.db() as session:
+        rating = session.scalars(
+            select(Rating).where(Rating.assignment_id == assignment_id, Rating.is_current.is_(True))
+        ).one()
+    return [getattr(rating, d) for d in DIMENSIONS], rating
 
 
 def test_sme_confirms_a_flagged_item_with_a_correction(live: LiveApp, page: Any) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from sqlalchemy import create_engine, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
@@ -33,7 +33,7 @@ from audit.errors import PermissionDenied, ValidationError
 from audit.org import service as org_service
 from audit.org.models import ROLES, Department, User
 from audit.policy.models import Policy
-from audit.ratings.models import Rating
+from audit.ratings.models import DIMENSIONS, Rating
 from audit.review.models import ReviewDecision, ReviewItem
 from audit.sampling.models import Assignment
 from audit.sampling.repository import SourceView
@@ -286,7 +286,15 @@ def test_policy_form_parses_text_into_the_field_type() -> None:
         parse_value("kinds", "[add_example", list[str])
     with pytest.raises(ValidationError, match="threshold: 'low' is not a number"):
         parse_value("threshold", "low", float | None)
-    assert field_help(login_session.AuthPolicy) == {}  # no comments above its fields: no help invented
+    assert field_help(login_session.AuthPolicy)["max_failed_logins"] == (
+        "this many wrong passwords in a row lock the account (a successful login or a reset starts the count again)"
+    )
+
+    @dataclasses.dataclass
+    class Uncommented:
+        limit: int = 3
+
+    assert field_help(Uncommented) == {}  # no comments above its fields: no help invented
 
 
 def test_pages_for_follows_the_permission_matrix() -> None:
@@ -592,6 +600,104 @@ def test_auditor_skips_an_item_with_a_reason(company: SeededCompany, db: Session
     assert [a.skip_reason for a in skipped] == ["Needs knowledge I do not have"]
 
 
+def _scores_in_form(at: AppTest) -> list[object]:
+    """The four scales and "sources correct?" as the form holds them."""
+    return [
+        next(w for w in at.segmented_control if w.key == f"rate_{name}_item").value for name in (*DIMENSIONS, "sources")
+    ]
+
+
+def _shown_assignment(at: AppTest) -> int:
+    return int(re.search(r'data-rate-item="(\d+)"', item_html(at)).group(1))  # type: ignore[union-attr]
+
+
+def test_undo_of_a_submit_brings_the_rating_back_and_a_change_supersedes_it(
+    company: SeededCompany, db: Session
+) -> None:
+    auditor = company.keyboard_auditor
+    at = app_as(company, auditor).run()
+    rated = _shown_assignment(at)
+    at = _rate(at, {"accuracy": 2, "completeness": 2, "relevance": 3, "coherence": 4})
+    assert at.progress[0].text.startswith("Item 2 of") and at.progress[0].text.endswith("Rating saved.")
+    at.button(key="rate.undo").click().run()
+    assert_clean(at)
+    assert at.progress[0].text.startswith("Shown again: an item you rated")
+    assert _shown_assignment(at) == rated
+    assert _scores_in_form(at) == [2, 2, 3, 4, "yes"]  # the rating as it was sent, in the form again
+    assert not at.get("toggle") or "rate_skipping_item" not in [t.key for t in at.toggle]  # a rated item: no skip
+    mine = select(Rating).where(Rating.auditor_id == company.users[auditor], Rating.origin == "app")
+    assert [(r.accuracy, r.is_current) for r in db.scalars(mine)] == [(2, True)]  # nothing written by the undo
+
+    next(w for w in at.segmented_control if w.key == "rate_accuracy_item").set_value(5)
+    save = next(b for b in at.button if b.key == "rate_submit_item")
+    assert save.label == "Save the change"
+    save.click().run()
+    assert_clean(at)
+    assert at.progress[0].text.startswith("Item 2 of")  # back in the queue where it was
+    assert "the earlier one stays in the history" in at.progress[0].text
+    db.expire_all()
+    rows = db.scalars(mine.order_by(Rating.id)).all()
+    assert [(r.accuracy, r.coherence, r.is_current) for r in rows] == [(2, 4, False), (5, 4, True)]
+    assert rows[1].supersedes_id == rows[0].id and rows[1].assignment_id == rated
+
+
+def test_undo_of_a_skip_and_previous_item_show_the_item_again(company: SeededCompany, db: Session) -> None:
+    auditor = company.keyboard_auditor
+    at = _rate(app_as(company, auditor).run(), {"accuracy": 4, "completeness": 4, "relevance": 4, "coherence": 4})
+    first = db.scalars(
+        select(Rating.assignment_id).where(Rating.auditor_id == company.users[auditor], Rating.origin == "app")
+    ).one()
+    skipped = _shown_assignment(at)
+    at = _switch(at, "skipping")
+    next(b for b in at.button if b.key == "rate_skip_item").click().run()
+    assert at.progress[0].text.startswith("Item 3 of") and "Item skipped." in at.progress[0].text
+    assert [e.label for e in at.expander] == ["Skipped items: 1"]
+
+    at.button(key="rate.undo").click().run()
+    assert_clean(at)
+    assert at.progress[0].text.startswith("Item 2 of") and _shown_assignment(at) == skipped
+    assert db.get(Assignment, skipped).status == "pending"
+    assert not at.expander  # nothing skipped any more
+    assert not [b for b in at.button if b.key == "rate.undo"]  # one undo, for the last action
+
+    # Previous item: the item rated before, its rating in the form; then back to the queue
+    at.button(key="rate.previous").click().run()
+    assert at.progress[0].text.startswith("Shown again: an item you rated") and _shown_assignment(at) == first
+    assert _scores_in_form(at) == [4, 4, 4, 4, "yes"]
+    at.button(key="rate.previous").click().run()
+    assert [i.value for i in at.info] == [
+        "No earlier item finished today (UTC): ratings can be changed on the day they were given."
+    ]
+    at.button(key="rate.queue").click().run()
+    assert_clean(at)
+    assert at.progress[0].text.startswith("Item 2 of") and _shown_assignment(at) == skipped
+    assert _scores_in_form(at) == [None] * 5  # the form is empty for the item of the queue
+
+
+def test_skipped_items_are_listed_and_one_is_reopened_and_rated(company: SeededCompany, db: Session) -> None:
+    auditor = company.evil_auditor  # the seed skipped the items before the evil one in this auditor's queue
+    seeded_skips = db.scalars(
+        select(Assignment.id).where(Assignment.auditor_id == company.users[auditor], Assignment.status == "skipped")
+    ).all()
+    if not seeded_skips:
+        pytest.skip("the evil answer came first in this auditor's queue: nothing was skipped by the seed")
+    at = app_as(company, auditor).run()
+    assert [e.label for e in at.expander] == [f"Skipped items: {len(seeded_skips)}"]
+    reopen = at.button(key=f"rate.reopen.{seeded_skips[0]}")
+    assert any("skipped: seeded skip" in h.proto.body for h in at.get("html"))
+    reopen.click().run()
+    assert_clean(at)
+    assert _shown_assignment(at) == seeded_skips[0] and at.progress[0].text.startswith("Item ")
+    assert db.get(Assignment, seeded_skips[0]).status == "pending"
+    at = _rate(at, {"accuracy": 3, "completeness": 3, "relevance": 3, "coherence": 3})
+    assert_clean(at)
+    db.expire_all()
+    assert db.get(Assignment, seeded_skips[0]).status == "submitted"
+    rating = db.scalars(select(Rating).where(Rating.assignment_id == seeded_skips[0])).one()
+    assert (rating.accuracy, rating.is_current) == (3, True)
+    assert _shown_assignment(at) != seeded_skips[0]  # the queue goes on
+
+
 def test_auditor_edits_todays_rating_and_history_stays(company: SeededCompany, db: Session) -> None:
     auditor = company.keyboard_auditor
     _rate(app_as(company, auditor).run(), {"accuracy": 2, "completeness": 2, "relevance": 2, "coherence": 2})
@@ -607,6 +713,10 @@ def test_auditor_edits_todays_rating_and_history_stays(company: SeededCompany, d
     rows = db.scalars(mine.order_by(Rating.id)).all()
     assert [(r.accuracy, r.is_current) for r in rows] == [(2, False), (5, True)]
     assert rows[1].supersedes_id == rows[0].id
+    # the table and the edit list show the rating as it is now, at once
+    assert list(at.dataframe[0].value["Accuracy"]) == [5]
+    assert at.selectbox(key="my_ratings.chosen").options[0].startswith(f"#{rows[1].id} · Acc 5 Com 2 Rel 2 Coh 2")
+    assert at.selectbox(key="my_ratings.chosen").value is None
 
 
 def test_sme_confirms_an_item_with_a_correction(company: SeededCompany, db: Session) -> None:
@@ -659,6 +769,56 @@ def test_admin_creates_a_user(company: SeededCompany, db: Session) -> None:
     assert_clean(at)
     created = db.scalars(select(User).where(User.username == "auditor9")).one()
     assert created.role == "auditor" and created.password_hash and created.password_hash.startswith("$argon2id$")
+
+
+def test_a_password_mismatch_keeps_what_else_the_admin_typed(company: SeededCompany, db: Session) -> None:
+    at = open_page(app_as(company, "admin"), next(p for p in PAGES if p.url_path == "users"))
+    at.text_input(key="users.new.username").input("sme.finance")
+    at.text_input(key="users.new.display_name").input("Finance Expert")
+    at.selectbox(key="users.new.role").select("sme")
+    at.selectbox(key="users.new.home").select("Finance")
+    at.multiselect(key="users.new.covered").select("Finance")
+    at.text_input(key="users.new.password").input("a-long-enough-password")
+    at.text_input(key="users.new.repeat").input("a-long-enough-passwort")
+    at.button[0].click().run()
+    assert_clean(at)
+    assert shown(at.error) == ["The two passwords differ: type them again."]
+    kept = [at.text_input(key="users.new.username").value, at.text_input(key="users.new.display_name").value]
+    assert kept == ["sme.finance", "Finance Expert"]
+    assert (at.selectbox(key="users.new.role").value, at.selectbox(key="users.new.home").value) == ("sme", "Finance")
+    assert at.multiselect(key="users.new.covered").value == ["Finance"]
+    # the passwords are typed again (and never kept in the session)
+    assert [at.text_input(key=f"users.new.{k}").value for k in ("password", "repeat")] == ["", ""]
+    assert db.scalar(select(func.count()).select_from(User).where(User.username == "sme.finance")) == 0
+
+    at.text_input(key="users.new.password").input("a-long-enough-password")
+    at.text_input(key="users.new.repeat").input("a-long-enough-password")
+    at.button[0].click().run()
+    assert_clean(at)
+    assert not at.error
+    created = db.scalars(
+        select(User).where(User.username == "sme.finance").options(selectinload(User.departments))
+    ).one()
+    assert (created.role, created.display_name, [d.name for d in created.departments]) == (
+        "sme",
+        "Finance Expert",
+        ["Finance"],
+    )
+    # created: the form is empty for the next account
+    assert at.text_input(key="users.new.username").value == "" and at.multiselect(key="users.new.covered").value == []
+
+
+def test_admin_sets_the_lockout_in_the_login_policy(company: SeededCompany, db: Session) -> None:
+    at = open_page(app_as(company, "admin"), next(p for p in PAGES if p.url_path == "policies"))
+    at.number_input(key="policy_form.auth.max_failed_logins").set_value(3)
+    at.number_input(key="policy_form.auth.lockout_minutes").set_value(60)
+    at.button(key="FormSubmitter:policy_form.auth-Save policy").click().run()
+    assert_clean(at)
+    settings = db.get(Policy, "auth").settings
+    assert (settings["max_failed_logins"], settings["lockout_minutes"]) == (3, 60)
+    at.number_input(key="policy_form.auth.max_failed_logins").set_value(50)
+    at.button(key="FormSubmitter:policy_form.auth-Save policy").click().run()
+    assert shown(at.error) == ["auth policy: max_failed_logins must be a whole number between 1 and 20"]
 
 
 def test_admin_changes_a_display_name_and_home_department(company: SeededCompany, db: Session) -> None:
@@ -881,6 +1041,27 @@ def test_auditor_with_nothing_left_is_told_so(company: SeededCompany, db: Sessio
     assert len(at.success) == 1 and at.success[0].value.startswith("Nothing left to rate: all ")
     assert at.success[0].value.endswith("of your items in today's sample are done. Thank you!")
     assert not at.get("form")
+
+
+def test_auditor_who_finished_an_earlier_sample_is_told_nothing_is_left(company: SeededCompany, db: Session) -> None:
+    """Everything of an older sample done and no sample today: "Nothing left to rate", and why nothing
+    new came (not only "no sample has been drawn")."""
+    from audit.sampling.models import SampleBatch
+
+    today = dt.datetime.now(dt.UTC).date()
+    db.execute(update(SampleBatch).values(sample_date=today - dt.timedelta(days=2)))
+    auditor = db.get(User, company.users[company.keyboard_auditor])
+    mine = db.scalars(select(Assignment).where(Assignment.auditor_id == auditor.id)).all()
+    for assignment in mine:
+        assignment.status, assignment.skip_reason = "skipped", "test"
+    db.commit()
+    at = app_as(company, company.keyboard_auditor).run()
+    assert_clean(at)
+    assert [s.value for s in at.success] == [
+        f"Nothing left to rate: all {len(mine)} of your items in the sample of "
+        f"{today - dt.timedelta(days=2):%Y-%m-%d} are done. Thank you!"
+    ]
+    assert len(at.info) == 1 and at.info[0].value.startswith(f"No sample has been drawn for today ({today:%Y-%m-%d})")
 
 
 def _new_auditor(db: Session, username: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from audit.errors import ConflictError
+from audit.errors import ConflictError, NotFoundError, PermissionDenied
 from audit.policy import service as policy_service
 from audit.ratings import service as ratings
 from audit.sampling import service as sampling
@@ -272,6 +272,95 @@ def test_a_deactivated_auditors_pending_items_go_back_to_the_pool(session: Sessi
     assert [a.auditor_id for a in moved] == [staying.id]
 
 
+def _finish(session: Session, auditor, assignment: Assignment, at: dt.datetime, *, skip: bool = False) -> None:  # type: ignore[no-untyped-def]
+    if skip:
+        ratings.skip_assignment(session, actor=auditor, assignment_id=assignment.id, reason="not my field", now=at)
+    else:
+        ratings.submit_rating(
+            session,
+            actor=auditor,
+            assignment_id=assignment.id,
+            accuracy=4,
+            completeness=4,
+            relevance=4,
+            coherence=4,
+            now=at,
+        )
+
+
+def test_previous_item_walks_back_through_the_days_finished_items(session: Session) -> None:
+    auditor = f.user(session)
+    answers = _answers(session, "Ops", 4)
+    yesterday, first, second, third = (f.assignment(session, ans=a, auditor=auditor) for a in answers)
+    _finish(session, auditor, yesterday, NOW - dt.timedelta(days=1))
+    _finish(session, auditor, first, NOW)
+    _finish(session, auditor, second, NOW + dt.timedelta(minutes=5), skip=True)
+    later = NOW + dt.timedelta(minutes=10)
+
+    last = sampling.previous_item(session, actor=auditor, now=later)  # from the queue: the last one finished
+    assert last is not None
+    assert (last.assignment_id, last.status, last.skip_reason, last.locked_until) == (
+        second.id,
+        "skipped",
+        "not my field",
+        None,  # a finished item is shown, not locked
+    )
+    before = sampling.previous_item(session, actor=auditor, before_assignment_id=second.id, now=later)
+    assert before is not None and (before.assignment_id, before.status) == (first.id, "submitted")
+    assert (before.question, before.answer_id, before.progress) == (
+        answers[1].question,
+        answers[1].id,
+        sampling.Progress(3, 4),
+    )
+    # yesterday's item is not reached (it can no longer be changed)
+    assert sampling.previous_item(session, actor=auditor, before_assignment_id=first.id, now=later) is None
+    # from a pending item (the one on screen): the last finished one
+    current = sampling.previous_item(session, actor=auditor, before_assignment_id=third.id, now=later)
+    assert current is not None and current.assignment_id == second.id
+    assert third.locked_until is not None  # showing the pending one locked it, as next_item would
+    # the next morning (UTC), nothing of yesterday's is shown
+    assert sampling.previous_item(session, actor=auditor, now=dt.datetime(2026, 11, 29, 0, 1, tzinfo=dt.UTC)) is None
+
+
+def test_an_item_is_shown_only_to_its_auditor_and_not_once_expired(session: Session) -> None:
+    auditor, other = f.user(session), f.user(session)
+    mine, gone = (f.assignment(session, ans=a, auditor=auditor) for a in _answers(session, "Ops", 2))
+    _policy(session, lock_minutes=20)
+    shown = sampling.item(session, actor=auditor, assignment_id=mine.id, now=NOW)
+    assert (shown.status, shown.locked_until, shown.progress, shown.number) == (
+        "pending",
+        NOW + dt.timedelta(minutes=20),
+        sampling.Progress(0, 2),
+        1,
+    )
+    with pytest.raises(PermissionDenied, match=f"not assigned to {other.username}"):
+        sampling.item(session, actor=other, assignment_id=mine.id, now=NOW)
+    gone.status = "expired"
+    session.flush()
+    with pytest.raises(ConflictError, match="handed to another auditor"):
+        sampling.item(session, actor=auditor, assignment_id=gone.id, now=NOW)
+    with pytest.raises(NotFoundError):
+        sampling.item(session, actor=auditor, assignment_id=gone.id + 1000, now=NOW)
+
+
+def test_skipped_items_are_the_auditors_own_latest_first(session: Session) -> None:
+    auditor, other = f.user(session), f.user(session)
+    first, second, rated, theirs = _answers(session, "Ops", 4)
+    older = f.assignment(session, ans=first, auditor=auditor, sample_date=DAY - dt.timedelta(days=1))
+    newer = f.assignment(session, ans=second, auditor=auditor)
+    _finish(session, auditor, older, NOW, skip=True)
+    _finish(session, auditor, newer, NOW + dt.timedelta(minutes=1), skip=True)
+    _finish(session, auditor, f.assignment(session, ans=rated, auditor=auditor), NOW)
+    _finish(session, other, f.assignment(session, ans=theirs, auditor=other), NOW, skip=True)
+    listed = sampling.skipped_items(session, actor=auditor)
+    assert [(i.assignment_id, i.question, i.sample_date, i.reason, i.skipped_at) for i in listed] == [
+        (newer.id, second.question, DAY, "not my field", NOW + dt.timedelta(minutes=1)),
+        (older.id, first.question, DAY - dt.timedelta(days=1), "not my field", NOW),
+    ]
+    ratings.reopen_skipped(session, actor=auditor, assignment_id=newer.id)
+    assert [i.assignment_id for i in sampling.skipped_items(session, actor=auditor)] == [older.id]
+
+
 def test_queue_state_says_why_the_queue_is_empty(session: Session) -> None:
     auditor, other = f.user(session), f.user(session)
     assert sampling.queue_state(session, actor=auditor, today=DAY) == sampling.QueueState(
@@ -283,4 +372,16 @@ def test_queue_state_says_why_the_queue_is_empty(session: Session) -> None:
     assert sampling.queue_state(session, actor=auditor, today=DAY).assigned == 0
     f.assignment(session, ans=second, auditor=auditor, sample_date=DAY, status="submitted")
     state = sampling.queue_state(session, actor=auditor, today=DAY)
-    assert (state.assigned, state.done) == (1, 1)
+    assert (state.assigned, state.done, state.last_sample_date, state.last_sample_assigned) == (1, 1, DAY, 1)
+
+
+def test_queue_state_names_the_last_sample_an_auditor_finished(session: Session) -> None:
+    """All of an older sample's items done and nothing today: the page says "Nothing left to rate", not
+    only that no sample was drawn today."""
+    auditor = f.user(session)
+    earlier = DAY - dt.timedelta(days=3)
+    for answer, status in zip(_answers(session, "Ops", 3), ("submitted", "skipped", "expired"), strict=True):
+        f.assignment(session, ans=answer, auditor=auditor, sample_date=earlier, status=status)
+    assert sampling.queue_state(session, actor=auditor, today=DAY) == sampling.QueueState(
+        today=DAY, sample_drawn=False, assigned=0, done=0, last_sample_date=earlier, last_sample_assigned=2
+    )

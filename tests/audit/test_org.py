@@ -11,6 +11,8 @@ from audit.auditlog.models import AuditLogEntry
 from audit.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
 from audit.org import passwords
 from audit.org import service as org
+from audit.org.policy import AuthPolicy, load_auth_policy
+from audit.policy import service as policy_service
 from tests import factories as f
 
 NOW = dt.datetime(2026, 11, 28, 9, tzinfo=dt.UTC)
@@ -84,6 +86,36 @@ def test_five_failures_lock_for_fifteen_minutes(session) -> None:
     locked = org.authenticate(session, "ann", f.TEST_PASSWORD, now=NOW + dt.timedelta(minutes=14))
     assert (locked.ok, locked.message) == (False, org.GENERIC_FAILURE)
     assert org.authenticate(session, "ann", f.TEST_PASSWORD, now=NOW + dt.timedelta(minutes=16)).ok
+
+
+def test_the_lockout_threshold_and_duration_are_the_auth_policys(session) -> None:
+    policy_service.save(session, actor=None, name="auth", settings=AuthPolicy(max_failed_logins=3, lockout_minutes=5))
+    user = f.user(session, username="ann")
+    for _ in range(2):
+        org.authenticate(session, "ann", "wrong-password-123", now=NOW)
+    assert (user.failed_logins, user.locked_until) == (2, None)
+    org.authenticate(session, "ann", "wrong-password-123", now=NOW)  # the third locks
+    assert (user.failed_logins, user.locked_until) == (0, NOW + dt.timedelta(minutes=5))
+    assert not org.authenticate(session, "ann", f.TEST_PASSWORD, now=NOW + dt.timedelta(minutes=4, seconds=59)).ok
+    assert org.authenticate(session, "ann", f.TEST_PASSWORD, now=NOW + dt.timedelta(minutes=5, seconds=1)).ok
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"max_failed_logins": 0}, "max_failed_logins must be a whole number between 1 and 20"),
+        ({"max_failed_logins": 21}, "max_failed_logins must be a whole number between 1 and 20"),
+        ({"max_failed_logins": 2.5}, "max_failed_logins"),
+        ({"lockout_minutes": 0}, "lockout_minutes must be a whole number between 1 and 1440"),
+        ({"lockout_minutes": 24 * 60 + 1}, "lockout_minutes"),
+        ({"idle_timeout_minutes": 0}, "idle_timeout_minutes"),
+    ],
+)
+def test_the_auth_policy_refuses_a_lockout_out_of_range(session, changes: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        policy_service.save(session, actor=None, name="auth", settings=AuthPolicy(**changes))
+    assert load_auth_policy(session) == AuthPolicy()  # the documented defaults: 5 failures, 15 minutes
+    assert (AuthPolicy().max_failed_logins, AuthPolicy().lockout_minutes) == (5, 15)
 
 
 def test_inactive_users_cannot_log_in(session) -> None:

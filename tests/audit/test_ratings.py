@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -190,6 +191,100 @@ def test_repeated_edit_with_the_same_key_stores_one_edit(session: Session, setup
     two = ratings.edit_rating(session, actor=auditor, rating_id=rating.id, **GOOD, idempotency_key="e1", now=NOW)
     assert one.created and not two.created and one.rating.id == two.rating.id
     assert _count(session) == 2
+
+
+# ---------------------------------------------------------------- undo and reopening a skip
+
+
+def _audit_actions(session: Session, action: str) -> list[dict]:
+    entries = session.scalars(select(AuditLogEntry).where(AuditLogEntry.action == action).order_by(AuditLogEntry.id))
+    return [e.details or {} for e in entries]
+
+
+def test_undoing_a_skip_puts_the_item_back_in_the_queue(session: Session, setup) -> None:  # type: ignore[no-untyped-def]
+    auditor, ans, assignment, _hr, _legal = setup
+    ratings.skip_assignment(session, actor=auditor, assignment_id=assignment.id, reason="not my field", now=NOW)
+    undone = ratings.undo_last(session, actor=auditor, assignment_id=assignment.id, now=NOW)
+    assert undone == ratings.Undone(assignment_id=assignment.id, action="skip", rating=None)
+    assert (assignment.status, assignment.skip_reason, assignment.completed_at) == ("pending", None, None)
+    # the skip is not forgotten: its reason is in the audit log entry of the reopening
+    assert _audit_actions(session, "assignment.reopen") == [
+        {"answer_id": ans.id, "skip_reason": "not my field", "via": "undo"}
+    ]
+    rated = ratings.submit_rating(session, actor=auditor, assignment_id=assignment.id, **GOOD, now=NOW).rating
+    assert rated.assignment_id == assignment.id and assignment.status == "submitted"
+
+
+def test_undoing_a_submit_writes_nothing_and_the_change_supersedes_the_rating(session: Session, setup) -> None:  # type: ignore[no-untyped-def]
+    auditor, ans, assignment, _hr, _legal = setup
+    first = ratings.submit_rating(session, actor=auditor, assignment_id=assignment.id, **GOOD, now=NOW).rating
+    undone = ratings.undo_last(session, actor=auditor, assignment_id=assignment.id, now=NOW + dt.timedelta(minutes=1))
+    # the rating comes back for the form, still current: walking away from the form loses nothing
+    assert (undone.action, undone.rating) == ("submit", first)
+    assert _count(session) == 1 and assignment.status == "submitted"
+    changed = ratings.edit_rating(
+        session, actor=auditor, rating_id=first.id, **{**GOOD, "accuracy": 1}, now=NOW + dt.timedelta(minutes=2)
+    ).rating
+    history = ratings.rating_history(session, actor=auditor, answer_id=ans.id)
+    assert [(r.id, r.accuracy, r.is_current) for r in history] == [(first.id, 4, False), (changed.id, 1, True)]
+    # undone again, it is the change that comes back (the assignment is still the last one finished)
+    again = ratings.undo_last(session, actor=auditor, assignment_id=assignment.id, now=NOW + dt.timedelta(minutes=3))
+    assert again.rating is not None and (again.rating.id, again.rating.accuracy) == (changed.id, 1)
+
+
+def test_undo_takes_back_only_the_actors_own_last_action_while_it_can_be_changed(session: Session, setup) -> None:  # type: ignore[no-untyped-def]
+    auditor, _ans, first, hr, _legal = setup
+    second = f.assignment(session, ans=f.answer(session, dept=hr, model=f.model_version(session)), auditor=auditor)
+    third = f.assignment(session, ans=f.answer(session, dept=hr, model=f.model_version(session)), auditor=auditor)
+    ratings.submit_rating(session, actor=auditor, assignment_id=first.id, **GOOD, now=NOW)
+    ratings.skip_assignment(
+        session, actor=auditor, assignment_id=second.id, reason="unclear", now=NOW + dt.timedelta(minutes=1)
+    )
+    with pytest.raises(ConflictError, match=f"not the last item you rated or skipped \\(assignment {second.id} is\\)"):
+        ratings.undo_last(session, actor=auditor, assignment_id=first.id, now=NOW)
+    with pytest.raises(ConflictError, match="there is no submit or skip to undo"):
+        ratings.undo_last(session, actor=auditor, assignment_id=third.id, now=NOW)
+    other = f.user(session)
+    with pytest.raises(PermissionDenied, match=f"not assigned to {other.username}"):
+        ratings.undo_last(session, actor=other, assignment_id=second.id, now=NOW)
+    assert second.status == "skipped"  # nothing undone by the refusals
+
+    # a submit is undone only on the UTC day it was given, as an edit is
+    ratings.submit_rating(session, actor=auditor, assignment_id=third.id, **GOOD, now=NOW + dt.timedelta(minutes=2))
+    with pytest.raises(ValidationError, match="only be edited on the day"):
+        ratings.undo_last(
+            session, actor=auditor, assignment_id=third.id, now=dt.datetime(2026, 11, 29, 0, 1, tzinfo=dt.UTC)
+        )
+    assert ratings.undo_last(session, actor=auditor, assignment_id=third.id, now=NOW).action == "submit"
+    assert _count(session) == 2
+
+
+def test_a_skipped_item_is_reopened_by_its_auditor_only(session: Session, setup) -> None:  # type: ignore[no-untyped-def]
+    auditor, ans, assignment, _hr, _legal = setup
+    ratings.skip_assignment(session, actor=auditor, assignment_id=assignment.id, reason="later", now=NOW)
+    with pytest.raises(PermissionDenied, match="is not assigned to"):
+        ratings.reopen_skipped(session, actor=f.user(session), assignment_id=assignment.id)
+    assert assignment.status == "skipped"
+    ratings.reopen_skipped(session, actor=auditor, assignment_id=assignment.id)
+    ratings.reopen_skipped(session, actor=auditor, assignment_id=assignment.id)  # pending already: nothing more
+    assert (assignment.status, assignment.skip_reason) == ("pending", None)
+    assert _audit_actions(session, "assignment.reopen") == [
+        {"answer_id": ans.id, "skip_reason": "later", "via": "reopen"}
+    ]
+    ratings.submit_rating(session, actor=auditor, assignment_id=assignment.id, **GOOD, now=NOW)
+    with pytest.raises(ConflictError, match="is submitted; only a skipped item can be reopened"):
+        ratings.reopen_skipped(session, actor=auditor, assignment_id=assignment.id)
+
+
+def test_can_change_follows_the_edit_rules(session: Session, setup) -> None:  # type: ignore[no-untyped-def]
+    auditor, _ans, assignment, _hr, _legal = setup
+    rating = ratings.submit_rating(session, actor=auditor, assignment_id=assignment.id, **GOOD, now=NOW).rating
+    assert ratings.can_change(auditor, rating, now=NOW + dt.timedelta(hours=14))  # 23:00 UTC, the same day
+    assert not ratings.can_change(auditor, rating, now=dt.datetime(2026, 11, 29, 0, 0, tzinfo=dt.UTC))
+    assert not ratings.can_change(f.user(session), rating, now=NOW)
+    assert not ratings.can_change(f.user(session, role="lead"), rating, now=NOW)
+    ratings.edit_rating(session, actor=auditor, rating_id=rating.id, **GOOD, now=NOW)
+    assert not ratings.can_change(auditor, dataclasses.replace(rating, is_current=False), now=NOW)
 
 
 # ---------------------------------------------------------------- blindness

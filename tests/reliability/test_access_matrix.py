@@ -239,6 +239,13 @@ CELLS: list[Cell] = [
     cell("audit.sampling.service:queue_state", "rate")(
         lambda s, a, w: sampling.queue_state(s, actor=a, today=NOW.date())  # type: ignore[arg-type]
     ),
+    cell("audit.sampling.service:item", "rate")(
+        lambda s, a, w: sampling.item(s, actor=a, assignment_id=w.assignment_id, now=NOW)  # type: ignore[arg-type]
+    ),
+    cell("audit.sampling.service:previous_item", "rate")(
+        lambda s, a, w: sampling.previous_item(s, actor=a, now=NOW)  # type: ignore[arg-type]
+    ),
+    cell("audit.sampling.service:skipped_items", "rate")(lambda s, a, w: sampling.skipped_items(s, actor=a)),  # type: ignore[arg-type]
     cell("audit.sampling.service:auditor_progress", "rate")(
         lambda s, a, w: sampling.auditor_progress(s, actor=a, batch_id=w.batch_id)  # type: ignore[arg-type]
     ),
@@ -250,6 +257,12 @@ CELLS: list[Cell] = [
     ),
     cell("audit.ratings.service:skip_assignment", "rate")(
         lambda s, a, w: ratings.skip_assignment(s, actor=a, assignment_id=w.assignment_id, reason="unclear", now=NOW)
+    ),
+    cell("audit.ratings.service:reopen_skipped", "rate")(
+        lambda s, a, w: ratings.reopen_skipped(s, actor=a, assignment_id=w.assignment_id)
+    ),
+    cell("audit.ratings.service:undo_last", "rate")(
+        lambda s, a, w: ratings.undo_last(s, actor=a, assignment_id=w.assignment_id, now=NOW)
     ),
     cell("audit.ratings.service:my_ratings", "rate")(lambda s, a, w: ratings.my_ratings(s, actor=a, day=NOW.date())),  # type: ignore[arg-type]
     cell("audit.ratings.service:ratings_for_answer", "rate", "view_ratings_all")(
@@ -335,6 +348,7 @@ NOT_CHECKED = {
     "audit.auditlog.service:record": "writes the audit log entry of an action its caller already allowed",
     "audit.knowledge.datasets:create_version": "called by apply_fixes (approve_fixes) and the operator's CLI",
     "audit.knowledge.datasets:use_version": "called only by the operator's CLI (`auditloop dataset use`)",
+    "audit.ratings.service:can_change": "a predicate the rating page asks: False for a role without rate, no refusal",
 }
 
 
