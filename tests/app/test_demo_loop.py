@@ -173,7 +173,7 @@ def test_report_json_keeps_the_old_keys_and_adds_the_yardstick() -> None:
     assert list(hr)[:4] == ["rougeL_before", "rougeL_after", "f1_before", "f1_after"]
     assert hr["after"]["fact_accuracy"] == 0.2 and hr["after_ci"]["fact_accuracy"] == [0.1, 0.3]
     assert hr["correction_effect"]["fact_accuracy"] == {"estimate": 0.2, "ci_low": 0.05, "ci_high": 0.35}
-    assert data["metrics"] == ["fact_accuracy", "citation_accuracy", "retrieval_at_1", "rougeL", "f1"]
+    assert data["metrics"] == ["fact_accuracy", "wrong_value", "citation_accuracy", "retrieval_at_1", "rougeL", "f1"]
     assert (data["gate_items"], data["gate_items_excluded_as_leaked"], data["seeds"]) == (170, 80, [7])
     json.dumps(data)  # plain JSON all the way down
 
