@@ -424,6 +424,14 @@ def verdicts(report: LoopReport) -> list[str]:
         + ("refused" if report.wrong_values_refused else "did **not** refuse")
         + " the wrong-values version."
     )
+    wrong = report.details.get("corrupted", {}).get("wrong_values", {})
+    own = report.details.get("candidate", {})
+    if report.wrong_values_refused and not report.promoted and wrong.get("failed"):
+        lines.append(
+            f"The wrong-values version failed {', '.join(wrong['failed'])}; the loop's own candidate was refused "
+            f"too ({', '.join(own.get('failed', [])) or 'no check named'}), so this refusal does not single out wrong "
+            "values: it says every retrained model lost ground to the champion."
+        )
     return lines
 
 

@@ -194,7 +194,7 @@ def _summary(report: LoopReport) -> str:
         f"The audit loop on the demo company (seed {details.get('seed')}): {report.gate_items} clean gate items "
         f"({report.gate_items_excluded_as_leaked} gold items left out as leaked), means with 95% intervals.",
     ]
-    for metric in ("fact_accuracy", "citation_accuracy", "retrieval_at_1", "rougeL"):
+    for metric in ("fact_accuracy", "wrong_value", "citation_accuracy", "retrieval_at_1", "rougeL"):
         lines += ["", metric + ":", render_markdown(report, metric=metric)]
     lines += ["", *verdicts(report)]
     candidate = details.get("candidate", {})

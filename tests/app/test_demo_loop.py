@@ -3,6 +3,7 @@ loop end to end (seed → review → fixes → trigger → worker → gate, then
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -195,6 +196,20 @@ def test_the_verdicts_say_only_what_the_intervals_support() -> None:
     assert "copying the top document's best sentence states the right value more often" in said
     unsure = " ".join(verdicts(_report(effect_low=-0.05)))
     assert "did **not** measurably raise HR's fact accuracy" in unsure
+    assert "does not single out wrong values" not in said  # the loop's own candidate was promoted
+
+
+def test_a_refusal_that_refuses_the_loops_own_candidate_too_is_called_unspecific() -> None:
+    details = {
+        "candidate": {"failed": ["department_drop"]},
+        "corrupted": {"wrong_values": {"failed": ["non_inferiority", "department_drop"]}},
+    }
+    report = dataclasses.replace(_report(details), promoted=False)
+    said = " ".join(verdicts(report))
+    assert (
+        "The wrong-values version failed non_inferiority, department_drop; the loop's own candidate was refused "
+        "too (department_drop), so this refusal does not single out wrong values" in said
+    )
 
 
 def test_document_states_the_outcome_honestly() -> None:
