@@ -35,6 +35,7 @@ class DatasetConfig:
     retrieval_k: int = 3
     max_seq_len: int = 512
     max_prompt_tokens: int = 384
+    copy_drills: int = 0
 
 
 @dataclass
@@ -256,6 +257,12 @@ def _validate_ranges(cfg: RecipeConfig, where: Mapping[str, str]) -> None:
             cfg.dataset.max_prompt_tokens,
             8 <= cfg.dataset.max_prompt_tokens < cfg.dataset.max_seq_len,
             "must be >= 8 and below dataset.max_seq_len",
+        ),
+        (
+            "dataset.copy_drills",
+            cfg.dataset.copy_drills,
+            0 <= cfg.dataset.copy_drills <= 10,
+            "must be between 0 and 10",
         ),
         ("lora.r", cfg.lora.r, cfg.lora.r >= 1, "must be >= 1"),
         ("lora.alpha", cfg.lora.alpha, cfg.lora.alpha >= 1, "must be >= 1"),

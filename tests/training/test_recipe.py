@@ -134,6 +134,37 @@ def test_examples_are_repeated_by_weight_and_prompts_are_masked(tiny_model_dir: 
     assert (batch["labels"][short, length:] == -100).all()
 
 
+def test_copy_drills_add_encoded_examples_whose_context_and_answer_state_another_value(
+    tiny_model_dir: Path,
+) -> None:
+    from transformers import AutoTokenizer
+
+    from audit.knowledge.datasets import ExampleRecord
+    from training.retrieval import RetrievalDocument, Retriever
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    retriever = Retriever([RetrievalDocument("D@v1", "HR", "Leave Policy", "Annual leave is 25 days.")])
+    records = [
+        ExampleRecord(
+            1, "How much annual leave?", "Annual leave is 25 days. (source: D@v1)", "HR", [], "curated", "h1"
+        ),
+        ExampleRecord(2, "Who approves leave?", "The manager.", "HR", [], "curated", "h2"),  # quotes nothing
+    ]
+    kwargs = {"retrieval_k": 1, "max_prompt_tokens": 120, "max_seq_len": 160}
+    plain = lora_finetune.encode_dataset(records, retriever, tokenizer, **kwargs)
+    drilled = lora_finetune.encode_dataset(records, retriever, tokenizer, copy_drills=2, seed=5, **kwargs)
+    assert len(plain) == 2 and len(drilled) == 4  # two drills for the example that quotes a number
+    assert drilled[0] == plain[0] and drilled[-1] == plain[1]
+    for drill in drilled[1:3]:
+        text = tokenizer.decode(drill["input_ids"], skip_special_tokens=True)
+        answer = tokenizer.decode([t for t in drill["labels"] if t != -100], skip_special_tokens=True).strip()
+        value = answer.removeprefix("Annual leave is ").split(" days.")[0]
+        assert value != "25" and value.isdigit()
+        assert f"Annual leave is {value} days." in text.split(answer)[0]  # the context states it too
+        assert "25 days" not in text
+    assert drilled == lora_finetune.encode_dataset(records, retriever, tokenizer, copy_drills=2, seed=5, **kwargs)
+
+
 def test_lora_is_plain_vllm_servable_lora_on_the_named_projections(tiny_model_dir: Path) -> None:
     from transformers import AutoModelForCausalLM
 

@@ -48,6 +48,7 @@ from audit.knowledge.datasets import ExampleRecord
 from audit.knowledge.models import DatasetVersion
 from audit.sampling.models import GoldItem
 from audit.settings import Settings, load_settings
+from training import drills
 from training.config import RecipeConfig, load_config
 from training.evaluation import EvaluationSummary
 from training.prompts import encode_example, fit_prompt, format_training_example, uses_chat_template
@@ -144,17 +145,29 @@ def encode_dataset(
     retrieval_k: int,
     max_prompt_tokens: int,
     max_seq_len: int,
+    copy_drills: int = 0,
+    seed: int = 0,
 ) -> list[dict[str, list[int]]]:
-    """Prompt (with retrieved context, as served) + answer per example, repeated ``weight`` times."""
+    """Prompt (with retrieved context, as served) + answer per example, repeated ``weight`` times,
+    then ``copy_drills`` counterfactual drills per example that quotes a number (``training/drills.py``)."""
     questions = [e.question for e in examples]
     contexts = retriever.search_many(questions, retrieval_k) if retrieval_k > 0 else [[] for _ in examples]
     encoded: list[dict[str, list[int]]] = []
-    for example, context in zip(examples, contexts, strict=True):
-        prompt = fit_prompt(tokenizer, example.question, context, max_prompt_tokens=max_prompt_tokens)
-        _, completion = format_training_example(example.question, example.answer, context)
+
+    def encode(question: str, answer: str, context: Sequence[Any]) -> dict[str, list[int]]:
+        prompt = fit_prompt(tokenizer, question, context, max_prompt_tokens=max_prompt_tokens)
+        _, completion = format_training_example(question, answer, context)
         sequence = encode_example(tokenizer, prompt, completion, max_length=max_seq_len)
-        item = {"input_ids": sequence.input_ids, "labels": sequence.labels}
+        return {"input_ids": sequence.input_ids, "labels": sequence.labels}
+
+    rng = random.Random(f"copy-drills-{seed}")
+    for example, context in zip(examples, contexts, strict=True):
+        item = encode(example.question, example.answer, context)
         encoded.extend([item] * max(int(example.weight), 1))  # up-sampling: the example's weight
+        for question, answer, drill_context in drills.copy_drills(
+            example.question, example.answer, context, variants=copy_drills, rng=rng
+        ):
+            encoded.append(encode(question, answer, drill_context))
     return encoded
 
 
@@ -332,6 +345,8 @@ def main(
             retrieval_k=cfg.dataset.retrieval_k,
             max_prompt_tokens=cfg.dataset.max_prompt_tokens,
             max_seq_len=cfg.dataset.max_seq_len,
+            copy_drills=cfg.dataset.copy_drills,
+            seed=cfg.seed,
         )
         generator = torch.Generator().manual_seed(cfg.seed)
         loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
