@@ -410,7 +410,7 @@ def test_demo_loop_end_to_end(tmp_path: Path, loop_base_model: Path, cheap_argon
             assert all(0.0 <= v <= 1.0 for v in row[system].values())
             for metric, (low, high) in row[f"{system}_ci"].items():
                 assert low <= row[system][metric] <= high
-        assert set(row["correction_effect"]) == {"fact_accuracy", "citation_accuracy", "rougeL"}
+        assert set(row["correction_effect"]) == {"fact_accuracy", "wrong_value", "citation_accuracy", "rougeL"}
     rouge = {name: row["rougeL_before"] for name, row in data["departments"].items()}
     assert data["gap_before"] == pytest.approx(max(rouge.values()) - min(rouge.values()))
     assert isinstance(data["promoted"], bool)
