@@ -103,9 +103,9 @@ CONTROL_SYSTEM = "control:before-corrections"
 EFFECT_METRICS = ("fact_accuracy", "wrong_value", "citation_accuracy", "rougeL")
 
 # Recipe overrides for the loop's two training runs (the real job and the corrupted one), on top of
-# training/configs/lora.yaml. None: the default recipe (one epoch, lr 2e-4, r 16) already lifts the weak
-# department and narrows the gap, and fits the CPU budget; longer training lifts more but costs more
-# (the configurations tried are in docs/demo-loop.md). `--set` adds to these.
+# training/configs/lora.yaml. None: the loop is judged on the recipe as shipped (one epoch, lr 2e-4,
+# r 16), which fits the CPU budget; what it does and does not achieve on facts is in the README's loop
+# section. `--set` adds to these (e.g. dataset.copy_drills=2).
 LOOP_OVERRIDES: tuple[str, ...] = ()
 
 
@@ -193,7 +193,8 @@ def wrong_values_answers(
     """Each answer with its key value replaced by another valid value of the same kind: the
     realistic failure (the right template and citation, a wrong fact). ``kinds_by_department`` holds
     the value sets of each department's fact kinds (e.g. its retention periods); an answer's key
-    value is its longest whole-word match among its department's values. Deterministic for ``seed``.
+    value is its longest whole-word match among its department's values, else among the other
+    departments' (an answer may quote another department's document). Deterministic for ``seed``.
     Raises ValueError for an answer that states no known value (the corruption would leave it right).
     """
     rng = random.Random(seed)
@@ -203,7 +204,10 @@ def wrong_values_answers(
         compiled[department] = [(re.compile(rf"(?<!\w){re.escape(v)}(?!\w)"), v, kind) for v, kind in pairs]
     corrupted = []
     for answer, department in zip(answers, departments, strict=True):
-        for pattern, value, kind in compiled.get(department, []):
+        # its own department's values first; then the others' (an SME's correction may quote another
+        # department's document, e.g. an HR question answered from an Engineering manual)
+        others = [p for name, patterns in compiled.items() if name != department for p in patterns]
+        for pattern, value, kind in [*compiled.get(department, []), *others]:
             match = pattern.search(answer)
             if match is not None:
                 other = rng.choice([v for v in kind if v != value])

@@ -245,6 +245,12 @@ def test_wrong_values_keep_the_template_and_citation_and_change_the_value() -> N
     assert wrong_values_answers(answers, ["Finance", "Finance"], kinds_by_department=kinds, seed=1) == corrupted
     with pytest.raises(ValueError, match="no known Finance value"):
         wrong_values_answers(["Nothing stated."], ["Finance"], kinds_by_department=kinds, seed=1)
+    # an HR answer quoting an Engineering manual (an SME's correction can): the other department's value
+    kinds = {"HR": [("20 days", "25 days")], "Engineering": [("2 approving reviews", "3 approving reviews")]}
+    quoted = "Changes need 3 approving reviews before merging. (source: ENG-004@v1)"
+    assert wrong_values_answers([quoted], ["HR"], kinds_by_department=kinds, seed=1) == [
+        "Changes need 2 approving reviews before merging. (source: ENG-004@v1)"
+    ]
 
 
 def test_every_demo_training_answer_has_a_value_to_corrupt() -> None:
