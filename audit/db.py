@@ -71,7 +71,15 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     )
 
 
+def _register_every_table() -> None:
+    """Import every mapped class, so that a relationship or foreign key to a table the caller never
+    imported resolves (the CLI loads only the modules its command needs: `demo seed` once failed on
+    examples.origin_review_id -> review_items)."""
+    import audit.models  # noqa: F401
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    _register_every_table()
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
@@ -79,6 +87,7 @@ def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions for reading only (reports, dashboards, lists): same pool, but on SQLite their
     transactions do not take the write lock. Never write through them: SQLite would have to upgrade
     the read lock mid-transaction, which fails at once with "database is locked" under contention."""
+    _register_every_table()
     return sessionmaker(bind=engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 

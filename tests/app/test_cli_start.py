@@ -166,3 +166,17 @@ def test_the_help_summaries_are_each_command_first_sentence() -> None:
 def test_the_demo_group_carries_the_loop_added_by_its_extension() -> None:
     demo = cli.get_command(click.Context(cli), "demo")
     assert isinstance(demo, click.Group) and {"seed", "loop"} <= set(demo.commands)
+
+
+def test_a_session_resolves_every_foreign_key_when_the_command_imported_one_model_module() -> None:
+    """The CLI imports only the modules its command needs; a session must still know every table
+    (``auditloop demo seed`` once failed on examples.origin_review_id -> review_items)."""
+    code = (
+        "from audit.db import make_engine, make_session_factory\n"
+        "from audit.knowledge.models import Example\n"
+        "make_session_factory(make_engine('sqlite://'))\n"
+        "print(sorted({fk.column.table.name for fk in Example.__table__.foreign_keys}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "review_items" in done.stdout
