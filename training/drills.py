@@ -19,6 +19,7 @@ one). Deterministic for ``rng``.
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import random
 import re
@@ -28,32 +29,8 @@ from typing import Any
 _CITATION = re.compile(r"\s*[(\[]\s*sources?\s*:[^()\[\]]*[)\]]\s*$", re.IGNORECASE)
 # a number not glued to letters, "@", "-" or "/" (document ids, versions, dates like 2025-03-01)
 _NUMBER = re.compile(r"(?<![\w@/.,-])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w@/-]|[.,]\d)")
-_MONTHS = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-    "jan",
-    "feb",
-    "mar",
-    "apr",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "sept",
-    "oct",
-    "nov",
-    "dec",
-]
+# month names and abbreviations, as the fact normaliser reads them (audit/measures/facts.py)
+_MONTHS = {name.lower() for name in (*calendar.month_name, *calendar.month_abbr) if name} | {"sept"}
 
 
 def quoted_sentence(answer: str, document_text: str) -> str | None:
@@ -89,8 +66,7 @@ def _other_number(raw: str, rng: random.Random) -> str:
             other = max(int(other), 1)
         if other != value:
             break
-    text = f"{other:,.{decimals}f}" if grouped else f"{other:.{decimals}f}"
-    return text
+    return f"{other:,.{decimals}f}" if grouped else f"{other:.{decimals}f}"
 
 
 def copy_drills(
