@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
@@ -247,7 +247,13 @@ def reserve_rating_ids(connection: Connection, count: int) -> list[int]:
             cursor.execute("SELECT COALESCE(MAX(id), 0) FROM ratings")
             first = int(cursor.fetchone()[0]) + 1
             return list(range(first, first + count))
-        cursor.execute("SELECT nextval(pg_get_serial_sequence('ratings', 'id')) FROM generate_series(1, %s)", (count,))
+        # the sequence's name looked up once (MATERIALIZED): in the select list it is looked up per row,
+        # which makes 10,000 ids take six times as long
+        cursor.execute(
+            "WITH seq AS MATERIALIZED (SELECT pg_get_serial_sequence('ratings', 'id')::regclass AS name) "
+            "SELECT nextval(seq.name) FROM seq, generate_series(1, %s)",
+            (count,),
+        )
         return [int(row[0]) for row in cursor.fetchall()]
     finally:
         cursor.close()
@@ -312,17 +318,40 @@ def _list_parameter(connection: Connection, values: Sequence[Any]) -> Any:
 
 
 def imported_ratings(connection: Connection, keys: Sequence[str]) -> dict[str, tuple[int, tuple[Any, ...]]]:
-    """``{idempotency_key: (rating id, (accuracy, ..., comment))}`` for the stored keys among ``keys``."""
+    """``{idempotency_key: (rating id, (accuracy, ..., comment))}`` for the stored keys among ``keys``
+    (import keys: no spaces)."""
     if not keys:
+        return {}
+    if connection.dialect.name == "sqlite":
+        condition, parameter = _any_of(connection, "idempotency_key"), _list_parameter(connection, keys)
+    else:
+        # one text split on the server: psycopg takes ~2.5 µs a string to send a list as an array
+        if any(" " in key for key in keys):
+            raise ValueError("import keys have no spaces")
+        condition, parameter = "idempotency_key = ANY(string_to_array(%s, ' '))", " ".join(keys)
+    cursor = driver_connection(connection).cursor()
+    try:
+        cursor.execute(
+            f"SELECT idempotency_key, id, {_RATING_CONTENT_COLUMNS} FROM ratings WHERE {condition}",  # noqa: S608 -- constants
+            (parameter,),
+        )
+        return {row[0]: (row[1], (*row[2:7], bool(row[7]), *row[8:])) for row in cursor.fetchall()}
+    finally:
+        cursor.close()
+
+
+def answer_ids_by_external_id(connection: Connection, external_ids: Collection[str]) -> dict[str, int]:
+    """``{external_id: id}`` of the stored answers among ``external_ids`` (one indexed query and one
+    bound value: the ORM's IN list binds a parameter per id, and psycopg rewrites that long statement each time)."""
+    if not external_ids:
         return {}
     cursor = driver_connection(connection).cursor()
     try:
         cursor.execute(
-            f"SELECT idempotency_key, id, {_RATING_CONTENT_COLUMNS} FROM ratings "  # noqa: S608 -- constants
-            f"WHERE {_any_of(connection, 'idempotency_key')}",
-            (_list_parameter(connection, keys),),
+            f"SELECT external_id, id FROM answers WHERE {_any_of(connection, 'external_id')}",  # noqa: S608 -- constants
+            (_list_parameter(connection, list(external_ids)),),
         )
-        return {row[0]: (row[1], (*row[2:7], bool(row[7]), *row[8:])) for row in cursor.fetchall()}
+        return dict(cursor.fetchall())
     finally:
         cursor.close()
 

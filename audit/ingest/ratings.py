@@ -133,7 +133,7 @@ class RatingIngester:
                 slow[number] = check_fields(RatingRecord, obj) if obj is not None else ({}, problems)
         wanted = {r.answer_external_id for _, _, r in decoded if r is not None}
         wanted |= {v["answer_external_id"] for v, _ in slow.values() if "answer_external_id" in v}
-        answers = repo.answer_ids_by_external_id(run.session, wanted)
+        answers = bulk.answer_ids_by_external_id(run.session.connection(), wanted)
 
         valid: list[tuple[int, bytes, RatingRecord]] = []
         for number, raw, record in decoded:
