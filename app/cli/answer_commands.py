@@ -137,12 +137,11 @@ def build(app: AppContext, as_json: bool) -> None:
 @user_errors
 def info(app: AppContext, as_json: bool) -> None:
     """Show the configured base model, its directory and (for builtin:tiny) how it was built."""
-    from training.models import DEFAULT_TINY_SEED, tiny_model_dir
-    from training.models.tiny import TinyModelConfig, build_fingerprint, pretraining_texts
+    from training.models import DEFAULT_TINY_SEED, tiny_fingerprint, tiny_model_dir
 
     settings = app.settings
     if settings.base_model == "builtin:tiny":
-        fingerprint = build_fingerprint(TinyModelConfig(), DEFAULT_TINY_SEED, pretraining_texts(DEFAULT_TINY_SEED))
+        fingerprint = tiny_fingerprint(DEFAULT_TINY_SEED)
         model_dir = tiny_model_dir(settings.data_dir, fingerprint)
     else:
         model_dir = Path(settings.base_model)

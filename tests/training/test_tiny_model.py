@@ -79,6 +79,49 @@ def test_copy_drills_state_the_value_their_context_states(tiny_corpus_texts: lis
         assert sentence not in source.body
 
 
+def test_question_drills_ask_in_unseen_forms_and_answer_from_a_counterfactual_context() -> None:
+    """A question drill asks about a non-gold fact sentence of a current document in a generic form;
+    its context (as retrieved for that question) states another value than the document's, and the
+    answer states that value and cites the document: only finding and copying the sentence fits it."""
+    from audit.demo.corpus import fact_kind, statement
+    from training.retrieval import Retriever
+
+    corpus = build_corpus(7)
+    documents = {d.external_id: d for d in corpus.documents}
+    drills = tiny.question_drills(corpus, Retriever.from_documents(corpus.documents), variants=2, seed=7)
+    facts = sum(len(d.facts) for d in corpus.documents if d.superseded_by is None)
+    assert 0.5 * facts <= len(drills) <= 2 * facts  # up to two per fact, less those not retrieved
+    gold_sentences = {normalise_text(g.reference_answer.rsplit(" (source:", 1)[0]) for g in corpus.gold}
+    gold_answers = {normalise_text(g.reference_answer) for g in corpus.gold}
+    gold_questions = {g.question for g in corpus.gold}
+    forms = set()
+    for drill in drills:
+        prompt, answer = drill.rsplit(f"{ANSWER_CUE} ", 1)
+        question = prompt.rsplit("Question: ", 1)[1].strip()
+        forms.add("cloze" if question.endswith(" what?") or " what " in question else "keywords")
+        assert question not in gold_questions and normalise_text(answer) not in gold_answers
+        sentence, cited = answer.rsplit(" (source: ", 1)
+        source = documents[cited.rstrip(")")]
+        assert source.superseded_by is None
+        assert f"[{source.external_id}]" in prompt and sentence in prompt  # the context states it
+        assert sentence not in source.body  # ... with another value than the document's
+        subject = source.title.rsplit(" ", 1)[0]
+        asked = [
+            (kind, value)
+            for key, value in source.facts.items()
+            for kind in [fact_kind(source.department, key)]
+            if any(statement(kind, title=source.title, subject=subject, value=v) == sentence for v in kind.values)
+        ]
+        assert len(asked) == 1  # the sentence is one fact's template with one of its kind's values
+        kind, value = asked[0]
+        real = statement(kind, title=source.title, subject=subject, value=value)
+        assert real in source.body and normalise_text(real) not in gold_sentences  # never a gold fact
+    assert forms == {"cloze", "keywords"}
+    assert tiny.question_drills(corpus, Retriever.from_documents(corpus.documents), variants=2, seed=7) == drills
+    assert tiny.question_drills(corpus, Retriever.from_documents(corpus.documents), variants=0, seed=7) == []
+    assert pretraining_texts(7, question_variants=2)[-len(drills) :] == drills
+
+
 def test_pretraining_corpus_does_not_depend_on_the_hash_seed(tiny_corpus_texts: list[str]) -> None:
     """A process with another hash seed (so other set orders; this one's is random) builds the same
     corpus, so the cached model's key is stable across runs."""

@@ -40,6 +40,14 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def tiny_fingerprint(seed: int, config: Any = None) -> str:
+    """The cache key of the tiny model built for ``seed`` with ``config`` (default: TinyModelConfig())."""
+    from training.models.tiny import TinyModelConfig, build_fingerprint, pretraining_texts
+
+    config = config or TinyModelConfig()
+    return build_fingerprint(config, seed, pretraining_texts(seed, question_variants=config.question_drills))
+
+
 def ensure_tiny_model(
     data_dir: Path,
     *,
@@ -56,7 +64,7 @@ def ensure_tiny_model(
     from training.models.tiny import TinyModelConfig, build_fingerprint, build_tiny_model, pretraining_texts
 
     config = config or TinyModelConfig()
-    texts = pretraining_texts(seed)
+    texts = pretraining_texts(seed, question_variants=config.question_drills)
     target = tiny_model_dir(Path(data_dir), build_fingerprint(config, seed, texts))
     if (target / "config.json").is_file():
         return target

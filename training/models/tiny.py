@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,10 @@ class TinyModelConfig:
     warmup_steps: int = 20
     weight_decay: float = 0.01
     threads: int = 2  # torch CPU threads during the build
+    # Question drills per fact in the corpus (question_drills). 0 by default until the demo loop is
+    # re-measured on them: on seed 7 two drills with 480 steps raised the base model's gold citation
+    # accuracy from 0.03 to 0.7 and fact accuracy from 0.09 to 0.13 (see question_drills).
+    question_drills: int = 0
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
@@ -72,11 +77,14 @@ class TinyModelConfig:
 # --------------------------------------------------------------------------- corpus
 
 
-def pretraining_texts(seed: int = 7, *, context_k: int = 2, copy_variants: int = COPY_VARIANTS) -> list[str]:
+def pretraining_texts(
+    seed: int = 7, *, context_k: int = 2, copy_variants: int = COPY_VARIANTS, question_variants: int = 0
+) -> list[str]:
     """The pretraining corpus from the demo company: every document as "title (department)" + body,
     every active curated example as prompt + completion in the fine-tuning format, its context
-    retrieved from the current documents exactly as at inference, and ``copy_variants`` *copy
-    drills* per regular example (:func:`copy_drills`). Gold questions are left out."""
+    retrieved from the current documents exactly as at inference, ``copy_variants`` *copy drills*
+    per regular example (:func:`copy_drills`) and ``question_variants`` *question drills* per fact
+    (:func:`question_drills`). Gold questions are left out."""
     from audit.demo.corpus import build_corpus
 
     corpus = build_corpus(seed)
@@ -87,6 +95,7 @@ def pretraining_texts(seed: int = 7, *, context_k: int = 2, copy_variants: int =
     for example, context in zip(examples, hits, strict=True):
         texts.append(build_prompt(example.question, context) + " " + " ".join(example.answer.split()))
     texts += copy_drills(corpus, examples, hits, variants=copy_variants, seed=seed)
+    texts += question_drills(corpus, retriever, variants=question_variants, seed=seed, context_k=context_k)
     return texts
 
 
@@ -141,6 +150,85 @@ def copy_drills(
             if swapped not in prompt:
                 continue  # the passage chosen for the question left the sentence out: nothing to copy
             drills.append(prompt + " " + answer)
+    return drills
+
+
+_QUESTION_WORD = re.compile(r"[A-Za-z][A-Za-z-]+")
+_QUESTION_STOPWORD_TEXT = (
+    "a an and are as at be by can do does for from has have how in is it its may must of on or our the their this "
+    "to was we what when where which who with within"
+)
+_QUESTION_STOPWORDS = frozenset(_QUESTION_STOPWORD_TEXT.split())
+
+
+def question_drills(corpus: Any, retriever: Retriever, *, variants: int, seed: int, context_k: int = 2) -> list[str]:
+    """Questions written from the documents' own sentences, each answered from a counterfactual
+    context: they teach the model to *find* the sentence a question is about and copy it, value and
+    citation included, for phrasings it has never seen.
+
+    The curated examples ask about each kind of fact in a few fixed phrasings, and a model fitted to
+    them maps those phrasings to a sentence template; the gold questions use another phrasing, so it
+    picks the wrong sentence or none (a tiny model answered 0.03 of seed 7's gold questions with the
+    right citation). A question drill takes a fact sentence of a current document and asks about it
+    in one of two generic forms: the sentence with its value replaced by "what" ("Documents under the
+    X Policy are stored in what?"), or "What does the X Policy say about <two thirds of the sentence's
+    content words>?". The context is what the retriever returns for that question, with the
+    sentence's value changed to another valid value of its kind in the source document, and the
+    answer is the sentence with that value and the source's citation: only reading the context fits
+    it. A drill whose source document is not retrieved, or whose passage leaves the sentence out, is
+    dropped. The held-out gold facts are never asked about (their sentences are skipped, and so is a
+    drill whose answer equals a gold reference answer). Deterministic for ``seed``.
+    """
+    from audit.demo.corpus import fact_kind, grounded_answer, statement
+    from audit.knowledge.hashing import normalise_text
+
+    if variants <= 0:
+        return []
+    rng = random.Random(f"question-drills-{seed}")
+    gold_answers = {normalise_text(g.reference_answer) for g in corpus.gold}
+    gold_sentences = {normalise_text(g.reference_answer.rsplit(" (source:", 1)[0]) for g in corpus.gold}
+    drills: list[str] = []
+    for doc in corpus.documents:
+        if doc.superseded_by is not None:
+            continue
+        subject = doc.title.rsplit(" ", 1)[0]
+        for key, value in doc.facts.items():
+            kind = fact_kind(doc.department, key)
+            sentence = statement(kind, title=doc.title, subject=subject, value=value)
+            if normalise_text(sentence) in gold_sentences or sentence not in doc.body:
+                continue
+            others = [v for v in kind.values if v != value]
+            for other in rng.sample(others, min(variants, len(others))):
+                swapped = statement(kind, title=doc.title, subject=subject, value=other)
+                if rng.random() < 0.5:
+                    question = swapped.replace(other, "what").rstrip(".") + "?"
+                else:
+                    words = [
+                        w
+                        for w in _QUESTION_WORD.findall(sentence)
+                        if w.lower() not in _QUESTION_STOPWORDS and w not in value
+                    ]
+                    if len(words) > 2:  # two thirds of them, in order: the question never quotes the sentence
+                        words = [words[i] for i in sorted(rng.sample(range(len(words)), max(2, len(words) * 2 // 3)))]
+                    question = f"What does the {doc.title} say about {' '.join(w.lower() for w in words)}?"
+                answer = grounded_answer(
+                    kind, title=doc.title, subject=subject, value=other, document_id=doc.external_id
+                )
+                if normalise_text(answer) in gold_answers:
+                    continue
+                hits = retriever.search(question, context_k)
+                if doc.external_id not in [h.document_id for h in hits]:
+                    continue
+                context = [
+                    dataclasses.replace(h, text=h.text.replace(sentence, swapped))
+                    if h.document_id == doc.external_id
+                    else h
+                    for h in hits
+                ]
+                prompt = build_prompt(question, context)
+                if swapped not in prompt:
+                    continue  # the passage chosen for the question left the sentence out: nothing to copy
+                drills.append(prompt + " " + answer)
     return drills
 
 

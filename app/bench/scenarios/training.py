@@ -41,15 +41,20 @@ def measure(ctx: Context) -> list[Figure]:
 def _model(ctx: Context) -> tuple[Path, str]:
     """The base model's directory and how to name it in the notes."""
     from audit.settings import BUILTIN_TINY, load_settings
-    from training.models import DEFAULT_TINY_SEED, ensure_tiny_model, resolve_model_dir, tiny_model_dir
-    from training.models.tiny import TinyModelConfig, build_fingerprint, pretraining_texts
+    from training.models import (
+        DEFAULT_TINY_SEED,
+        ensure_tiny_model,
+        resolve_model_dir,
+        tiny_fingerprint,
+        tiny_model_dir,
+    )
+    from training.models.tiny import TinyModelConfig
 
     settings = load_settings()
     if settings.base_model != BUILTIN_TINY:
         return resolve_model_dir(settings.base_model, settings.data_dir), settings.base_model
     config = TinyModelConfig()
-    texts = pretraining_texts(DEFAULT_TINY_SEED)
-    built = tiny_model_dir(settings.data_dir, build_fingerprint(config, DEFAULT_TINY_SEED, texts))
+    built = tiny_model_dir(settings.data_dir, tiny_fingerprint(DEFAULT_TINY_SEED, config))
     if (built / "config.json").is_file():
         return built, BUILTIN_TINY
     quick = dataclasses.replace(config, train_steps=QUICK_BUILD_STEPS, warmup_steps=2)
