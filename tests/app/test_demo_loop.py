@@ -355,6 +355,7 @@ LOOP_TEST_MODEL = TinyModelConfig(
     sequence_length=320,
     learning_rate=3e-3,
     warmup_steps=10,
+    question_drills=0,  # built from pretraining_texts(7) below
 )
 
 

@@ -28,6 +28,7 @@ SMALL_TINY_CONFIG = TinyModelConfig(
     sequence_length=320,
     learning_rate=3e-3,
     warmup_steps=4,
+    question_drills=0,  # the corpus as the conftest's fixtures build it (pretraining_texts(7))
 )
 
 

@@ -236,9 +236,9 @@ def test_config_rejects_impossible_shapes() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # ~2 min on 2 idle cores; generous for a loaded CI machine
+@pytest.mark.timeout(1800)  # ~4 min on 2 idle cores; generous for a loaded CI machine
 def test_default_build_writes_domain_shaped_answers(tmp_path: Path) -> None:
-    """The real default build (about two minutes on two cores): its greedy answer to a held-out gold
+    """The real default build (about four minutes on two cores): its greedy answer to a held-out gold
     question has the curated answers' shape and cites a document."""
     from audit.measures.text_metrics import rouge_l
     from training.generation.transformers_backend import TransformersBackend

@@ -71,7 +71,9 @@ def ensure_tiny_model(
     with _exclusive(target.parent / ".build.lock"):
         if (target / "config.json").is_file():  # another process built it while we waited
             return target
-        (progress or (lambda _m: None))(f"building the built-in tiny model into {target} (once, about 2 minutes)")
+        (progress or (lambda _m: None))(
+            f"building the built-in tiny model into {target} (once, about 4 minutes on 2 cores)"
+        )
         staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
         try:
             build_tiny_model(staging, seed=seed, corpus_texts=texts, config=config, progress=progress)
