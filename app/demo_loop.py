@@ -430,11 +430,17 @@ def verdicts(report: LoopReport) -> list[str]:
     )
     wrong = report.details.get("corrupted", {}).get("wrong_values", {})
     own = report.details.get("candidate", {})
-    if report.wrong_values_refused and not report.promoted and wrong.get("failed"):
+    singled_out = sorted(set(wrong.get("failed", [])) - set(own.get("failed", [])))
+    if report.wrong_values_refused and not report.promoted and wrong.get("failed") and not singled_out:
         lines.append(
             f"The wrong-values version failed {', '.join(wrong['failed'])}; the loop's own candidate was refused "
             f"too ({', '.join(own.get('failed', [])) or 'no check named'}), so this refusal does not single out wrong "
             "values: it says every retrained model lost ground to the champion."
+        )
+    elif report.wrong_values_refused and singled_out:
+        lines.append(
+            f"The wrong-values version failed {', '.join(singled_out)}, which the loop's own candidate passed: "
+            "the refusal singles out its wrong values."
         )
     return lines
 

@@ -88,6 +88,7 @@ class GateConfig:
     secondary_metric: GateMetric = "rougeL"
     secondary_delta: float = 0.05
     wrong_value_delta: float = 0.05
+    ungrounded_share: float = 0.05
     require_approval: bool = False
 
 
@@ -322,6 +323,7 @@ def _validate_ranges(cfg: RecipeConfig, where: Mapping[str, str]) -> None:
                 ("gap_delta", cfg.gate.gap_delta),
                 ("secondary_delta", cfg.gate.secondary_delta),
                 ("wrong_value_delta", cfg.gate.wrong_value_delta),
+                ("ungrounded_share", cfg.gate.ungrounded_share),
             )
         ),
         ("tracking.experiment", cfg.tracking.experiment, bool(cfg.tracking.experiment.strip()), "must not be empty"),

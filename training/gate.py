@@ -16,7 +16,13 @@ check reads a paired bootstrap interval, never a point estimate. A candidate pas
 5. ``wrong_value_increase``: the upper bound of the CI of mean(candidate − champion) on
    ``wrong_value`` (the answer misses the gold value and states another of its type) is below
    δ_wrong_value: the candidate is not likely to give more confidently wrong answers. Fact accuracy
-   alone misses this when the champion states few values at all.
+   alone misses this when the champion states few values at all;
+6. ``ungrounded_training_data``: at most ``ungrounded_share`` of the answers in the candidate's
+   training data that state a date, amount, percentage or quantity of time state one that none of
+   their source documents states (``training.grounding``). Judged on the data, not the model: a model
+   that copies values from its context can learn from wrong values and still answer held-out
+   questions as well as before, while every fact it was trained on is taught with a contradicted value.
+   Checked for a first model too.
 
 The margins live in ``training/configs/lora.yaml`` (``gate:``) with why each has its size.
 
@@ -46,6 +52,7 @@ from audit.org.models import User
 from audit.permissions import require
 from training.config import RecipeConfig
 from training.evaluation import HEADLINE_METRICS, BootstrapResult, Comparison, EvaluationSummary, compare
+from training.grounding import Grounding
 from training.tracking import ModelRegistry
 
 STATUS_PROMOTED = "promoted"
@@ -57,7 +64,7 @@ WRONG_VALUE_METRIC = "wrong_value"
 @dataclass(frozen=True)
 class GateCheck:
     name: str  # non_inferiority | department_drop | department_gap | secondary_non_inferiority |
-    # wrong_value_increase | no_champion
+    # wrong_value_increase | ungrounded_training_data | no_champion
     passed: bool
     value: float | None
     threshold: float | None
@@ -84,6 +91,7 @@ class GateMargins:
     secondary_metric: str = "rougeL"
     secondary_delta: float = 0.05
     wrong_value_delta: float = 0.05
+    ungrounded_share: float = 0.05
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +102,7 @@ class GateMargins:
             "secondary_metric": self.secondary_metric,
             "secondary_delta": self.secondary_delta,
             "wrong_value_delta": self.wrong_value_delta,
+            "ungrounded_share": self.ungrounded_share,
         }
 
 
@@ -147,6 +156,7 @@ def margins_from(cfg: RecipeConfig) -> GateMargins:
         secondary_metric=gate.secondary_metric,
         secondary_delta=gate.secondary_delta,
         wrong_value_delta=gate.wrong_value_delta,
+        ungrounded_share=gate.ungrounded_share,
     )
 
 
@@ -170,13 +180,16 @@ def decide(
     champion: EvaluationSummary | None,
     comparison: Comparison | None,
     margins: GateMargins | None = None,
+    grounding: Grounding | None = None,
 ) -> GateDecision:
-    """Apply the five conditions (see the module docstring). Without a champion there is nothing
-    to be worse than: the candidate passes with a single ``no_champion`` check."""
+    """Apply the six conditions (see the module docstring). Without a champion there is nothing to
+    be worse than: the candidate passes a ``no_champion`` check, and is judged on its training data
+    alone. ``grounding`` None: the training data was not read (not checked)."""
     margins = margins or GateMargins()
+    grounded = _grounding_check(grounding, margins.ungrounded_share)
     if champion is None or comparison is None:
         check = GateCheck("no_champion", True, None, None, "no champion to compare with: the first model is promoted")
-        return GateDecision(margins, (check,))
+        return GateDecision(margins, (check, grounded))
     metric, secondary = margins.metric, margins.secondary_metric
     for needed in (metric, secondary):
         if needed not in comparison.metric_differences:
@@ -235,7 +248,25 @@ def decide(
             f"{WRONG_VALUE_METRIC} (confidently wrong answers): candidate − champion {_ci(wrong)} over {wrong.n} "
             f"items; the upper bound must be below {margins.wrong_value_delta:+.4f}",
         )
-    return GateDecision(margins, (non_inferiority, department_drop, department_gap, secondary_check, wrong_check))
+    return GateDecision(
+        margins, (non_inferiority, department_drop, department_gap, secondary_check, wrong_check, grounded)
+    )
+
+
+def _grounding_check(grounding: Grounding | None, limit: float) -> GateCheck:
+    if grounding is None:
+        return GateCheck("ungrounded_training_data", True, None, None, "the training data was not read: not checked")
+    named = "; ".join(f"example {i}: {', '.join(values)}" for i, values in grounding.examples)
+    return GateCheck(
+        "ungrounded_training_data",
+        grounding.share <= limit,
+        grounding.share,
+        limit,
+        f"training data (dataset version {grounding.dataset_version_number}): {grounding.ungrounded} of "
+        f"{grounding.stating} answers that state a date, amount, percentage or time quantity state one that "
+        f"none of their source documents states ({grounding.share:.1%}; at most {limit:.0%} allowed)"
+        + (f", e.g. {named}" if named else ""),
+    )
 
 
 # --------------------------------------------------------------------------- the champion alias

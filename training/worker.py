@@ -43,6 +43,7 @@ from training import gate as gate_module
 from training import jobs
 from training.config import RecipeConfig, load_config, merge, parse_overrides
 from training.evaluation import item_rows
+from training.grounding import dataset_grounding
 from training.recipes import evaluate as evaluate_recipe
 from training.recipes import lora_finetune
 from training.tracking import MlflowRegistry, MlflowTracker, Tracker
@@ -256,6 +257,7 @@ class Worker:
         # ---- the champion on the same gold set (its stored evaluation is reused when it matches)
         with self.sessions() as session:
             champion = gate_module.champion(session)
+            grounding = dataset_grounding(session, outcome.dataset_version_id)
             session.expunge_all()
         champion_summary = None
         if champion is not None:
@@ -270,6 +272,7 @@ class Worker:
             champion=champion_summary,
             comparison=comparison,
             margins=gate_module.margins_from(cfg),
+            grounding=grounding,
         )
         self.log(f"gate: {'pass' if decision.passed else 'fail'} " + "; ".join(c.detail for c in decision.checks))
 
@@ -287,6 +290,7 @@ class Worker:
                 "decision": decision.to_dict(),
                 "comparison": comparison.to_dict() if comparison else None,
                 "champion": champion.name if champion else None,
+                "training_data_grounding": grounding.to_dict(),
             },
             "gate.json",
         )

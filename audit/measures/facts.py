@@ -579,6 +579,31 @@ def wrong_value(answer: str, key_values: Sequence[str]) -> bool:
     return any(states_other_value(answer, value) for value in key_values if not states_value(answer, value))
 
 
+def typed_values(text: str) -> set[tuple[str, ...]]:
+    """Every typed value ``text`` states (a date, an amount, a percentage, a quantity of a unit), each as
+    its canonical token texts: "EUR 250,000" and "€250k" give the same value."""
+    tokens = _fact_tokens(text)
+    found = set()
+    for start in range(len(tokens)):
+        if kinds := _typed_run(tokens, start):
+            found.add(tuple(token.text for token in tokens[start : start + len(kinds)]))
+    return found
+
+
+def ungrounded_values(answer: str, sources: Sequence[str]) -> list[tuple[str, ...]]:
+    """The typed values ``answer`` states that none of ``sources`` (its cited documents' texts) states,
+    in canonical form, sorted: an answer that says "within 10 business days" citing a document that
+    says 5. Names and bare numbers are not judged (``states_other_value``); an answer's citation is
+    not part of what it states."""
+    stated = typed_values(strip_citations(answer))
+    if not stated:
+        return []
+    grounded: set[tuple[str, ...]] = set()
+    for source in sources:
+        grounded |= typed_values(source)
+    return sorted(stated - grounded)
+
+
 # --- citations ---------------------------------------------------------------------------------------
 
 _BRACKETED = re.compile(r"[(\[]([^()\[\]]*)[)\]]")
@@ -590,6 +615,11 @@ _ITEM_SEPARATOR = re.compile(r"[,;\s]+")
 def _items(listing: str) -> list[str]:
     items = [item.strip(".:-/@_") for item in _ITEM_SEPARATOR.split(listing)]
     return [item for item in items if item and item.lower() != "and"]
+
+
+def strip_citations(answer: str) -> str:
+    """``answer`` without its citations ("(source: HR-003@v2)", "[sources: A, B]"): what it states."""
+    return _BRACKETED.sub(lambda m: " " if _LABEL.fullmatch(m.group(1)) else m.group(0), answer)
 
 
 def cited_document_ids(answer: str) -> list[str]:

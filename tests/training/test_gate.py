@@ -18,6 +18,7 @@ from audit.modelops.models import ModelVersion
 from tests import factories
 from training import gate
 from training.evaluation import EvaluationSummary, compare
+from training.grounding import Grounding
 from training.tracking import MlflowRegistry, MlflowTracker, TrackingUnavailable
 
 
@@ -95,6 +96,7 @@ def test_candidate_better_everywhere_passes() -> None:
         "department_gap",
         "secondary_non_inferiority",
         "wrong_value_increase",
+        "ungrounded_training_data",
     ]
     non_inferiority = decision.checks[0]
     # every paired difference is 0 or +1 (3 of 30 per department): the lower bound is >= 0
@@ -120,7 +122,7 @@ def test_more_confidently_wrong_answers_fail_though_fact_accuracy_holds() -> Non
     candidate = crafted({"Legal": shares(1, 40)}, rouge, {"Legal": [0.0] + shares(20, 39)})
     decision = decide(candidate, champion, delta=0.1, department_delta=0.15)
     assert decision.failed == ["wrong_value_increase"]
-    check = decision.checks[-1]
+    check = decision.checks[4]
     assert check.value > 0.05 and check.threshold == pytest.approx(0.05)
     # one more confidently wrong answer in 40 is within the margin's reach of noise: it passes
     slightly = crafted({"Legal": shares(2, 40)}, rouge, {"Legal": shares(3, 40)})
@@ -132,8 +134,8 @@ def test_a_champion_judged_before_wrong_value_existed_skips_the_check() -> None:
     candidate = crafted({"Legal": shares(10, 20)})
     comparison = compare(candidate, champion, metrics=("fact_accuracy", "rougeL"), resamples=200, seed=3)
     decision = gate.decide(candidate=candidate, champion=champion, comparison=comparison)
-    assert decision.passed and decision.checks[-1].name == "wrong_value_increase"
-    assert decision.checks[-1].value is None and "not measured" in decision.checks[-1].detail
+    assert decision.passed and decision.checks[4].name == "wrong_value_increase"
+    assert decision.checks[4].value is None and "not measured" in decision.checks[4].detail
 
 
 def test_a_department_dropping_by_noise_passes_but_a_real_drop_fails() -> None:
@@ -181,7 +183,27 @@ def test_gate_metric_can_be_rouge() -> None:
 
 def test_without_a_champion_the_candidate_passes() -> None:
     decision = gate.decide(candidate=crafted({"HR": [0.1] * 5}), champion=None, comparison=None)
-    assert decision.passed and [c.name for c in decision.checks] == ["no_champion"]
+    assert decision.passed and [c.name for c in decision.checks] == ["no_champion", "ungrounded_training_data"]
+    assert decision.checks[1].value is None and "not checked" in decision.checks[1].detail
+
+
+def test_training_data_that_contradicts_its_sources_fails_even_when_the_model_holds() -> None:
+    """The wrong-values corruption against a model that copies values from its context: held-out
+    figures as good as the champion's, but most training answers state a value their sources do not."""
+    same = crafted({"Legal": shares(15, 30), "HR": shares(15, 30)})
+    corrupted = Grounding(5, stating=695, ungrounded=638, examples=[(12, ["10 business-day"])])
+    comparison = compare(same, same, metrics=("fact_accuracy", "rougeL", "wrong_value"), resamples=200, seed=3)
+    decision = gate.decide(candidate=same, champion=same, comparison=comparison, grounding=corrupted)
+    assert decision.failed == ["ungrounded_training_data"]
+    check = decision.checks[-1]
+    assert check.value == pytest.approx(638 / 695) and check.threshold == pytest.approx(0.05)
+    assert "638 of 695 answers" in check.detail and "example 12: 10 business-day" in check.detail
+    # the demo's curated data: its 10 planted conflicting examples of 695 (1.4%) pass
+    clean = Grounding(3, stating=695, ungrounded=10)
+    assert gate.decide(candidate=same, champion=same, comparison=comparison, grounding=clean).passed
+    # and a first model is judged on its data too
+    alone = gate.decide(candidate=same, champion=None, comparison=None, grounding=corrupted)
+    assert alone.failed == ["ungrounded_training_data"]
 
 
 # --------------------------------------------------------------------------- the alias in the database

@@ -9,6 +9,9 @@ from hypothesis import strategies as st
 from audit.demo.corpus import grounded_answer
 from audit.demo.vocabulary import DEPARTMENTS
 from audit.measures.facts import (
+    strip_citations,
+    typed_values,
+    ungrounded_values,
     citation_correct,
     cited_document_ids,
     cites_outdated,
@@ -388,3 +391,31 @@ def test_demo_reference_answers_cite_their_gold_document() -> None:
     assert cited == ["LEG-001@v2"]
     assert citation_correct(cited, gold_document_ids=["LEG-001@v2"])
     assert not cites_outdated(cited, superseded_ids=["LEG-001@v1"])
+
+
+def test_typed_values_are_canonical_whatever_the_form() -> None:
+    assert typed_values("EUR 250,000 within 10 business days") == typed_values("€250k within ten business days")
+    assert typed_values("Approved on 1 March 2026, 15% of the budget.") == {("2026-03-01",), ("15", "%")}
+    assert typed_values("Stored in Clausebase by the Head of Legal.") == set()  # names are not typed values
+
+
+def test_strip_citations_keeps_brackets_that_are_not_citations() -> None:
+    assert strip_citations("Kept 6 years (source: HR-003@v2).").split() == ["Kept", "6", "years", "."]
+    assert strip_citations("Kept 6 years (see below) [sources: A, B]").split() == [
+        "Kept",
+        "6",
+        "years",
+        "(see",
+        "below)",
+    ]
+
+
+def test_ungrounded_values_are_those_no_source_states() -> None:
+    answer = "Requests are answered within 10 business days (source: HR-003@v2)."
+    assert ungrounded_values(answer, ["We answer within ten business days."]) == []
+    assert ungrounded_values(answer, ["We answer within 5 business days."]) == [("10", "business-day")]
+    assert ungrounded_values(answer, ["Other text.", "Answers within 10 business days."]) == []  # any source
+    assert ungrounded_values(answer, []) == [("10", "business-day")]
+    assert ungrounded_values("Stored in SignFlow (source: LEG-008@v1).", ["Stored in Clausebase."]) == []  # names
+    # the citation's version number is not a stated value
+    assert ungrounded_values("See the policy (source: HR-003@v2).", ["Nothing."]) == []
