@@ -201,15 +201,20 @@ def test_the_verdicts_say_only_what_the_intervals_support() -> None:
 
 def test_a_refusal_that_refuses_the_loops_own_candidate_too_is_called_unspecific() -> None:
     details = {
-        "candidate": {"failed": ["department_drop"]},
-        "corrupted": {"wrong_values": {"failed": ["non_inferiority", "department_drop"]}},
+        "candidate": {"failed": ["non_inferiority", "department_drop"]},
+        "corrupted": {"wrong_values": {"failed": ["department_drop"]}},
     }
     report = dataclasses.replace(_report(details), promoted=False)
     said = " ".join(verdicts(report))
     assert (
-        "The wrong-values version failed non_inferiority, department_drop; the loop's own candidate was refused "
-        "too (department_drop), so this refusal does not single out wrong values" in said
+        "The wrong-values version failed department_drop; the loop's own candidate was refused "
+        "too (non_inferiority, department_drop), so this refusal does not single out wrong values" in said
     )
+    # a check only the wrong-values version failed singles it out
+    details["corrupted"]["wrong_values"]["failed"] = ["department_drop", "ungrounded_training_data"]
+    said = " ".join(verdicts(dataclasses.replace(_report(details), promoted=False)))
+    assert "failed ungrounded_training_data, which the loop's own candidate passed" in said
+    assert "does not single out" not in said
 
 
 def test_document_states_the_outcome_honestly() -> None:

@@ -9,9 +9,6 @@ from hypothesis import strategies as st
 from audit.demo.corpus import grounded_answer
 from audit.demo.vocabulary import DEPARTMENTS
 from audit.measures.facts import (
-    strip_citations,
-    typed_values,
-    ungrounded_values,
     citation_correct,
     cited_document_ids,
     cites_outdated,
@@ -19,6 +16,9 @@ from audit.measures.facts import (
     normalise_for_facts,
     states_other_value,
     states_value,
+    strip_citations,
+    typed_values,
+    ungrounded_values,
     wrong_value,
 )
 
