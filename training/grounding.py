@@ -24,8 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit.knowledge import datasets
-from audit.knowledge.models import Document
-from audit.measures.facts import strip_citations, typed_values, ungrounded_values
+from audit.knowledge.models import DatasetVersion, Document
+from audit.measures.facts import strip_citations, typed_values
 
 EXAMPLES_LISTED = 5  # ungrounded examples named in the gate's detail
 
@@ -56,22 +56,23 @@ class Grounding:
 
 def dataset_grounding(session: Session, dataset_version_id: int) -> Grounding:
     """The grounding of every example of a dataset version (one query for the documents' texts)."""
-    from audit.knowledge.models import DatasetVersion
-
     version = session.get(DatasetVersion, dataset_version_id)
     examples = datasets.examples_for_version(session, dataset_version_id)  # raises NotFoundError
     wanted = {d for e in examples for d in e.source_document_ids}
     rows = session.execute(select(Document.external_id, Document.body).where(Document.external_id.in_(wanted)))
     bodies: dict[str, str] = dict(rows.tuples().all())
+    # each document's values read once (the same handful of documents back many examples)
+    sourced = {external_id: typed_values(body) for external_id, body in bodies.items()}
     stating = ungrounded = 0
     listed: list[tuple[int, list[str]]] = []
     for example in examples:
-        if not typed_values(strip_citations(example.answer)):
+        stated = typed_values(strip_citations(example.answer))
+        if not stated:
             continue
         stating += 1
-        missing = ungrounded_values(example.answer, [bodies.get(d, "") for d in example.source_document_ids])
+        missing = stated.difference(*(sourced.get(d, set()) for d in example.source_document_ids))
         if missing:
             ungrounded += 1
             if len(listed) < EXAMPLES_LISTED:
-                listed.append((example.example_id, [" ".join(value) for value in missing]))
+                listed.append((example.example_id, [" ".join(value) for value in sorted(missing)]))
     return Grounding(version.number if version is not None else 0, stating, ungrounded, listed)

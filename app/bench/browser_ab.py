@@ -18,16 +18,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,39 +35,6 @@ def turns(names: Sequence[str], run: int) -> list[str]:
     return [*names[shift:], *names[:shift]]
 
 
-@contextlib.contextmanager
-def _server(tree: Path, script: Path, env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """``streamlit run`` from ``tree`` (its directory first on the import path) on a free port."""
-    from app.bench.scenarios.browser import STARTUP_TIMEOUT_S, free_port
-
-    port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port)]
-    command += ["--server.address", "127.0.0.1"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=tree, env={**os.environ, **env, "PYTHONPATH": str(tree)}, stdout=log, stderr=subprocess.STDOUT
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"streamlit exited with {process.returncode}; see {log_path}")
-                with (
-                    contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
-                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response,
-                ):
-                    if response.status == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"streamlit did not start within {STARTUP_TIMEOUT_S} s; see {log_path}")
-                time.sleep(0.2)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-
-
 def compare(ctx: Any, trees: Sequence[Path], *, runs: int, ops: int) -> dict[str, dict[str, Any]]:
     """Serve every tree's app and the floor over ``ctx``'s database; their runs take turns."""
     from playwright.sync_api import sync_playwright
@@ -82,8 +44,7 @@ def compare(ctx: Any, trees: Sequence[Path], *, runs: int, ops: int) -> dict[str
 
     password = f"bench-{uuid.uuid4().hex}"
     auditors, pending = browser._prepare_users(ctx, password)
-    sessions = runs * len(trees)
-    need = -(-sessions // len(auditors)) * (ops + browser.WARMUP)
+    need = -(-runs * len(trees) // len(auditors)) * (ops + browser.WARMUP)  # logins per auditor × items each
     if min(pending.get(a, 0) for a in auditors) < need:
         raise RuntimeError(f"{runs} runs of {ops} submits need {need} pending items per auditor; they have {pending}")
     work = Path(tempfile.mkdtemp(prefix="auditloop-browser-ab-"))
@@ -93,11 +54,13 @@ def compare(ctx: Any, trees: Sequence[Path], *, runs: int, ops: int) -> dict[str
         chromium = playwright.chromium.launch(
             executable_path=str(browser.CHROMIUM), args=browser.CHROMIUM_ARGS, headless=True
         )
-        urls = {
-            str(tree): servers.enter_context(_server(tree, tree / "app" / "streamlit_app.py", env, work / f"{i}.log"))
-            for i, tree in enumerate(trees)
-        }
-        urls[FLOOR] = servers.enter_context(_server(trees[0], trees[0] / "app/bench/floor_app.py", env, work / "f.log"))
+
+        def serve(tree: Path, script: str, log: str) -> str:
+            tree_env = {**env, "PYTHONPATH": str(tree)}  # the tree's packages, not this checkout's
+            return servers.enter_context(browser.streamlit_server(tree / script, tree_env, work / log, cwd=tree))
+
+        urls = {str(tree): serve(tree, "app/streamlit_app.py", f"{i}.log") for i, tree in enumerate(trees)}
+        urls[FLOOR] = serve(trees[0], "app/bench/floor_app.py", "floor.log")
         sessions = 0
         for run in range(runs):
             for name in turns(list(urls), run):
@@ -121,7 +84,6 @@ def compare(ctx: Any, trees: Sequence[Path], *, runs: int, ops: int) -> dict[str
     summary: dict[str, dict[str, Any]] = {}
     for name, per_run in times.items():
         summary[name] = {f"p{q}": statistics.median(percentile(r, q) for r in per_run) for q in (50, 95)}
-        summary[name]["runs_p50"] = [percentile(r, 50) for r in per_run]
     return summary
 
 

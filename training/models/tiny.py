@@ -198,7 +198,7 @@ def question_drills(corpus: Any, retriever: Retriever, *, variants: int, seed: i
     rng = random.Random(f"question-drills-{seed}")
     gold_answers = {normalise_text(g.reference_answer) for g in corpus.gold}
     gold_sentences = {normalise_text(g.reference_answer.rsplit(" (source:", 1)[0]) for g in corpus.gold}
-    drills: list[str] = []
+    asked: list[tuple[str, str, str, str, str]] = []  # question, answer, source id, sentence, swapped
     for doc in corpus.documents:
         if doc.superseded_by is not None:
             continue
@@ -225,21 +225,20 @@ def question_drills(corpus: Any, retriever: Retriever, *, variants: int, seed: i
                 answer = grounded_answer(
                     kind, title=doc.title, subject=subject, value=other, document_id=doc.external_id
                 )
-                if normalise_text(answer) in gold_answers:
-                    continue
-                hits = retriever.search(question, context_k)
-                if doc.external_id not in [h.document_id for h in hits]:
-                    continue
-                context = [
-                    dataclasses.replace(h, text=h.text.replace(sentence, swapped))
-                    if h.document_id == doc.external_id
-                    else h
-                    for h in hits
-                ]
-                prompt = build_prompt(question, context)
-                if swapped not in prompt:
-                    continue  # the passage chosen for the question left the sentence out: nothing to copy
-                drills.append(prompt + " " + answer)
+                if normalise_text(answer) not in gold_answers:
+                    asked.append((question, answer, doc.external_id, sentence, swapped))
+    drills: list[str] = []
+    contexts = retriever.search_many([question for question, *_ in asked], context_k)  # one batch
+    for (question, answer, source, sentence, swapped), hits in zip(asked, contexts, strict=True):
+        if source not in [h.document_id for h in hits]:
+            continue
+        context = [
+            dataclasses.replace(h, text=h.text.replace(sentence, swapped)) if h.document_id == source else h
+            for h in hits
+        ]
+        prompt = build_prompt(question, context)
+        if swapped in prompt:  # else the passage chosen for the question left the sentence out: nothing to copy
+            drills.append(prompt + " " + answer)
     return drills
 
 

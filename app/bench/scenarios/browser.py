@@ -70,8 +70,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(script: Path, env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """``streamlit run SCRIPT`` on a free port (cwd = repo root, for .streamlit/config.toml); yields its URL."""
+def streamlit_server(script: Path, env: dict[str, str], log_path: Path, *, cwd: Path = REPO_ROOT) -> Iterator[str]:
+    """``streamlit run SCRIPT`` on a free port from ``cwd`` (a source tree's root: its
+    .streamlit/config.toml, and its packages first on the import path); yields its URL."""
     port = free_port()
     command = [
         sys.executable,
@@ -85,9 +86,7 @@ def streamlit_server(script: Path, env: dict[str, str], log_path: Path) -> Itera
         "127.0.0.1",
     ]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + STARTUP_TIMEOUT_S
