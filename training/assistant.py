@@ -37,7 +37,8 @@ from audit.settings import Settings
 from training.choices import ANSWER_BATCH_SIZE, ANSWER_MAX_NEW_TOKENS, ANSWER_TOP_K
 from training.generation import GenerationBackend, choose_backend
 from training.prompts import DEFAULT_CONTEXT_CHARS, build_prompt, fit_prompt
-from training.retrieval import Hit, Retriever
+from training.reranking import RerankedRetriever, load_reranker
+from training.retrieval import Hit, RetrievalDocument, Retriever
 
 MAX_ERRORS_SHOWN = 20
 
@@ -158,6 +159,13 @@ def backend_for_version(
     return choose_backend(base_dir, adapter_dir=adapter_dir, prefer=prefer, device=device)
 
 
+def retriever_for_version(version: ModelVersion, documents: Sequence[RetrievalDocument]) -> RerankedRetriever:
+    """What ``version`` retrieves with: the TF-IDF first stage over ``documents``, reranked by the
+    reranker trained with its adapter (``reranker.json`` beside it), if it has one."""
+    adapter_dir = adapter_path(version.adapter_uri) if version.adapter_uri else None
+    return RerankedRetriever(Retriever(documents), load_reranker(adapter_dir))
+
+
 # --------------------------------------------------------------------------- answering
 
 
@@ -268,7 +276,7 @@ def _prompt_builder(backend: GenerationBackend, max_new_tokens: int) -> Callable
 
 def answer_prompts(
     backend: GenerationBackend,
-    retriever: Retriever,
+    retriever: Retriever | RerankedRetriever,
     questions: Sequence[str],
     *,
     k: int = ANSWER_TOP_K,
@@ -285,7 +293,7 @@ def generate_answers(
     pending: Sequence[PendingAnswer],
     *,
     backend: GenerationBackend,
-    retriever: Retriever,
+    retriever: Retriever | RerankedRetriever,
     k: int = ANSWER_TOP_K,
     max_new_tokens: int = ANSWER_MAX_NEW_TOKENS,
     batch_size: int = ANSWER_BATCH_SIZE,
@@ -383,7 +391,7 @@ def answer_questions(
     questions: Sequence[Question],
     model_version: ModelVersion,
     backend: GenerationBackend,
-    retriever: Retriever,
+    retriever: Retriever | RerankedRetriever,
     source_name: str = "questions",
     k: int = ANSWER_TOP_K,
     max_new_tokens: int = ANSWER_MAX_NEW_TOKENS,

@@ -36,6 +36,8 @@ class DatasetConfig:
     max_seq_len: int = 512
     max_prompt_tokens: int = 384
     copy_drills: int = 0
+    rerank_candidates: int = 10
+    rerank_regularization: float = 10.0
 
 
 @dataclass
@@ -264,6 +266,18 @@ def _validate_ranges(cfg: RecipeConfig, where: Mapping[str, str]) -> None:
             cfg.dataset.copy_drills,
             0 <= cfg.dataset.copy_drills <= 10,
             "must be between 0 and 10",
+        ),
+        (
+            "dataset.rerank_candidates",
+            cfg.dataset.rerank_candidates,
+            cfg.dataset.rerank_candidates == 0 or cfg.dataset.rerank_candidates >= max(cfg.dataset.retrieval_k, 2),
+            "must be 0 (no reranker) or at least 2 and at least dataset.retrieval_k",
+        ),
+        (
+            "dataset.rerank_regularization",
+            cfg.dataset.rerank_regularization,
+            cfg.dataset.rerank_regularization > 0,
+            "must be > 0",
         ),
         ("lora.r", cfg.lora.r, cfg.lora.r >= 1, "must be >= 1"),
         ("lora.alpha", cfg.lora.alpha, cfg.lora.alpha >= 1, "must be >= 1"),

@@ -22,7 +22,11 @@ check reads a paired bootstrap interval, never a point estimate. A candidate pas
    their source documents states (``training.grounding``). Judged on the data, not the model: a model
    that copies values from its context can learn from wrong values and still answer held-out
    questions as well as before, while every fact it was trained on is taught with a contradicted value.
-   Checked for a first model too.
+   Checked for a first model too;
+7. ``retrieval_department_drop`` and 8. ``retrieval_gap``: checks 2 and 3 on retrieval@1 (the
+   document each system's own retriever — first stage plus its reranker — puts first), with the same
+   margins: a candidate whose reranker moves one department's questions to other departments'
+   documents is refused even when its answers hold up elsewhere.
 
 The margins live in ``training/configs/lora.yaml`` (``gate:``) with why each has its size.
 
@@ -59,12 +63,13 @@ STATUS_PROMOTED = "promoted"
 STATUS_AWAITING_APPROVAL = "awaiting_approval"
 STATUS_REJECTED = "rejected"
 WRONG_VALUE_METRIC = "wrong_value"
+RETRIEVAL_METRIC = "retrieval_at_1"
 
 
 @dataclass(frozen=True)
 class GateCheck:
     name: str  # non_inferiority | department_drop | department_gap | secondary_non_inferiority |
-    # wrong_value_increase | ungrounded_training_data | no_champion
+    # wrong_value_increase | ungrounded_training_data | retrieval_department_drop | retrieval_gap | no_champion
     passed: bool
     value: float | None
     threshold: float | None
@@ -182,7 +187,7 @@ def decide(
     margins: GateMargins | None = None,
     grounding: Grounding | None = None,
 ) -> GateDecision:
-    """Apply the six conditions (see the module docstring). Without a champion there is nothing to
+    """Apply the conditions (see the module docstring). Without a champion there is nothing to
     be worse than: the candidate passes a ``no_champion`` check, and is judged on its training data
     alone. ``grounding`` None: the training data was not read (not checked)."""
     margins = margins or GateMargins()
@@ -197,40 +202,9 @@ def decide(
 
     non_inferiority = _non_inferiority("non_inferiority", metric, comparison.metric_differences[metric], margins.delta)
 
-    per_department = {
-        dept: results[metric] for dept, results in comparison.department_differences.items() if metric in results
-    }
-    dropped = sorted(dept for dept, result in per_department.items() if result.ci_low <= -margins.department_delta)
-    worst = min(per_department, key=lambda d: per_department[d].ci_low) if per_department else None
-    worst_low = per_department[worst].ci_low if worst else 0.0
-    department_drop = GateCheck(
-        "department_drop",
-        not dropped,
-        worst_low,
-        -margins.department_delta,
-        (
-            f"{metric} may have dropped by more than {margins.department_delta} in: "
-            + ", ".join(f"{d} {_ci(per_department[d])}" for d in dropped)
-            if dropped
-            else f"every department's {metric} CI lower bound is above {-margins.department_delta:+.4f} "
-            f"(lowest: {worst} {_ci(per_department[worst]) if worst else ''})"
-        ),
+    department_drop, department_gap = _department_checks(
+        comparison, candidate, champion, margins, metric, drop_name="department_drop", gap_name="department_gap"
     )
-
-    gap = comparison.gap_differences.get(metric)
-    if gap is None:
-        department_gap = GateCheck("department_gap", True, None, None, "fewer than two departments: no gap to compare")
-    else:
-        department_gap = GateCheck(
-            "department_gap",
-            gap.ci_high < margins.gap_delta,
-            gap.ci_high,
-            margins.gap_delta,
-            f"largest department gap in {metric}: {champion.department_gap.get(metric, math.nan):.4f} (champion) → "
-            f"{candidate.department_gap.get(metric, math.nan):.4f} (candidate), change {_ci(gap)}; "
-            f"the upper bound must be below {margins.gap_delta:+.4f}",
-        )
-
     secondary_check = _non_inferiority(
         "secondary_non_inferiority", secondary, comparison.metric_differences[secondary], margins.secondary_delta
     )
@@ -248,8 +222,62 @@ def decide(
             f"{WRONG_VALUE_METRIC} (confidently wrong answers): candidate − champion {_ci(wrong)} over {wrong.n} "
             f"items; the upper bound must be below {margins.wrong_value_delta:+.4f}",
         )
-    return GateDecision(
-        margins, (non_inferiority, department_drop, department_gap, secondary_check, wrong_check, grounded)
+    checks = [non_inferiority, department_drop, department_gap, secondary_check, wrong_check, grounded]
+    if RETRIEVAL_METRIC in comparison.metric_differences:
+        checks += _department_checks(
+            comparison,
+            candidate,
+            champion,
+            margins,
+            RETRIEVAL_METRIC,
+            drop_name="retrieval_department_drop",
+            gap_name="retrieval_gap",
+        )
+    return GateDecision(margins, tuple(checks))
+
+
+def _department_checks(
+    comparison: Comparison,
+    candidate: EvaluationSummary,
+    champion: EvaluationSummary,
+    margins: GateMargins,
+    metric: str,
+    *,
+    drop_name: str,
+    gap_name: str,
+) -> tuple[GateCheck, GateCheck]:
+    """Per-department non-inferiority on ``metric`` (every department's paired CI lower bound above
+    −department_delta) and the change of its department gap (CI upper bound below gap_delta)."""
+    per_department = {
+        dept: results[metric] for dept, results in comparison.department_differences.items() if metric in results
+    }
+    dropped = sorted(dept for dept, result in per_department.items() if result.ci_low <= -margins.department_delta)
+    worst = min(per_department, key=lambda d: per_department[d].ci_low) if per_department else None
+    worst_low = per_department[worst].ci_low if worst else 0.0
+    drop = GateCheck(
+        drop_name,
+        not dropped,
+        worst_low,
+        -margins.department_delta,
+        (
+            f"{metric} may have dropped by more than {margins.department_delta} in: "
+            + ", ".join(f"{d} {_ci(per_department[d])}" for d in dropped)
+            if dropped
+            else f"every department's {metric} CI lower bound is above {-margins.department_delta:+.4f} "
+            f"(lowest: {worst} {_ci(per_department[worst]) if worst else ''})"
+        ),
+    )
+    gap = comparison.gap_differences.get(metric)
+    if gap is None:
+        return drop, GateCheck(gap_name, True, None, None, "fewer than two departments: no gap to compare")
+    return drop, GateCheck(
+        gap_name,
+        gap.ci_high < margins.gap_delta,
+        gap.ci_high,
+        margins.gap_delta,
+        f"largest department gap in {metric}: {champion.department_gap.get(metric, math.nan):.4f} (champion) → "
+        f"{candidate.department_gap.get(metric, math.nan):.4f} (candidate), change {_ci(gap)}; "
+        f"the upper bound must be below {margins.gap_delta:+.4f}",
     )
 
 

@@ -100,10 +100,9 @@ class Retriever:
         return results
 
 
-def retrieval_accuracy_at_k(
-    retriever: Retriever, pairs: Iterable[tuple[str, str | Collection[str]]], k: int = 3
-) -> float:
-    """Share of questions whose expected document is among the top ``k`` hits.
+def retrieval_accuracy_at_k(retriever: Any, pairs: Iterable[tuple[str, str | Collection[str]]], k: int = 3) -> float:
+    """Share of questions whose expected document is among the top ``k`` hits of ``retriever`` (anything
+    with :meth:`Retriever.search_many`, e.g. a ``training.reranking.RerankedRetriever``).
 
     ``pairs``: (question, expected document id) or (question, acceptable ids: any of them counts).
     accuracy@k = |{q : top_k(q) ∩ expected(q) ≠ ∅}| / |pairs|; NaN when there are no pairs.
@@ -152,6 +151,11 @@ def _current_version_map(session: Session) -> tuple[dict[int, str], dict[str, st
 
     id_map = {doc_id: current(doc_id) for doc_id in by_id}
     return id_map, {by_id[doc_id][0]: ext for doc_id, ext in id_map.items()}
+
+
+def current_version_of(session: Session) -> dict[str, str]:
+    """Document external id → the external id of its current version (itself when current)."""
+    return _current_version_map(session)[1]
 
 
 def evaluation_pairs(session: Session) -> list[tuple[str, frozenset[str]]]:

@@ -66,7 +66,7 @@ def answer(
     default gen-<hash of model, department and question>).
     """
     from training import assistant
-    from training.retrieval import Retriever, current_documents
+    from training.retrieval import current_documents
 
     started = time.perf_counter()
     questions = assistant.read_questions(questions_file)
@@ -82,7 +82,7 @@ def answer(
     if pending:
         if not documents:
             _say("warning: the knowledge base has no current documents; answers will have no sources")
-        retriever = Retriever(documents)
+        retriever = assistant.retriever_for_version(version, documents)
         generator = assistant.backend_for_version(app.settings, version, prefer=backend, device=device, progress=_say)
         chunk = batch_size * 4
         with click.progressbar(length=len(pending), label="answering", file=click.get_text_stream("stderr")) as bar:
@@ -205,16 +205,30 @@ def retrieval() -> None:
 
 @retrieval.command("accuracy")
 @click.option("-k", "--top-k", "ks", type=click.IntRange(1, 50), multiple=True, help="k (repeatable; default 1, 3, 5).")
+@click.option(
+    "--model-version",
+    default=None,
+    help="Judge what this model version retrieves (the first stage reranked by its reranker); "
+    "default: the TF-IDF first stage alone.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 @user_errors
-def accuracy(app: AppContext, ks: tuple[int, ...], as_json: bool) -> None:
+def accuracy(app: AppContext, ks: tuple[int, ...], model_version: str | None, as_json: bool) -> None:
     """Retrieval accuracy@k over the retrieval evaluation pairs and the gold questions' reference documents."""
+    from training import assistant
+    from training.reranking import RerankedRetriever
     from training.retrieval import Retriever, current_documents, evaluation_pairs, retrieval_accuracy_at_k
 
     with app.unit_of_work() as session:
-        retriever = Retriever(current_documents(session))
+        documents = current_documents(session)
         pairs = evaluation_pairs(session)
+        if model_version is None:
+            retriever = RerankedRetriever(Retriever(documents), None)
+        else:
+            retriever = assistant.retriever_for_version(
+                assistant.resolve_model_version(session, model_version), documents
+            )
     if not pairs:
         raise AuditloopError("no retrieval evaluation pairs or gold questions with reference documents")
     rows = [{"k": k, "accuracy": round(retrieval_accuracy_at_k(retriever, pairs, k), 4)} for k in ks or (1, 3, 5)]

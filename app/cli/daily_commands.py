@@ -36,7 +36,7 @@ def answer_feed(app: AppContext, feed: Path) -> dict[str, Any]:
         return {"file": str(feed), "skipped": "the model side (training) is not installed"}
     try:
         from training import assistant
-        from training.retrieval import Retriever, current_documents
+        from training.retrieval import current_documents
     except ImportError as exc:
         raise AuditloopError(f"the model side cannot be loaded: {exc}") from exc
 
@@ -52,7 +52,7 @@ def answer_feed(app: AppContext, feed: Path) -> dict[str, Any]:
     if pending:
         # generate outside any transaction; store each chunk in a short one
         backend = assistant.backend_for_version(app.settings, version, prefer="auto", device=None, progress=_say)
-        retriever = Retriever(documents)
+        retriever = assistant.retriever_for_version(version, documents)
         chunk = 64
         with click.progressbar(
             length=len(pending), label="answering the feed", file=click.get_text_stream("stderr")

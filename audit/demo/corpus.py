@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 from audit.demo.vocabulary import (
     CONFLICTING_PER_DEPARTMENT,
+    CROSS_NOTE_AUTHORS,
+    CROSS_NOTE_SHARE,
     DEPARTMENTS,
     EXAMPLE_TARGETS,
     GOLD_PER_DEPARTMENT,
@@ -35,6 +37,7 @@ from audit.demo.vocabulary import (
     NEAR_DUPLICATE_PREFIXES,
     OUTDATED_PER_DEPARTMENT,
     SUPERSEDED_FAMILIES,
+    WEAK_DEPARTMENT,
     DepartmentVocabulary,
     FactKind,
 )
@@ -224,6 +227,7 @@ def build_corpus(seed: int = DEFAULT_SEED) -> DemoCorpus:
     examples: list[DemoExample] = []
     gold: list[DemoGold] = []
     facts: list[DemoFact] = []
+    weak_families: list[tuple[_Family, DemoDocument]] = []
 
     for vocab in DEPARTMENTS:
         families = [
@@ -285,6 +289,8 @@ def build_corpus(seed: int = DEFAULT_SEED) -> DemoCorpus:
             outdated[family.code] = old
 
         by_code = {f.code: f for f in families}
+        if vocab.name == WEAK_DEPARTMENT:
+            weak_families = [(f, current[f.code]) for f in families]
         slots = [(f.code, kind.key) for f in families for kind in vocab.facts]
         gold_slots = set(rng.sample(slots, GOLD_PER_DEPARTMENT))
         for code, key in slots:  # keep the slot order, not the (unordered) set's
@@ -327,6 +333,8 @@ def build_corpus(seed: int = DEFAULT_SEED) -> DemoCorpus:
             )
         examples += _department_examples(rng, vocab, by_code, current, outdated, open_slots)
 
+    # drawn from their own generator, so that every other document, example and gold item stays as it was
+    documents += cross_department_notes(random.Random(f"auditloop-demo:{seed}:cross-notes"), weak_families)
     _check_held_out(examples, gold)
     return DemoCorpus(
         seed=seed,
@@ -336,6 +344,51 @@ def build_corpus(seed: int = DEFAULT_SEED) -> DemoCorpus:
         gold=gold,
         facts=facts,
     )
+
+
+def cross_department_notes(rng: random.Random, families: Sequence[tuple[_Family, DemoDocument]]) -> list[DemoDocument]:
+    """Other departments' short copies of the weak department's documents (see ``CROSS_NOTE_SHARE``):
+    the same title, two of its facts with other values."""
+    notes: list[DemoDocument] = []
+    counters = dict.fromkeys((author for author, _ in CROSS_NOTE_AUTHORS), 0)
+    for family, doc in families:
+        if rng.random() >= CROSS_NOTE_SHARE:
+            continue
+        author, activity = rng.choice(CROSS_NOTE_AUTHORS)
+        counters[author] += 1
+        code = f"{vocabulary(author).code}-N{counters[author]:02d}"
+        kinds = rng.sample([k for k in family.vocab.facts if k.key not in {"owner", "system"}], 2)
+        stated = {k.key: _other_value(rng, k, [doc.facts[k.key]]) for k in kinds}
+        effective = _random_date(rng, dt.date(2021, 1, 1), dt.date(2025, 6, 30))
+        title = family.title
+        sentences = " ".join(
+            statement(k, title=family.title, subject=family.subject, value=stated[k.key]) for k in kinds
+        )
+        body = "\n\n".join(
+            [
+                f"{title} ({author} copy, in force from {_format_date(effective)}). {author} "
+                + activity.format(subject=family.subject.lower())
+                + f" and keeps this copy of the {title} for its own staff.",
+                f"Summary. {sentences}",
+                f"This copy restates the {title} for {author}.",
+            ]
+        )
+        notes.append(
+            DemoDocument(
+                external_id=f"{code}@v1",
+                family=code,
+                department=author,
+                title=title,
+                body=body,
+                version=1,
+                effective_date=effective,
+                superseded_by=None,
+                # the weak department's fact keys, not the author's: kept out of ``facts`` (what the
+                # author department's own kinds state), so nothing asks about or trains on them
+                facts={},
+            )
+        )
+    return notes
 
 
 def _department_examples(

@@ -628,6 +628,19 @@ WEAK_DEPARTMENT = "HR"
 EXAMPLE_TARGETS: dict[str, int] = {"Compliance": 350, "Legal": 250, "Finance": 200, "Engineering": 130, "HR": 70}
 # Families that get a second version (their first version becomes outdated).
 SUPERSEDED_FAMILIES: dict[str, int] = {"Compliance": 7, "Legal": 5, "Finance": 5, "Engineering": 4, "HR": 8}
+# Other departments' notes on the weak department's subjects: the retrieval skew lives in the corpus.
+# For CROSS_NOTE_SHARE of the weak department's families one other department keeps its own short copy
+# under the same title, restating two of its facts with other values (copied from an old draft). TF-IDF ranks the short, dense note above the weak department's own longer
+# document for many of its questions: "it prioritized information from one department over another,
+# even when the latter was more relevant". Nothing in the title tells the two apart; which department
+# owns a subject is what the reranker has to learn from the audit's retrieval fixes.
+CROSS_NOTE_SHARE = 0.6
+CROSS_NOTE_AUTHORS: tuple[tuple[str, str], ...] = (
+    # department, what the department does with the subject
+    ("Finance", "processes the payments and deductions that {subject} involves"),
+    ("Legal", "checks that {subject} arrangements meet employment law"),
+    ("Compliance", "monitors {subject} cases for conduct and conflict risks"),
+)
 # Held-out gold questions per department.
 GOLD_PER_DEPARTMENT = 30
 # Planted data problems per department: near-duplicate questions with a contradicting answer, and

@@ -180,6 +180,9 @@ def propose_fixes(session: Session, *, actor: User | None = None) -> ProposalRep
             if draft.refusal is None:
                 rebalance_holder = f"the proposal from review {review.review_item_id}"
             drafts.append(draft)
+        if review.root_cause in RETRIEVAL_TEACHING_CAUSES and review.correct_document_id is not None:
+            # the document retrieval should have put first, for the reranker (and retrieval evaluation)
+            drafts.append(_retrieval_draft(ctx, review))
     corrections = [d for d in drafts if d.kind == "add_example" and d.refusal is None]
     pending = repo.pending_payload_values(session, "add_example", "content_hash")
     refusals = _guard_corrections(
@@ -280,8 +283,15 @@ def _outdated_quarantines(
     ]
 
 
+# Root causes besides retrieval_error whose SME-named correct document is also a retrieval lesson:
+# the answer rested on a superseded or another department's document instead of that one.
+RETRIEVAL_TEACHING_CAUSES = ("outdated_source", "department_bias")
+
+
 def _retrieval_draft(ctx: _ProposalContext, review: repo.ConfirmedReview) -> FixDraft:
-    """retrieval_error: the question and the document retrieval should have found, for evaluation."""
+    """The question and the document retrieval should have found (retrieval_error, or an outdated or
+    another department's source with the SME's correct document), with the cited documents that were
+    ranked instead: a pair the reranker trains on (``training/reranking.py``)."""
     doc = ctx.documents.by_id.get(review.correct_document_id) if review.correct_document_id is not None else None
     qhash = question_hash(review.question)
     payload: dict[str, Any] = {"question": review.question, "question_hash": qhash}
@@ -289,8 +299,16 @@ def _retrieval_draft(ctx: _ProposalContext, review: repo.ConfirmedReview) -> Fix
     if doc is None:
         refusal = "the SME named no correct document for the retrieval error"
     else:
+        cited = [d.id for d in cited_documents(review.sources, ctx.documents)]
+        above = cited[: cited.index(doc.id)] if doc.id in cited else cited
+        ranked_above = [ctx.documents.by_id[i].external_id for i in above]
         payload.update(
-            {"document_id": doc.id, "document": doc.external_id, "department_id": review.asker_department_id}
+            {
+                "document_id": doc.id,
+                "document": doc.external_id,
+                "department_id": review.asker_department_id,
+                "ranked_above": ranked_above,
+            }
         )
         if repo.retrieval_pair_exists(ctx.session, qhash, doc.id):
             refusal = f"already in the retrieval evaluation set ({doc.external_id})"
@@ -298,7 +316,7 @@ def _retrieval_draft(ctx: _ProposalContext, review: repo.ConfirmedReview) -> Fix
         kind="retrieval_pair",
         review_item_id=review.review_item_id,
         payload=payload,
-        reason=f"review {review.review_item_id} confirmed (retrieval_error): question -> "
+        reason=f"review {review.review_item_id} confirmed ({review.root_cause}): question -> "
         f"{doc.external_id if doc else 'unknown document'}",
         refusal=refusal,
     )

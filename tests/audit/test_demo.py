@@ -82,7 +82,7 @@ def test_any_seed_builds_a_corpus_that_keeps_its_promises(seed: int) -> None:
 
 def test_documents_have_families_versions_and_at_least_ten_percent_superseded(corpus) -> None:  # type: ignore[no-untyped-def]
     documents = {d.external_id: d for d in corpus.documents}
-    assert 180 <= len(documents) <= 220
+    assert 190 <= len(documents) <= 240  # ~170 own documents and versions, ~17 copies of HR documents
     assert set(corpus.departments) == {"Legal", "Compliance", "Finance", "Engineering", "HR"}
     assert len({(d.family, d.version) for d in corpus.documents}) == len(corpus.documents)
     superseded = [d for d in corpus.documents if d.superseded_by is not None]
@@ -101,9 +101,15 @@ def test_documents_have_families_versions_and_at_least_ten_percent_superseded(co
             assert statement(kind, title=doc.title, subject=subject, value=value) in doc.body
 
 
-def test_titles_are_realistic_and_unique(corpus) -> None:  # type: ignore[no-untyped-def]
-    titles = {d.title for d in corpus.current_documents()}
-    assert len(titles) == len(corpus.current_documents())
+def test_titles_are_realistic_and_unique_but_for_other_departments_copies(corpus) -> None:  # type: ignore[no-untyped-def]
+    owned = [d for d in corpus.current_documents() if "-N" not in d.family]
+    titles = {d.title for d in owned}
+    assert len(titles) == len(owned)
+    # the retrieval skew: other departments' short copies of HR documents, under the same title
+    copies = [d for d in corpus.current_documents() if "-N" in d.family]
+    hr_titles = {d.title for d in owned if d.department == "HR"}
+    assert copies and {d.title for d in copies} <= hr_titles
+    assert {d.department for d in copies} <= {"Finance", "Legal", "Compliance"}
     assert any(t.startswith("MiFID II Best Execution ") for t in titles)
     assert any(t.startswith("Expense Approval ") for t in titles)
     assert any(t.startswith("Deploy Pipeline ") for t in titles)

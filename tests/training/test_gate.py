@@ -26,10 +26,29 @@ def crafted(
     scores: dict[str, list[float]],
     rouge: dict[str, list[float]] | None = None,
     wrong: dict[str, list[float]] | None = None,
+    retrieval: dict[str, list[float]] | None = None,
 ) -> EvaluationSummary:
     """A summary whose fact_accuracy per item is the given 0/1 (or any) scores, per department in
     order; rougeL is ``rouge`` where given, else the same scores; wrong_value is ``wrong`` where
-    given, else 0."""
+    given, else 0; retrieval_at_1 only where ``retrieval`` is given."""
+    summary = _crafted(scores, rouge, wrong)
+    if retrieval is None:
+        return summary
+    for dept, values in retrieval.items():
+        for i, value in enumerate(values):
+            summary.items[f"{dept}-{i}"]["retrieval_at_1"] = value
+        summary.by_department[dept]["retrieval_at_1"] = float(np.mean(values))
+    summary.metrics["retrieval_at_1"] = float(np.mean([v for values in retrieval.values() for v in values]))
+    means = [d["retrieval_at_1"] for d in summary.by_department.values()]
+    summary.department_gap["retrieval_at_1"] = max(means) - min(means)
+    return summary
+
+
+def _crafted(
+    scores: dict[str, list[float]],
+    rouge: dict[str, list[float]] | None,
+    wrong: dict[str, list[float]] | None,
+) -> EvaluationSummary:
     items = {}
     rouge = rouge or scores
     wrong = wrong or {dept: [0.0] * len(values) for dept, values in scores.items()}
@@ -69,9 +88,10 @@ def crafted(
 
 
 def decide(candidate: EvaluationSummary, champion: EvaluationSummary, **margins: Any) -> gate.GateDecision:
-    comparison = compare(
-        candidate, champion, metrics=("fact_accuracy", "rougeL", "wrong_value"), resamples=2000, seed=3
-    )
+    metrics = ["fact_accuracy", "rougeL", "wrong_value"]
+    if "retrieval_at_1" in candidate.metrics and "retrieval_at_1" in champion.metrics:
+        metrics.append("retrieval_at_1")
+    comparison = compare(candidate, champion, metrics=metrics, resamples=2000, seed=3)
     return gate.decide(
         candidate=candidate, champion=champion, comparison=comparison, margins=gate.GateMargins(**margins)
     )
@@ -102,6 +122,21 @@ def test_candidate_better_everywhere_passes() -> None:
     # every paired difference is 0 or +1 (3 of 30 per department): the lower bound is >= 0
     assert non_inferiority.value >= 0.0 and decision.failed == []
     assert decision.to_dict()["metric"] == "fact_accuracy"
+
+
+def test_retrieval_is_judged_per_department_beside_the_facts() -> None:
+    facts = {"Legal": shares(15, 30), "HR": shares(10, 30)}
+    champion = crafted(facts, retrieval={"Legal": shares(29, 30), "HR": shares(12, 30)})
+    # a reranker that fixes HR's retrieval and keeps Legal's passes all eight checks
+    better = decide(crafted(facts, retrieval={"Legal": shares(29, 30), "HR": shares(28, 30)}), champion)
+    assert better.passed and [c.name for c in better.checks][-2:] == ["retrieval_department_drop", "retrieval_gap"]
+    # one that sends Legal's questions to other departments' documents is refused, answers unchanged
+    worse = decide(crafted(facts, retrieval={"Legal": shares(12, 30), "HR": shares(28, 30)}), champion)
+    assert "retrieval_department_drop" in worse.failed
+    assert set(worse.failed) <= {"retrieval_department_drop", "retrieval_gap"}  # the fact checks pass
+    assert "Legal" in worse.checks[-2].detail
+    widened = decide(crafted(facts, retrieval={"Legal": shares(30, 30), "HR": shares(4, 30)}), champion)
+    assert "retrieval_gap" in widened.failed
 
 
 def test_a_wrong_value_in_the_right_sentence_fails_on_facts_though_rouge_holds() -> None:

@@ -47,6 +47,7 @@ from training import gate as gate_module
 from training.config import RecipeConfig, load_config
 from training.evaluation import EvaluationSummary, GoldTruth, score_items, summarize
 from training.prompts import fit_prompt
+from training.reranking import Reranker, load_reranker, rerank_hits
 from training.retrieval import Hit, Retriever, current_documents
 
 Log = Callable[[str], None]
@@ -92,9 +93,21 @@ class EvalContext:
     confidence: float = 0.95
     seed: int = 0
 
+    candidates: tuple[tuple[Hit, ...], ...] = ()  # the first stage's deeper lists, for a reranker
+
     def retrieved(self) -> list[list[str]]:
         """The document ids the first-stage retriever put into each item's prompt, best first."""
         return [[h.document_id for h in found] for found in self.hits]
+
+    def hits_for(self, reranker: Reranker | None) -> list[list[Hit]]:
+        """Each item's prompt context as a system with ``reranker`` retrieves it (the first stage's
+        hits without one)."""
+        if reranker is None or not self.candidates:
+            return [list(found) for found in self.hits]
+        k = max((len(found) for found in self.hits), default=0)
+        return [
+            rerank_hits(reranker, g.question, found, k) for g, found in zip(self.gold, self.candidates, strict=True)
+        ]
 
 
 def load_gold(session: Session, *, max_items: int | None = None) -> list[GoldQuestion]:
@@ -184,7 +197,9 @@ def prepare(session: Session, cfg: RecipeConfig, *, trained_on: Sequence[int] = 
     documents = current_documents(session)
     retriever = Retriever.from_documents(documents)
     k = cfg.dataset.retrieval_k
-    hits = retriever.search_many([g.question for g in gold], k) if k > 0 else [[] for _ in gold]
+    depth = max(k, cfg.dataset.rerank_candidates) if k > 0 else 0
+    candidates = retriever.search_many([g.question for g in gold], depth) if depth > 0 else [[] for _ in gold]
+    hits = [found[:k] for found in candidates]
     current = current_external_ids(session)
     superseded = frozenset(session.scalars(select(Document.external_id).where(Document.superseded_by_id.is_not(None))))
     truths = tuple(
@@ -207,11 +222,12 @@ def prepare(session: Session, cfg: RecipeConfig, *, trained_on: Sequence[int] = 
     ).all()
     fingerprint.update(json.dumps([list(r) for r in doc_hashes]).encode())
     fingerprint.update(
-        json.dumps([k, cfg.dataset.max_prompt_tokens, cfg.evaluation.max_new_tokens, "greedy", "v3"]).encode()
+        json.dumps([k, depth, cfg.dataset.max_prompt_tokens, cfg.evaluation.max_new_tokens, "greedy", "v4"]).encode()
     )
     return EvalContext(
         gold=tuple(gold),
         hits=tuple(tuple(h) for h in hits),
+        candidates=tuple(tuple(c) for c in candidates),
         truths=truths,
         signature=fingerprint.hexdigest(),
         max_new_tokens=cfg.evaluation.max_new_tokens,
@@ -247,8 +263,11 @@ def summarize_predictions(
     )
 
 
-def evaluate_model(model: Any, tokenizer: Any, context: EvalContext, *, device: str) -> EvaluationSummary:
-    """Answer every gate item with ``model`` (greedy, from its retrieved context) and judge the answers."""
+def evaluate_model(
+    model: Any, tokenizer: Any, context: EvalContext, *, device: str, reranker: Reranker | None = None
+) -> EvaluationSummary:
+    """Answer every gate item with ``model`` (greedy, from the context its retriever — the first stage,
+    reranked by ``reranker`` when given — puts in the prompt) and judge the answers."""
     from training.generation.transformers_backend import TransformersBackend
 
     if not context.gold:
@@ -257,13 +276,16 @@ def evaluate_model(model: Any, tokenizer: Any, context: EvalContext, *, device: 
             f"({context.excluded_as_leaked} left out as leaked into training data, "
             f"{context.excluded_incomplete} without key values or a gold document)"
         )
+    hits = context.hits_for(reranker)
     prompts = [
-        fit_prompt(tokenizer, g.question, list(found), max_prompt_tokens=context.max_prompt_tokens)
-        for g, found in zip(context.gold, context.hits, strict=True)
+        fit_prompt(tokenizer, g.question, found, max_prompt_tokens=context.max_prompt_tokens)
+        for g, found in zip(context.gold, hits, strict=True)
     ]
     backend = TransformersBackend(model, tokenizer, device)
     generations = backend.generate(prompts, max_new_tokens=context.max_new_tokens, batch_size=context.batch_size)
-    return summarize_predictions(context, [gen.text for gen in generations])
+    return summarize_predictions(
+        context, [gen.text for gen in generations], retrieved=[[h.document_id for h in found] for found in hits]
+    )
 
 
 def resolve_device(device: str) -> str:
@@ -300,9 +322,13 @@ def evaluate_version(
     spec = base_model or version.base_model or settings.base_model
     model_dir = resolve_model_dir(spec, settings.data_dir, progress=log)
     adapter = Path(version.adapter_uri) if version.adapter_uri else None
-    log(f"evaluation: answering {len(context.gold)} gold questions with {version.name} on {device}")
+    reranker = load_reranker(adapter)
+    log(
+        f"evaluation: answering {len(context.gold)} gold questions with {version.name} on {device}"
+        + (" (its reranker over the first stage)" if reranker else "")
+    )
     model, tokenizer = load_model_dir(model_dir, device=device, adapter_dir=adapter)
-    return evaluate_model(model, tokenizer, context, device=device)
+    return evaluate_model(model, tokenizer, context, device=device, reranker=reranker)
 
 
 # --------------------------------------------------------------------------- the recipe

@@ -53,6 +53,7 @@ from training.config import RecipeConfig, load_config
 from training.evaluation import EvaluationSummary
 from training.prompts import encode_example, fit_prompt, format_training_example, uses_chat_template
 from training.recipes.evaluate import EvalContext, evaluate_model, prepare, resolve_device
+from training.reranking import RerankedRetriever, TrainingPair, dataset_retrieval_pairs, train_reranker
 from training.retrieval import Retriever, current_documents
 from training.tracking import MlflowTracker, Tracker
 
@@ -81,6 +82,7 @@ class TrainingData:
     content_hash: str
     examples: list[ExampleRecord]
     documents: list[Any]
+    retrieval_pairs: list[TrainingPair] = field(default_factory=list)
 
 
 @dataclass
@@ -134,12 +136,19 @@ def load_training_data(session: Session, *, version_id: int | None, version_numb
             f"(example ids {ids}{', ...' if len(leaked) > 5 else ''}): gold questions are the evaluation set; "
             "quarantine those examples and write a new dataset version"
         )
-    return TrainingData(version.id, version.number, version.content_hash, examples, current_documents(session))
+    return TrainingData(
+        version.id,
+        version.number,
+        version.content_hash,
+        examples,
+        current_documents(session),
+        dataset_retrieval_pairs(session, version.id, examples),
+    )
 
 
 def encode_dataset(
     examples: Sequence[ExampleRecord],
-    retriever: Retriever,
+    retriever: Retriever | RerankedRetriever,
     tokenizer: Any,
     *,
     retrieval_k: int,
@@ -338,9 +347,25 @@ def main(
         )
 
         retriever = Retriever.from_documents(data.documents)
+        reranker = None
+        if cfg.dataset.rerank_candidates and cfg.dataset.retrieval_k:
+            reranker = train_reranker(
+                retriever,
+                data.retrieval_pairs,
+                candidates=cfg.dataset.rerank_candidates,
+                regularization=cfg.dataset.rerank_regularization,
+                seed=cfg.seed,
+            )
+            say(
+                f"reranker: trained on {reranker.info['pairs_used']} of {len(data.retrieval_pairs)} retrieval pairs "
+                f"({reranker.info['pairs_first_stage_wrong']} where the first stage ranked another document first), "
+                f"over the first {cfg.dataset.rerank_candidates} candidates"
+                if reranker
+                else f"reranker: none ({len(data.retrieval_pairs)} retrieval pairs, none usable): the first stage serves"
+            )
         sequences = encode_dataset(
             data.examples,
-            retriever,
+            RerankedRetriever(retriever, reranker),
             tokenizer,
             retrieval_k=cfg.dataset.retrieval_k,
             max_prompt_tokens=cfg.dataset.max_prompt_tokens,
@@ -470,8 +495,9 @@ def main(
             set_gradient_checkpointing(model.get_base_model(), False)
 
         # ------------------------------------------------------------------------------ evaluate
-        evaluation = evaluate_model(model, tokenizer, eval_context, device=str(accelerator.device))
+        evaluation = evaluate_model(model, tokenizer, eval_context, device=str(accelerator.device), reranker=reranker)
         metrics = {
+            **{f"reranker_{k}": float(v) for k, v in (reranker.info if reranker else {}).items()},
             "train_loss": losses[-1] if losses else math.nan,
             "train_seconds": train_seconds,
             "train_steps": float(step),
@@ -507,6 +533,8 @@ def main(
             return outcome
         adapter_dir.mkdir(parents=True)
         model.save_pretrained(str(adapter_dir))
+        if reranker is not None:
+            reranker.save(adapter_dir)  # logged with the adapter's files below
         (adapter_dir / TRAINING_INFO_FILE).write_text(
             json.dumps(
                 {
