@@ -100,7 +100,7 @@ CORRUPTIONS = {
 }
 # Systems the report compares, beside the model versions: each is stored under this name.
 CONTROL_SYSTEM = "control:before-corrections"
-EFFECT_METRICS = ("fact_accuracy", "wrong_value", "citation_accuracy", "rougeL")
+EFFECT_METRICS = ("fact_accuracy", "wrong_value", "citation_accuracy", "retrieval_at_1", "rougeL")
 
 # Recipe overrides for the loop's two training runs (the real job and the corrupted one), on top of
 # training/configs/lora.yaml. None: the loop is judged on the recipe as shipped (one epoch, lr 2e-4,
@@ -388,6 +388,24 @@ def render_rouge_table(report: LoopReport) -> str:
     return "\n".join(lines)
 
 
+def _retrieval_verdicts(report: LoopReport) -> list[str]:
+    weak = report.weak_department
+    before, after, control = (report.figure(s, weak, "retrieval_at_1") for s in ("before", "after", "control"))
+    effect = report.effects.get(weak, {}).get("retrieval_at_1")
+    if before is None or after is None or control is None or effect is None:
+        return []
+    moved = "rose" if after.ci_low > before.ci_high else "did not measurably change"
+    line = (
+        f"{weak}'s retrieval@1 {moved} from {_cell(before)} to {_cell(after)} with the candidate's reranker; "
+        f"the control's reranker (the curated pairs alone) reached {_cell(control)}, "
+    )
+    if effect.ci_low > 0:
+        line += f"so the audit's retrieval fixes added {_effect_cell(effect)} beyond it."
+    else:
+        line += f"and the audit's retrieval fixes added no measurable gain beyond it ({_effect_cell(effect)})."
+    return [line]
+
+
 def verdicts(report: LoopReport) -> list[str]:
     """Plain sentences on what the figures support (each read off an interval)."""
     weak = report.weak_department
@@ -404,6 +422,7 @@ def verdicts(report: LoopReport) -> list[str]:
                 f"The SME corrections did **not** measurably raise {weak}'s fact accuracy over the control "
                 f"(candidate − control {_effect_cell(effect)}: the interval includes 0)."
             )
+    lines += _retrieval_verdicts(report)
     after = report.figure("after", weak, "fact_accuracy")
     best = report.figure("baseline_best_sentence", weak, "fact_accuracy")
     if after is not None and best is not None:
@@ -611,6 +630,20 @@ def render_seed_summary(reports: Sequence[LoopReport]) -> str:
             f"{cell(entry.get('control', {}).get(fact))} | {cell(entry.get('baseline_best_sentence', {}).get(fact))} | "
             f"{cell(effects.get(fact), '+')} ({effects.get(fact, {}).get('seeds_with_interval_above_0', 0)} of "
             f"{len(reports)}) | {cell(effects.get('citation_accuracy'), '+')} | {cell(effects.get('rougeL'), '+')} |"
+        )
+    lines += [
+        "",
+        "| department | retrieval@1 before | retrieval@1 after | retrieval@1 control | "
+        "correction effect: retrieval@1 (seeds with CI > 0) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, entry in summary["departments"].items():
+        found = "retrieval_at_1"
+        effect = entry.get("correction_effect", {}).get(found)
+        lines.append(
+            f"| {name} | {cell(entry.get('before', {}).get(found))} | {cell(entry.get('after', {}).get(found))} | "
+            f"{cell(entry.get('control', {}).get(found))} | {cell(effect, '+')} "
+            f"({(effect or {}).get('seeds_with_interval_above_0', 0)} of {len(reports)}) |"
         )
     lines += [
         "",

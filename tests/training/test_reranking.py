@@ -170,7 +170,12 @@ def test_a_dataset_version_teaches_its_examples_and_the_retrieval_fixes_up_to_it
             )
         )
     session.add(
-        DataFix(kind="retrieval_pair", status="rejected", payload={"question": "Refused?", "document": "HR-002@v1"}, reason="t")
+        DataFix(
+            kind="retrieval_pair",
+            status="rejected",
+            payload={"question": "Refused?", "document": "HR-002@v1"},
+            reason="t",
+        )
     )
     session.flush()
 
