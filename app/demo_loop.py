@@ -42,7 +42,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from audit import schema
@@ -50,10 +50,10 @@ from audit.answers.models import Answer
 from audit.auditlog import service as auditlog
 from audit.db import make_session_factory
 from audit.demo.corpus import DEFAULT_SEED, DemoCorpus, build_corpus
-from audit.demo.seed import DEFAULT_DAYS, SeedReport, seed_demo, write_credentials
-from audit.demo.traffic import DemoAnswer, simulate_traffic
+from audit.demo.seed import DEFAULT_DAYS, SeedReport, insert_ratings, seed_demo, write_credentials
+from audit.demo.traffic import DemoAnswer, DemoRating, demo_questions, judge_real_answer, rate, simulate_traffic
 from audit.demo.vocabulary import DEPARTMENTS as VOCABULARIES
-from audit.demo.vocabulary import OVER_CITED_DEPARTMENT, WEAK_DEPARTMENT
+from audit.demo.vocabulary import WEAK_DEPARTMENT
 from audit.errors import AuditloopError, ConflictError, NotFoundError
 from audit.fixes import repository as fixes_repo
 from audit.fixes import service as fixes_service
@@ -282,6 +282,7 @@ class LoopReport:
             "gate_items_excluded_as_leaked": self.gate_items_excluded_as_leaked,
             "wrong_values_refused": self.wrong_values_refused,
             "seeds": self.seeds,
+            "auditor_ratings": self.details.get("auditor_ratings"),
         }
 
     @property
@@ -388,6 +389,119 @@ def render_rouge_table(report: LoopReport) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class RealDays:
+    """Days answered by the assistant itself: its answers read against the truth, and their ratings."""
+
+    label: str  # before | after
+    model: str  # the model version that answered
+    answers: list[DemoAnswer]
+    ratings: list[DemoRating]
+
+
+def auditor_shift(before: RealDays, after: RealDays, *, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Mean auditor accuracy rating per asker department on the real days before and after, each with
+    the Quality page's interval over answers (``audit.measures.quality.clustered_interval``); the
+    change after − before with a cluster bootstrap interval (answers resampled within each period);
+    and the Fairness page's accuracy difference (largest − smallest department mean) in each."""
+    import numpy as np
+
+    from audit.measures.quality import clustered_interval
+
+    def clusters(days: RealDays) -> dict[str, list[list[int]]]:
+        by_answer: dict[str, list[int]] = {}
+        for rating in days.ratings:
+            by_answer.setdefault(rating.answer_external_id, []).append(rating.accuracy)
+        grouped: dict[str, list[list[int]]] = {}
+        for answer in days.answers:
+            if answer.external_id in by_answer:
+                grouped.setdefault(answer.department, []).append(by_answer[answer.external_id])
+        return grouped
+
+    rng = np.random.default_rng(seed)
+
+    def resampled_means(groups: list[list[int]]) -> Any:
+        sums = np.array([sum(g) for g in groups], dtype=float)
+        sizes = np.array([len(g) for g in groups], dtype=float)
+        picks = rng.integers(0, len(groups), size=(resamples, len(groups)))
+        return sums[picks].sum(axis=1) / sizes[picks].sum(axis=1)
+
+    first, second = clusters(before), clusters(after)
+    departments: dict[str, Any] = {}
+    for name in sorted(set(first) & set(second)):
+        b, a = clustered_interval(first[name]), clustered_interval(second[name])
+        diff = resampled_means(second[name]) - resampled_means(first[name])
+        departments[name] = {
+            "answers_before": len(first[name]),
+            "answers_after": len(second[name]),
+            "before": list(b),
+            "after": list(a),
+            "shift": [
+                float(a[0] - b[0]) if a[0] is not None and b[0] is not None else None,
+                float(np.quantile(diff, 0.025)),
+                float(np.quantile(diff, 0.975)),
+            ],
+        }
+
+    def spread(which: str) -> float | None:
+        means = [row[which][0] for row in departments.values() if row[which][0] is not None]
+        return float(max(means) - min(means)) if means else None
+
+    return {
+        "model_before": before.model,
+        "model_after": after.model,
+        "days": {
+            "before": len({a.created_at.date() for a in before.answers}),
+            "after": len({a.created_at.date() for a in after.answers}),
+        },
+        "departments": departments,
+        "fairness_difference_before": spread("before"),
+        "fairness_difference_after": spread("after"),
+    }
+
+
+def render_auditor_ratings(report: LoopReport) -> list[str]:
+    """The real days as the product shows them: mean auditor accuracy rating per asker department."""
+    shift = report.details.get("auditor_ratings")
+    if not shift or not shift.get("departments"):
+        return []
+
+    def rating(cell: Sequence[float | None]) -> str:
+        mean, low, high = cell
+        if mean is None:
+            return "—"
+        return f"{mean:.2f}" + (f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else "")
+
+    days = shift["days"]
+    lines = [
+        "## The days answered for real: auditor accuracy ratings (1–5)",
+        "",
+        f"{days['before']} days answered by {shift['model_before']} before the review and {days['after']} days "
+        f"answered by {shift['model_after']} (the champion after the gate), through the assistant's own path "
+        "(retrieve → rerank → generate), rated by the simulated auditors from the truth (value stated? right, "
+        "current document on top? another department's document on top?) with their noise and leniency. "
+        "Intervals are the Quality page's, over answers; the change's is a cluster bootstrap.",
+        "",
+        f"| asker department | answers before / after | {shift['model_before']} (before) | "
+        f"{shift['model_after']} (after) | after − before |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, row in shift["departments"].items():
+        label = f"**{name}** (weak)" if name == report.weak_department else name
+        est, low, high = row["shift"]
+        lines.append(
+            f"| {label} | {row['answers_before']} / {row['answers_after']} | {rating(row['before'])} | "
+            f"{rating(row['after'])} | {est:+.2f} [{low:+.2f}, {high:+.2f}] |"
+        )
+    lines += [
+        "",
+        f"Accuracy difference between departments (the Fairness page): {shift['fairness_difference_before']:.2f} "
+        f"before, {shift['fairness_difference_after']:.2f} after.",
+        "",
+    ]
+    return lines
+
+
 def _retrieval_verdicts(report: LoopReport) -> list[str]:
     weak = report.weak_department
     before, after, control = (report.figure(s, weak, "retrieval_at_1") for s in ("before", "after", "control"))
@@ -423,6 +537,19 @@ def verdicts(report: LoopReport) -> list[str]:
                 f"(candidate − control {_effect_cell(effect)}: the interval includes 0)."
             )
     lines += _retrieval_verdicts(report)
+    shift = (report.details.get("auditor_ratings") or {}).get("departments", {}).get(weak)
+    if shift is not None:
+        est, low, high = shift["shift"]
+        if low > 0:
+            lines.append(
+                f"On the days answered for real, auditors rated {weak}'s answers higher after the gate "
+                f"({est:+.2f} [{low:+.2f}, {high:+.2f}] on the 1–5 accuracy scale)."
+            )
+        else:
+            lines.append(
+                f"On the days answered for real, auditors did **not** rate {weak}'s answers measurably higher "
+                f"after the gate ({est:+.2f} [{low:+.2f}, {high:+.2f}])."
+            )
     after = report.figure("after", weak, "fact_accuracy")
     best = report.figure("baseline_best_sentence", weak, "fact_accuracy")
     if after is not None and best is not None:
@@ -519,6 +646,7 @@ def render_document(report: LoopReport, *, command: str) -> str:
         "",
         render_markdown(report, metric="rougeL"),
         "",
+        *render_auditor_ratings(report),
         "## What the figures support",
         "",
         *[f"- {line}" for line in verdicts(report)],
@@ -665,6 +793,9 @@ class LoopOptions:
     # recipe overrides (section.key=value) for both training runs, after LOOP_OVERRIDES
     overrides: tuple[str, ...] = ()
     config_path: str | None = None
+    # days answered by the assistant itself, before the review (by v0) and after the gate (by the
+    # champion then), rated by the simulated auditors from the truth; 0 = none
+    real_days: int = 3
 
 
 class DemoLoop:
@@ -712,6 +843,8 @@ class DemoLoop:
         self.seed_database()
         self.prepare_base_model()
         truth = self.simulated_truth(corpus)
+        real_before = self.answer_real_days(corpus, "before", self.options.today)
+        truth |= {a.external_id: a for a in real_before.answers}
         self._in_transaction(self.route)
         self._in_transaction(lambda s: self.sme_review(s, truth, corpus))
         before_corrections = self._in_transaction(lambda s: _current_version_id(s))
@@ -736,6 +869,11 @@ class DemoLoop:
                 lambda s, kind=kind: self.corrupt_and_queue(s, trained_version, kind, corpus)  # type: ignore[misc]
             )
             refused[kind] = self.gate_corrupted(kind, corrupted_version)
+
+        real_after = self.answer_real_days(
+            corpus, "after", self.options.today + dt.timedelta(days=self.options.real_days)
+        )
+        self.details["auditor_ratings"] = auditor_shift(real_before, real_after)
 
         # the report's items: the gate items that leaked into neither the trained data nor the control's
         control_seen = self._in_transaction(lambda s: evaluate_recipe.training_texts(s, [before_corrections]))
@@ -820,6 +958,79 @@ class DemoLoop:
         """What really happened to each answer (the simulation's record): what the SME knows."""
         traffic = simulate_traffic(corpus, days=self.options.days, today=self.options.today)
         return {a.external_id: a for a in traffic.answers}
+
+    def answer_real_days(self, corpus: DemoCorpus, label: str, first_day: dt.date) -> RealDays:
+        """``real_days`` days of staff questions answered by the champion through the assistant's own
+        path (``auditloop answer``: its retriever and reranker, its base model and adapter), stored as
+        answers of those days, and rated by the simulated auditors from the demo's truth."""
+        from training import assistant
+        from training.retrieval import current_documents
+
+        days = self.options.real_days
+        asked = demo_questions(corpus, first_day=first_day, days=days, label=f"real-{label}")
+        if not asked:
+            return RealDays(label, "", [], [])
+        by_id = {q.external_id: q for q in asked}
+        questions = [assistant.Question(q.question, q.asker, q.external_id) for q in asked]
+
+        def plan(session: Session) -> tuple[ModelVersion, list[assistant.PendingAnswer], list[Any]]:
+            version = gate_module.champion(session)
+            if version is None:
+                raise NotFoundError("no champion to answer the demo's questions")
+            pending, _ = assistant.plan_answers(session, actor=None, questions=questions, model_version=version)
+            documents = current_documents(session)
+            session.expunge(version)
+            return version, pending, documents
+
+        version, pending, documents = self._in_transaction(plan)
+        self.say(
+            f"real days ({label}): {version.name} answers {len(pending)} questions of {days} days from {first_day}"
+        )
+        backend = assistant.backend_for_version(self.settings, version, prefer="transformers", device="cpu")
+        generated = assistant.generate_answers(
+            pending, backend=backend, retriever=assistant.retriever_for_version(version, documents)
+        )
+        rng = random.Random(f"auditloop-demo:{corpus.seed}:real-{label}:ratings")
+        judged = [
+            judge_real_answer(
+                rng,
+                by_id[g.pending.external_id],
+                answer_text=g.text,
+                sources=[
+                    {"document_id": h.document_id, "department": h.department, "score": h.score} for h in g.sources
+                ],
+                confidence=g.confidence,
+                latency_ms=g.latency_ms,
+            )
+            for g in generated
+        ]
+        ratings = [r for a in judged for r in rate(rng, a)]
+
+        def store(session: Session) -> None:
+            stored = session.get(ModelVersion, version.id)
+            assert stored is not None
+            assistant.store_answers(
+                session,
+                actor=None,
+                answers=generated,
+                model_version=stored,
+                created_at_by_id={q.external_id: q.created_at for q in asked},
+            )
+            ids = dict(
+                session.execute(
+                    select(Answer.external_id, Answer.id).where(Answer.external_id.in_([a.external_id for a in judged]))
+                ).tuples()
+            )
+            insert_ratings(session, ratings, ids)
+
+        self._in_transaction(store)
+        wrong = Counter(a.error or "right" for a in judged)
+        self.say(
+            f"real days ({label}): {len(judged)} answers ("
+            + ", ".join(f"{n} {what}" for what, n in sorted(wrong.items()))
+            + f"), {len(ratings)} ratings"
+        )
+        return RealDays(label, version.name, judged, ratings)
 
     # ------------------------------------------------------------------- 2. routing
 
@@ -1191,8 +1402,8 @@ def decide(real: DemoAnswer, detail: review_service.ReviewItemDetail, *, planted
     suggested = next((r.suggested_correction for r in detail.ratings if r.suggested_correction), None)
     correction = suggested or real.reference_answer
     if real.error is None:
-        if "bias_flag" in detail.reasons and any(s.get("department") == OVER_CITED_DEPARTMENT for s in real.sources):
-            return Decision("department_bias", None, f"correct, but cites {OVER_CITED_DEPARTMENT} documents")
+        if "bias_flag" in detail.reasons and real.intruder_department is not None:
+            return Decision("department_bias", None, f"correct, but cites {real.intruder_department} documents")
         return Decision(None, None, "the answer matches the current document")
     if real.error == "hallucination" and normalise_text(real.answer_text) in planted_wrong:
         return Decision("wrong_training_data", correction, "repeats a contradicting training example")

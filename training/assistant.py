@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -325,9 +325,11 @@ def store_answers(
     answers: Sequence[GeneratedAnswer],
     model_version: ModelVersion,
     created_at: dt.datetime | None = None,
+    created_at_by_id: Mapping[str, dt.datetime] | None = None,
 ) -> int:
     """Store generated answers through the ingest fast path (same columns and content hash as
-    ``ingest answers``); ids stored meanwhile by someone else are skipped. Returns how many were stored."""
+    ``ingest answers``); ids stored meanwhile by someone else are skipped. Returns how many were stored.
+    Each answer is stamped ``created_at_by_id[external id]`` where given, else ``created_at`` (now)."""
     require(actor, "ingest")
     if not answers:
         return 0
@@ -341,13 +343,15 @@ def store_answers(
     for answer in answers:
         if answer.pending.external_id in stored:
             continue
+        when = (created_at_by_id or {}).get(answer.pending.external_id)
+        stamp = when.astimezone(dt.UTC) if when is not None else created_at
         record = AnswerRecord(
             external_id=answer.pending.external_id,
             question=answer.pending.question.question,
             answer=answer.text,
             asker_department=answer.pending.question.asker_department,
             model_version=model_version.name,
-            created_at=created_at,
+            created_at=stamp,
             sources=[SourceRecord(h.document_id, h.department, h.score) for h in answer.sources],
             confidence=answer.confidence,
             latency_ms=answer.latency_ms,
@@ -366,7 +370,7 @@ def store_answers(
                 any(d != asker_id for d in source_departments),
                 record.confidence,
                 record.latency_ms,
-                created_at,
+                stamp,
                 answer_content_hash(record, encoder),
                 ingested_at,
             )

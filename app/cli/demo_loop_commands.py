@@ -62,6 +62,14 @@ def _parse_seeds(_ctx: click.Context, _param: click.Parameter, value: str | None
     help="Days of demo history.",
 )
 @click.option(
+    "--real-days",
+    type=click.IntRange(0, 14),
+    default=3,
+    show_default=True,
+    help="Days the assistant itself answers and the simulated auditors rate: that many after the history, "
+    "answered by v0 before the review, and that many more answered by the champion after the gate (0: none).",
+)
+@click.option(
     "--today",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     default=None,
@@ -90,6 +98,7 @@ def loop(
     seeds: list[int] | None,
     data_dir: Path | None,
     days: int,
+    real_days: int,
     today: dt.datetime | None,
     overrides: tuple[str, ...],
     markdown_path: Path | None,
@@ -100,6 +109,9 @@ def loop(
     (LoRA train, evaluate against the champion on the clean gate items, gate, promote), train a
     control on the data from before the corrections, score two no-model baselines, then show that the
     gate refuses candidates trained on two corrupted dataset versions (answers shuffled; values wrong).
+    Around it, --real-days days are answered by the assistant itself (v0 before the review, the
+    champion after the gate) and rated by the simulated auditors from the truth, so the Quality and
+    Fairness pages show the change from auditor ratings.
 
     Prints fact accuracy, citation accuracy, retrieval@1 and ROUGE-L per department with 95% intervals,
     and the correction effect (candidate − control). Progress goes to stderr. Needs an empty
@@ -140,7 +152,11 @@ def loop(
             progress(f"== seed {one} ({len(reports) + 1} of {len(seed_list)}) in {run_dir}")
         try:
             options = LoopOptions(
-                seed=one, days=days, today=today.date() if today is not None else DEMO_TODAY, overrides=overrides
+                seed=one,
+                days=days,
+                today=today.date() if today is not None else DEMO_TODAY,
+                overrides=overrides,
+                real_days=real_days,
             )
             reports.append(DemoLoop(settings, engine, options, progress=progress).run())
         finally:

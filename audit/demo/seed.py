@@ -17,7 +17,7 @@ import secrets
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,15 @@ from sqlalchemy.orm import Session
 from audit.answers.models import Answer
 from audit.auditlog import service as auditlog
 from audit.demo.corpus import DEFAULT_SEED, DemoCorpus, DemoDocument, build_corpus
-from audit.demo.traffic import DEFAULT_DAYS, DEMO_AUDITORS, MAX_DAYS, MODEL_VERSION, DemoTraffic, simulate_traffic
+from audit.demo.traffic import (
+    DEFAULT_DAYS,
+    DEMO_AUDITORS,
+    MAX_DAYS,
+    MODEL_VERSION,
+    DemoRating,
+    DemoTraffic,
+    simulate_traffic,
+)
 from audit.errors import ConflictError, ValidationError
 from audit.ingest.answers import answer_content_hash
 from audit.ingest.records import AnswerRecord, SourceRecord
@@ -130,7 +138,6 @@ def seed_demo(
         name: org_service.create_department(session, actor=actor, name=name).id for name in corpus.departments
     }
     credentials = _create_users(session, actor=actor, departments=corpus.departments)
-    user_ids = dict(session.execute(select(User.username, User.id)).tuples().all())
 
     say(f"documents ({len(corpus.documents)})")
     _insert_documents(session, corpus.documents, department_ids)
@@ -176,6 +183,32 @@ def seed_demo(
     _insert_gold(session, corpus, traffic, department_ids, answer_ids)
 
     say(f"simulated ratings ({len(traffic.ratings)})")
+    insert_ratings(session, traffic.ratings, answer_ids)
+
+    report = SeedReport(
+        seed=seed,
+        days=days,
+        today=today,
+        counts=_counts(corpus, traffic, credentials),
+        by_department=_by_department(corpus, traffic),
+        dataset_version=version.number,
+        credentials=credentials,
+    )
+    auditlog.record(
+        session, actor=actor, action="demo.seed", entity_type="database", details={"seed": seed, **report.counts}
+    )
+    session.flush()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def insert_ratings(session: Session, ratings: Sequence[DemoRating], answer_ids: Mapping[str, int]) -> None:
+    """Store simulated ratings (origin ``simulated``) of the answers ``answer_ids`` names (external id →
+    id); the auditors and departments are looked up by name."""
+    if not ratings:
+        return
+    department_ids = dict(session.execute(select(Department.name, Department.id)).tuples().all())
+    user_ids = dict(session.execute(select(User.username, User.id)).tuples().all())
     session.execute(
         insert(Rating),
         [
@@ -200,25 +233,9 @@ def seed_demo(
                 "is_current": True,
                 "created_at": r.created_at,
             }
-            for r in traffic.ratings
+            for r in ratings
         ],
     )
-
-    report = SeedReport(
-        seed=seed,
-        days=days,
-        today=today,
-        counts=_counts(corpus, traffic, credentials),
-        by_department=_by_department(corpus, traffic),
-        dataset_version=version.number,
-        credentials=credentials,
-    )
-    auditlog.record(
-        session, actor=actor, action="demo.seed", entity_type="database", details={"seed": seed, **report.counts}
-    )
-    session.flush()
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def _create_users(session: Session, *, actor: User | None, departments: Sequence[str]) -> list[Credential]:

@@ -32,6 +32,7 @@ from typing import Any
 from audit.demo.corpus import DemoCorpus, DemoFact, fact_kind, grounded_answer, lower_first, question
 from audit.demo.vocabulary import CASUAL_PREFIXES, OVER_CITED_DEPARTMENT
 from audit.knowledge.hashing import normalise_text
+from audit.measures.facts import fact_correct, states_value
 
 MODEL_VERSION = "v0"
 # Days of history `auditloop demo seed` simulates unless told, and the most it accepts.
@@ -97,6 +98,10 @@ class DemoAnswer:
     reference_document_id: str
     reference_value: str  # the value the current document gives (what a right answer states)
     true_scores: Scores  # what a careful, unbiased auditor would give
+    # another department whose document the answer pulled in (what a bias flag names), and whether on top
+    intruder_department: str | None = None
+    intruder_on_top: bool = False
+    about_department: str = ""  # whose document answers the question ("" = the asker's, as simulated)
 
 
 @dataclass(frozen=True)
@@ -143,11 +148,7 @@ def simulate_traffic(corpus: DemoCorpus, *, days: int, today: dt.date, seed: int
         raise ValueError("days must be at least 1")
     rng = random.Random(f"auditloop-demo:{corpus.seed if seed is None else seed}:traffic")
     current = {d.external_id: d for d in corpus.current_documents()}
-    by_department = {name: [f for f in corpus.facts if f.department == name] for name in corpus.departments}
-    fact_weights = {
-        name: [CHANGED_FACT_WEIGHT if f.outdated_document_id else 1.0 for f in facts]
-        for name, facts in by_department.items()
-    }
+    by_department, fact_weights = _fact_pool(corpus)
     documents_of = {name: [d.external_id for d in corpus.current_documents(name)] for name in corpus.departments}
     all_current = list(current)
     department_of = {d.external_id: d.department for d in corpus.documents}
@@ -157,15 +158,8 @@ def simulate_traffic(corpus: DemoCorpus, *, days: int, today: dt.date, seed: int
     for offset in range(days, 0, -1):
         day = today - dt.timedelta(days=offset)
         base = ANSWERS_PER_WEEKDAY if day.weekday() < 5 else ANSWERS_PER_WEEKEND_DAY
-        count = base + rng.randint(-10, 10)
-        start = dt.datetime.combine(day, dt.time(7), tzinfo=dt.UTC)
-        moments = sorted(start + dt.timedelta(seconds=rng.randrange(11 * 3600)) for _ in range(count))
-        for moment in moments:
-            asker = _weighted(rng, ASKER_MIX)
-            about = asker
-            if rng.random() >= OWN_DEPARTMENT_SHARE:
-                about = rng.choice([d for d in corpus.departments if d != asker])
-            fact = rng.choices(by_department[about], weights=fact_weights[about])[0]
+        for moment in _moments(rng, day, base):
+            asker, fact = _pick(rng, corpus, by_department, fact_weights)
             answers.append(
                 _answer(
                     rng,
@@ -187,6 +181,49 @@ def simulate_traffic(corpus: DemoCorpus, *, days: int, today: dt.date, seed: int
     return DemoTraffic(answers=answers, ratings=ratings, calibration=calibration)
 
 
+def _fact_pool(corpus: DemoCorpus) -> tuple[dict[str, list[DemoFact]], dict[str, list[float]]]:
+    """The facts staff ask about per department, and how often (changed facts more often)."""
+    by_department = {name: [f for f in corpus.facts if f.department == name] for name in corpus.departments}
+    weights = {
+        name: [CHANGED_FACT_WEIGHT if f.outdated_document_id else 1.0 for f in facts]
+        for name, facts in by_department.items()
+    }
+    return by_department, weights
+
+
+def _moments(rng: random.Random, day: dt.date, base: int) -> list[dt.datetime]:
+    """About ``base`` moments (±10) of one working day, 07:00 to 18:00 UTC, in order."""
+    count = base + rng.randint(-10, 10)
+    start = dt.datetime.combine(day, dt.time(7), tzinfo=dt.UTC)
+    return sorted(start + dt.timedelta(seconds=rng.randrange(11 * 3600)) for _ in range(count))
+
+
+def _pick(
+    rng: random.Random,
+    corpus: DemoCorpus,
+    by_department: dict[str, list[DemoFact]],
+    fact_weights: dict[str, list[float]],
+) -> tuple[str, DemoFact]:
+    """Who asks (the production mix), and about which fact (mostly their own department's)."""
+    asker = _weighted(rng, ASKER_MIX)
+    about = asker
+    if rng.random() >= OWN_DEPARTMENT_SHARE:
+        about = rng.choice([d for d in corpus.departments if d != asker])
+    return asker, rng.choices(by_department[about], weights=fact_weights[about])[0]
+
+
+def _ask(rng: random.Random, fact: DemoFact) -> tuple[str, str]:
+    """(the question as staff type it, the grounded reference answer) for ``fact``."""
+    kind = fact_kind(fact.department, fact.key)
+    asked = question(kind, rng.randrange(3), title=fact.title, subject=fact.subject)
+    if rng.random() < 0.35:
+        asked = rng.choice(CASUAL_PREFIXES) + lower_first(asked)
+    reference = grounded_answer(
+        kind, title=fact.title, subject=fact.subject, value=fact.value, document_id=fact.document_id
+    )
+    return asked, reference
+
+
 def _weighted(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
@@ -203,12 +240,7 @@ def _answer(
     department_of: dict[str, str],
 ) -> DemoAnswer:
     kind = fact_kind(fact.department, fact.key)
-    asked = question(kind, rng.randrange(3), title=fact.title, subject=fact.subject)
-    if rng.random() < 0.35:
-        asked = rng.choice(CASUAL_PREFIXES) + lower_first(asked)
-    reference = grounded_answer(
-        kind, title=fact.title, subject=fact.subject, value=fact.value, document_id=fact.document_id
-    )
+    asked, reference = _ask(rng, fact)
 
     # Retrieval: the right document, a neighbour from its department, and sometimes an over-cited one.
     right = fact.document_id
@@ -257,6 +289,7 @@ def _answer(
         score = max(0.05, score - rng.uniform(0.03, 0.2))
 
     confidence = rng.gauss(-0.7, 0.3) if correct else rng.gauss(-1.6, 0.45)
+    over_cited = [s for s in sources if s["department"] == OVER_CITED_DEPARTMENT]
     return DemoAnswer(
         external_id=external_id,
         question=asked,
@@ -272,6 +305,8 @@ def _answer(
         reference_document_id=right,
         reference_value=fact.value,
         true_scores=_true_scores(rng, error),
+        intruder_department=OVER_CITED_DEPARTMENT if over_cited and asker != OVER_CITED_DEPARTMENT else None,
+        intruder_on_top=bool(over_cited) and sources[0]["department"] == OVER_CITED_DEPARTMENT,
     )
 
 
@@ -306,14 +341,12 @@ _COMMENTS = {
 
 def _ratings(rng: random.Random, answer: DemoAnswer) -> list[DemoRating]:
     raters = 1 if rng.random() >= MULTI_RATED_SHARE else rng.choice((2, 3))
-    over_cited = [s for s in answer.sources if s["department"] == OVER_CITED_DEPARTMENT]
-    over_cited_on_top = bool(over_cited) and answer.sources[0]["department"] == OVER_CITED_DEPARTMENT
-    foreign_over_cite = answer.department != OVER_CITED_DEPARTMENT and bool(over_cited)
+    intruder = answer.intruder_department
     ratings = []
     for auditor in rng.sample(DEMO_AUDITORS, raters):
         truth = answer.true_scores
         accuracy = _noisy(rng, truth.accuracy, auditor.leniency)
-        flagged = foreign_over_cite and rng.random() < (0.55 if over_cited_on_top else 0.15)
+        flagged = intruder is not None and rng.random() < (0.55 if answer.intruder_on_top else 0.15)
         if answer.error in ("outdated_source", "retrieval_error"):
             sources_correct = "no" if rng.random() < 0.75 else "unsure"
         elif answer.error == "hallucination":
@@ -324,7 +357,7 @@ def _ratings(rng: random.Random, answer: DemoAnswer) -> list[DemoRating]:
         if answer.error is not None and accuracy <= 3:
             comment = rng.choice(_COMMENTS[answer.error])
         elif flagged:
-            comment = f"Pulls in {OVER_CITED_DEPARTMENT} documents for a {answer.department} question."
+            comment = f"Pulls in {intruder} documents for a {answer.about_department or answer.department} question."
         ratings.append(
             DemoRating(
                 answer_external_id=answer.external_id,
@@ -335,8 +368,8 @@ def _ratings(rng: random.Random, answer: DemoAnswer) -> list[DemoRating]:
                 coherence=_noisy(rng, truth.coherence, auditor.leniency),
                 sources_correct=sources_correct,
                 bias_flag=flagged,
-                favoured_department=OVER_CITED_DEPARTMENT if flagged else None,
-                disfavoured_department=answer.department if flagged else None,
+                favoured_department=intruder if flagged else None,
+                disfavoured_department=(answer.about_department or answer.department) if flagged else None,
                 comment=comment,
                 suggested_correction=answer.reference_answer if accuracy <= 2 else None,
                 seconds_spent=rng.randint(25, 240),
@@ -376,3 +409,108 @@ def _calibration(rng: random.Random, answers: list[DemoAnswer], *, taken: set[st
             for a in sorted(picked, key=lambda a: a.external_id)
         ]
     return chosen
+
+
+# --------------------------------------------------------------------------- days answered for real
+
+# The days the demo loop has the assistant itself answer (``app/demo_loop.py``): fewer questions than
+# the simulated history's days, so that answering them on CPU stays a small part of a loop's run.
+REAL_ANSWERS_PER_WEEKDAY = 120
+REAL_ANSWERS_PER_WEEKEND_DAY = 40
+
+
+@dataclass(frozen=True)
+class DemoQuestion:
+    """A staff question of a day answered for real, with the fact it asks about (the truth)."""
+
+    external_id: str
+    question: str
+    asker: str
+    created_at: dt.datetime
+    fact: DemoFact
+    reference_answer: str
+
+
+def demo_questions(
+    corpus: DemoCorpus,
+    *,
+    first_day: dt.date,
+    days: int,
+    label: str,
+    per_weekday: int = REAL_ANSWERS_PER_WEEKDAY,
+    per_weekend_day: int = REAL_ANSWERS_PER_WEEKEND_DAY,
+) -> list[DemoQuestion]:
+    """The questions of ``days`` days from ``first_day``, asked as in the simulated history (the same
+    asker mix, facts and phrasings), deterministic for (corpus seed, ``label``); external ids
+    ``{label}-YYYYMMDD-NNNN``."""
+    if days < 0:
+        raise ValueError("days must not be negative")
+    rng = random.Random(f"auditloop-demo:{corpus.seed}:{label}")
+    by_department, fact_weights = _fact_pool(corpus)
+    asked: list[DemoQuestion] = []
+    for offset in range(days):
+        day = first_day + dt.timedelta(days=offset)
+        base = per_weekday if day.weekday() < 5 else per_weekend_day
+        for n, moment in enumerate(_moments(rng, day, base), start=1):
+            asker, fact = _pick(rng, corpus, by_department, fact_weights)
+            text, reference = _ask(rng, fact)
+            asked.append(DemoQuestion(f"{label}-{day:%Y%m%d}-{n:04d}", text, asker, moment, fact, reference))
+    return asked
+
+
+def judge_real_answer(
+    rng: random.Random,
+    asked: DemoQuestion,
+    *,
+    answer_text: str,
+    sources: list[dict[str, Any]],
+    confidence: float | None,
+    latency_ms: int,
+) -> DemoAnswer:
+    """What really happened in an answer the assistant gave, read against the demo's truth, in the
+    simulated history's terms (so its ratings and the SME's decision follow the same rules):
+
+    - right when it states the fact's current value (``audit.measures.facts.fact_correct``);
+    - otherwise ``outdated_source`` when it states the superseded version's value or rests on that
+      version, ``retrieval_error`` when its top source is another document, else ``hallucination``
+      (the right document on top and still a wrong or missing value).
+
+    ``sources`` are the retrieved documents, best first (``document_id``, ``department``, ``score``).
+    Another department's document on top is what an auditor may flag as department bias.
+    """
+    fact = asked.fact
+    top = sources[0] if sources else None
+    error: str | None = None
+    if not fact_correct(answer_text, [fact.value]):
+        stale = fact.outdated_value is not None and states_value(answer_text, fact.outdated_value)
+        if stale or (top is not None and top["document_id"] == fact.outdated_document_id):
+            error = "outdated_source"
+        elif top is None or top["document_id"] != fact.document_id:
+            error = "retrieval_error"
+        else:
+            error = "hallucination"
+    foreign_on_top = top is not None and top["department"] != fact.department
+    return DemoAnswer(
+        external_id=asked.external_id,
+        question=asked.question,
+        answer_text=answer_text,
+        department=asked.asker,
+        sources=sources,
+        confidence=confidence if confidence is not None else math.nan,
+        latency_ms=latency_ms,
+        created_at=asked.created_at,
+        correct=error is None,
+        error=error,
+        reference_answer=asked.reference_answer,
+        reference_document_id=fact.document_id,
+        reference_value=fact.value,
+        true_scores=_true_scores(rng, error),
+        intruder_department=top["department"] if foreign_on_top and top is not None else None,
+        intruder_on_top=foreign_on_top,
+        about_department=fact.department,
+    )
+
+
+def rate(rng: random.Random, answer: DemoAnswer) -> list[DemoRating]:
+    """The simulated auditors' ratings of ``answer`` (its truth plus their noise and leniency)."""
+    return _ratings(rng, answer)
