@@ -1019,7 +1019,9 @@ class DemoLoop:
             ids = dict(
                 session.execute(
                     select(Answer.external_id, Answer.id).where(Answer.external_id.in_([a.external_id for a in judged]))
-                ).tuples()
+                )
+                .tuples()
+                .all()
             )
             insert_ratings(session, ratings, ids)
 
