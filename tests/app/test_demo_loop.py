@@ -22,6 +22,8 @@ from app.cli.main import cli
 from app.demo_loop import (
     Decision,
     LoopReport,
+    RealDays,
+    auditor_shift,
     decide,
     demo_fact_kinds,
     department_gap,
@@ -35,7 +37,7 @@ from app.demo_loop import (
 )
 from audit.db import make_engine, make_session_factory
 from audit.demo.corpus import build_corpus
-from audit.demo.traffic import DemoAnswer, Scores
+from audit.demo.traffic import DemoAnswer, DemoRating, Scores
 from audit.knowledge import datasets
 from audit.knowledge.hashing import example_content_hash
 from audit.knowledge.models import Example
@@ -169,7 +171,9 @@ def test_report_json_keeps_the_old_keys_and_adds_the_yardstick() -> None:
         "gate_items_excluded_as_leaked",
         "wrong_values_refused",
         "seeds",
+        "auditor_ratings",
     ]
+    assert data["auditor_ratings"] is None  # no days answered for real in this report
     hr = data["departments"]["HR"]
     assert list(hr)[:4] == ["rougeL_before", "rougeL_after", "f1_before", "f1_after"]
     assert hr["after"]["fact_accuracy"] == 0.2 and hr["after_ci"]["fact_accuracy"] == [0.1, 0.3]
@@ -271,7 +275,11 @@ def test_every_demo_training_answer_has_a_value_to_corrupt() -> None:
 
 
 def _answer(
-    error: str | None, *, text: str = "The owner is HR. (source: HR-001@v2)", sources: Any = None
+    error: str | None,
+    *,
+    text: str = "The owner is HR. (source: HR-001@v2)",
+    sources: Any = None,
+    intruder: str | None = None,
 ) -> DemoAnswer:
     return DemoAnswer(
         external_id="demo-000001",
@@ -288,6 +296,7 @@ def _answer(
         reference_document_id="HR-001@v2",
         reference_value="the People team",
         true_scores=Scores(2, 2, 3, 4),
+        intruder_department=intruder,
     )
 
 
@@ -313,8 +322,42 @@ def test_sme_dismisses_right_answers_unless_another_department_was_pulled_in() -
         {"document_id": "HR-001@v2", "department": "HR", "score": 0.8},
         {"document_id": "CMP-004@v1", "department": "Compliance", "score": 0.6},
     ]
-    flagged = decide(_answer(None, sources=over_cited), _detail(reasons=("bias_flag",)), planted_wrong=set())
+    flagged = decide(
+        _answer(None, sources=over_cited, intruder="Compliance"), _detail(reasons=("bias_flag",)), planted_wrong=set()
+    )
     assert flagged.root_cause == "department_bias" and flagged.corrected_answer is None
+    assert flagged.note == "correct, but cites Compliance documents"
+    # a flag on an answer that pulled in no other department's document is not confirmed
+    assert decide(_answer(None), _detail(reasons=("bias_flag",)), planted_wrong=set()).root_cause is None
+
+
+def _rated(external_id: str, department: str, accuracies: list[int]) -> tuple[DemoAnswer, list[DemoRating]]:
+    answer = dataclasses.replace(_answer(None), external_id=external_id, department=department)
+    ratings = [
+        DemoRating(external_id, f"auditor{i}", a, 4, 4, 4, "yes", False, None, None, None, None, 60, answer.created_at)
+        for i, a in enumerate(accuracies, start=1)
+    ]
+    return answer, ratings
+
+
+def _days(label: str, model: str, rows: list[tuple[str, list[int]]]) -> RealDays:
+    pairs = [_rated(f"{label}-{n}", department, accuracies) for n, (department, accuracies) in enumerate(rows)]
+    return RealDays(label, model, [a for a, _ in pairs], [r for _, rs in pairs for r in rs])
+
+
+def test_auditor_shift_by_hand() -> None:
+    before = _days("b", "v0", [("HR", [2])] * 10 + [("HR", [1, 3])] * 10 + [("Legal", [4])] * 20)
+    after = _days("a", "v1", [("HR", [4])] * 20 + [("Legal", [4, 5])] * 10 + [("Legal", [4])] * 10)
+    shift = auditor_shift(before, after, resamples=500, seed=1)
+    hr, legal = shift["departments"]["HR"], shift["departments"]["Legal"]
+    # HR before: 10 answers rated 2 and 10 rated 1 and 3: 40 / 30 ratings = 2.0; after: 4.0
+    assert hr["before"][0] == pytest.approx(2.0) and hr["after"][0] == pytest.approx(4.0)
+    assert (hr["answers_before"], hr["answers_after"]) == (20, 20)
+    assert hr["shift"][0] == pytest.approx(2.0) and 0 < hr["shift"][1] <= 2.0 <= hr["shift"][2]
+    assert legal["after"][0] == pytest.approx(130 / 30)  # over ratings, as the Quality page: (90 + 40) / 30
+    assert shift["fairness_difference_before"] == pytest.approx(2.0)
+    assert shift["fairness_difference_after"] == pytest.approx(130 / 30 - 4.0)
+    assert (shift["model_before"], shift["model_after"]) == ("v0", "v1")
 
 
 # --------------------------------------------------------------------------- the corrupted dataset version

@@ -65,7 +65,9 @@ def test_a_planted_wrong_value_gets_a_low_accuracy_rating() -> None:
     judged = _judge(q, text, (q.fact.document_id, "HR"))
     assert not judged.correct and judged.error == "hallucination"
     assert judged.true_scores.accuracy <= 2
-    ratings = [r for seed in range(30) for r in rate(random.Random(seed), _judge(q, text, (q.fact.document_id, "HR"), seed))]
+    ratings = [
+        r for seed in range(30) for r in rate(random.Random(seed), _judge(q, text, (q.fact.document_id, "HR"), seed))
+    ]
     assert statistics.mean(r.accuracy for r in ratings) <= 2.2  # noise and a lenient auditor move it little
     low = [r for r in ratings if r.accuracy <= 2]
     assert low and all(r.suggested_correction == "ref" for r in low)  # the correction the SME can use

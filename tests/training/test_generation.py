@@ -279,3 +279,55 @@ def test_vllm_backend_serves_the_tiny_model_with_greedy_output(tiny_model_dir: P
     model, tokenizer = load_model_dir(tiny_model_dir, device="cuda")
     reference = TransformersBackend(model, tokenizer, "cuda").generate(prompts, max_new_tokens=8)
     assert [g.text for g in generations] == [g.text for g in reference]
+
+
+# --------------------------------------------------------------------------- copying from the context
+
+
+class _WordTokenizer:
+    """One token per word: enough for ContextCopy, which reads the vocabulary's texts."""
+
+    words = ["<pad>", "The", "policy", "is", "reviewed", "every", "6", "24", "months", ".", "(source:", ")"]
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def convert_ids_to_tokens(self, ids: list[int]) -> list[str]:
+        return [self.words[i] for i in ids]
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str:
+        return " ".join(tokens)
+
+
+def _ids(text: str) -> list[int]:
+    return [_WordTokenizer.words.index(w) for w in text.split()]
+
+
+def test_context_copy_pushes_the_token_that_continues_the_context() -> None:
+    from training.generation.transformers_backend import ContextCopy
+
+    copy = ContextCopy(_WordTokenizer(), bias=5.0, min_match=3)
+    prompt = torch.tensor([[0] + _ids("The policy is reviewed every 6 months .")])
+    copy.start(prompt, torch.tensor([[0] + [1] * 8]))
+    scores = torch.zeros(1, len(_WordTokenizer.words))
+    width = prompt.shape[1]
+    sequence = prompt
+    assert torch.equal(copy(sequence, scores.clone()), scores)  # the first step: nothing generated yet
+    for word in ["The", "policy", "is", "reviewed", "every"]:
+        sequence = torch.cat([sequence, torch.tensor([_ids(word)])], dim=1)
+        out = copy(sequence, scores.clone())
+    # after "... reviewed every" the context goes on with "6", not the remembered "24"
+    assert out[0, _ids("6")[0]] == 5.0 and out[0, _ids("24")[0]] == 0.0
+    assert int((out != 0).sum()) == 1
+    assert sequence.shape[1] == width + 5
+    # below min_match nothing is pushed; a sentence end resets the match
+    short = ContextCopy(_WordTokenizer(), bias=5.0, min_match=3)
+    short.start(prompt, torch.tensor([[0] + [1] * 8]))
+    short(prompt, scores.clone())
+    two = torch.cat([prompt, torch.tensor([_ids("reviewed every")])], dim=1)
+    short(two[:, :-1], scores.clone())
+    assert torch.equal(short(two, scores.clone()), scores)
+    ended = torch.cat([sequence, torch.tensor([_ids("6 months .")])], dim=1)
+    for end in range(sequence.shape[1] + 1, ended.shape[1] + 1):
+        result = copy(ended[:, :end], scores.clone())
+    assert torch.equal(result, scores)

@@ -63,11 +63,14 @@ def choose_backend(
     adapter_dir: Path | None = None,
     prefer: str = "auto",
     device: str | None = None,
+    copy_bias: float | None = None,
 ) -> GenerationBackend:
     """A backend for the model in ``model_dir`` (plus an optional LoRA adapter).
 
     ``prefer``: "auto" (vLLM when importable and CUDA is present, else transformers),
-    "transformers" or "vllm" (which fails clearly when vLLM cannot run here).
+    "transformers" or "vllm" (which fails clearly when vLLM cannot run here). ``copy_bias``: the
+    transformers backend's push to copy from the context (default ``training.choices.COPY_BIAS``);
+    the vLLM path decodes without it.
     """
     if prefer not in {"auto", "transformers", "vllm"}:
         raise ValueError(f"prefer must be auto, transformers or vllm, got {prefer!r}")
@@ -82,8 +85,10 @@ def choose_backend(
     from training.models import load_model_dir
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from training.choices import COPY_BIAS
+
     model, tokenizer = load_model_dir(model_dir, device=device, adapter_dir=adapter_dir)
-    return TransformersBackend(model, tokenizer, device)
+    return TransformersBackend(model, tokenizer, device, copy_bias=COPY_BIAS if copy_bias is None else copy_bias)
 
 
 def measure_generation_throughput(

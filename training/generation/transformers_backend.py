@@ -143,6 +143,58 @@ def _supports_static_cache(model: Any) -> bool:
     return bool(getattr(base, "_supports_static_cache", True))
 
 
+class ContextCopy:
+    """A logits processor that makes the model copy from its prompt while it is following it.
+
+    At each step it finds the longest suffix of the tokens generated so far (since the last sentence
+    end) that also occurs in the prompt, and where that suffix is at least ``min_match`` tokens long
+    adds ``bias`` to the logit of each token that follows an occurrence of it in the prompt. A model
+    that writes "The Travel Policy is reviewed every" after a retrieved document that says "The Travel
+    Policy is reviewed every 6 months" is pushed to write "6", whatever value it remembers; a model
+    writing something the context does not say is left alone, and nothing carries over a sentence end.
+    The longest match wins, so the document whose sentence the answer follows (title included) decides
+    over others that share only its template. Match lengths are kept per prompt position and
+    advanced with one vectorised comparison per step (O(prompt length)).
+    """
+
+    def __init__(self, tokenizer: Any, *, bias: float, min_match: int = 3) -> None:
+        self.bias = float(bias)
+        self.min_match = int(min_match)
+        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        texts = [tokenizer.convert_tokens_to_string([p]) if p is not None else "" for p in pieces]
+        self.sentence_end = torch.tensor([t.rstrip().endswith((".", "?", "!")) for t in texts], dtype=torch.bool)
+        self._prompt: torch.Tensor | None = None
+        self._valid: torch.Tensor | None = None
+        self._match: torch.Tensor | None = None
+
+    def start(self, prompt_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        self._prompt = prompt_ids
+        self._valid = attention_mask.bool()
+        self._match = None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        prompt, valid = self._prompt, self._valid
+        if prompt is None or valid is None or self.bias == 0.0:
+            return scores
+        width = prompt.shape[1]
+        if input_ids.shape[1] == width:  # the first step: nothing generated yet
+            self._match = torch.zeros_like(prompt, dtype=torch.long)
+            return scores
+        assert self._match is not None
+        last = input_ids[:, -1:]
+        # match[j]: length of the generated suffix equal to prompt[.., j - 1] (so prompt[j] continues it)
+        grown = torch.zeros_like(self._match)
+        grown[:, 1:] = (self._match[:, :-1] + 1) * ((prompt[:, :-1] == last) & valid[:, :-1])
+        grown[self.sentence_end.to(last.device)[last.squeeze(1)]] = 0
+        self._match = grown
+        best = grown.max(dim=1).values
+        rows = torch.nonzero(best >= self.min_match).flatten()
+        for row in rows.tolist():
+            followers = prompt[row][(grown[row] == best[row]) & valid[row]].unique()
+            scores[row, followers] += self.bias
+        return scores
+
+
 class TransformersBackend:
     """Wraps a loaded model (optionally a PEFT model with its adapter) and its tokenizer.
 
@@ -184,6 +236,7 @@ class TransformersBackend:
         *,
         cache_implementation: str = "auto",
         prefill_chunk_tokens: int | None | str = "auto",
+        copy_bias: float = 0.0,
     ) -> None:
         if cache_implementation not in CACHE_IMPLEMENTATIONS:
             raise ValueError(
@@ -215,6 +268,8 @@ class TransformersBackend:
         self.end_token_ids = end_token_ids(getattr(_base_model(model), "generation_config", None), tokenizer)
         self.add_special_tokens = not uses_chat_template(tokenizer)
         self.context_length = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+        # copying from the context while following it (ContextCopy); 0 = the model's own choice alone
+        self.copy = ContextCopy(tokenizer, bias=copy_bias) if copy_bias else None
 
     def max_prompt_tokens(self, max_new_tokens: int) -> int:
         return max(self.context_length - max_new_tokens, 1)
@@ -272,10 +327,17 @@ class TransformersBackend:
         rows, length = encoded["input_ids"].shape
         if self.prefill_chunk_tokens is not None and rows * length > self.prefill_chunk_tokens:
             caching["prefill_chunk_size"] = max(self.prefill_chunk_tokens // rows, 1)
+        processors: dict[str, Any] = {}
+        if self.copy is not None:
+            from transformers import LogitsProcessorList
+
+            self.copy.start(encoded["input_ids"], encoded["attention_mask"])
+            processors["logits_processor"] = LogitsProcessorList([self.copy])
         with torch.inference_mode():
             out = self.model.generate(
                 **encoded,
                 **caching,
+                **processors,
                 max_new_tokens=max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.end_token_ids or None,

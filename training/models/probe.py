@@ -27,7 +27,7 @@ PROBE_METRICS = ("fact_accuracy", "wrong_value", "citation_accuracy", "rougeL")
 
 
 def probe(
-    seed: int, config: Any, cache: Path, *, k: int = 3, progress: Any = None
+    seed: int, config: Any, cache: Path, *, k: int = 3, progress: Any = None, copy_bias: float | None = None
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """``{department | "all": {"model" | "best_sentence": {metric: {estimate, ci_low, ci_high}, "n": n}}}``."""
     from audit.demo.corpus import build_corpus
@@ -40,7 +40,9 @@ def probe(
 
     model_dir = ensure_tiny_model(cache, seed=seed, config=config, progress=progress)
     model, tokenizer = load_model_dir(model_dir, device="cpu")
-    backend = TransformersBackend(model, tokenizer, "cpu")
+    from training.choices import COPY_BIAS
+
+    backend = TransformersBackend(model, tokenizer, "cpu", copy_bias=COPY_BIAS if copy_bias is None else copy_bias)
     corpus = build_corpus(seed)
     retriever = Retriever.from_documents(corpus.documents)
     superseded = frozenset(d.external_id for d in corpus.documents if d.superseded_by is not None)
@@ -107,6 +109,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=Path(".auditloop/probe-models"),
         help="where builds are cached (default .auditloop/probe-models)",
     )
+    parser.add_argument(
+        "--copy-bias",
+        type=float,
+        default=None,
+        help="push to copy from the context while following it (default: training.choices.COPY_BIAS, as served)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.question_drills < 0:
@@ -119,7 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parse_args(argv)
     config = dataclasses.replace(TinyModelConfig(), train_steps=args.steps, question_drills=args.question_drills)
-    result = probe(args.seed, config, args.cache, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    result = probe(
+        args.seed,
+        config,
+        args.cache,
+        progress=lambda m: print(m, file=sys.stderr, flush=True),
+        copy_bias=args.copy_bias,
+    )
     if args.json:
         print(json.dumps({"seed": args.seed, "config": dataclasses.asdict(config), "departments": result}, indent=2))
     else:

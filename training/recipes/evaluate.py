@@ -44,6 +44,7 @@ from audit.review.models import ReviewDecision, ReviewItem
 from audit.sampling.models import GoldItem
 from audit.settings import Settings, load_settings
 from training import gate as gate_module
+from training.choices import COPY_BIAS
 from training.config import RecipeConfig, load_config
 from training.evaluation import EvaluationSummary, GoldTruth, score_items, summarize
 from training.prompts import fit_prompt
@@ -222,7 +223,9 @@ def prepare(session: Session, cfg: RecipeConfig, *, trained_on: Sequence[int] = 
     ).all()
     fingerprint.update(json.dumps([list(r) for r in doc_hashes]).encode())
     fingerprint.update(
-        json.dumps([k, depth, cfg.dataset.max_prompt_tokens, cfg.evaluation.max_new_tokens, "greedy", "v4"]).encode()
+        json.dumps(
+            [k, depth, cfg.dataset.max_prompt_tokens, cfg.evaluation.max_new_tokens, "greedy", COPY_BIAS, "v4"]
+        ).encode()
     )
     return EvalContext(
         gold=tuple(gold),
@@ -281,7 +284,7 @@ def evaluate_model(
         fit_prompt(tokenizer, g.question, found, max_prompt_tokens=context.max_prompt_tokens)
         for g, found in zip(context.gold, hits, strict=True)
     ]
-    backend = TransformersBackend(model, tokenizer, device)
+    backend = TransformersBackend(model, tokenizer, device, copy_bias=COPY_BIAS)  # as `auditloop answer` decodes
     generations = backend.generate(prompts, max_new_tokens=context.max_new_tokens, batch_size=context.batch_size)
     return summarize_predictions(
         context, [gen.text for gen in generations], retrieved=[[h.document_id for h in found] for found in hits]
