@@ -1068,7 +1068,7 @@ class DemoLoop:
                 decided["dismissed"] = decided.get("dismissed", 0) + 1
                 continue
             correct_document_id = None
-            if decision.root_cause in ("retrieval_error", "outdated_source", "department_bias"):
+            if decision.root_cause in ("retrieval_error", *fixes_service.RETRIEVAL_TEACHING_CAUSES):
                 # the document that should have come first: a retrieval pair for the reranker
                 found = fixes_repo.documents_by_external_id(session, [real.reference_document_id])
                 correct_document_id = found[real.reference_document_id].id

@@ -505,7 +505,7 @@ def judge_real_answer(
         reference_document_id=fact.document_id,
         reference_value=fact.value,
         true_scores=_true_scores(rng, error),
-        intruder_department=top["department"] if foreign_on_top and top is not None else None,
+        intruder_department=top["department"] if top is not None and foreign_on_top else None,
         intruder_on_top=foreign_on_top,
         about_department=fact.department,
     )

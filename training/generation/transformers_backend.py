@@ -171,6 +171,7 @@ class ContextCopy:
         self._prompt = prompt_ids
         self._valid = attention_mask.bool()
         self._match = None
+        self.sentence_end = self.sentence_end.to(prompt_ids.device)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         prompt, valid = self._prompt, self._valid
@@ -185,7 +186,7 @@ class ContextCopy:
         # match[j]: length of the generated suffix equal to prompt[.., j - 1] (so prompt[j] continues it)
         grown = torch.zeros_like(self._match)
         grown[:, 1:] = (self._match[:, :-1] + 1) * ((prompt[:, :-1] == last) & valid[:, :-1])
-        grown[self.sentence_end.to(last.device)[last.squeeze(1)]] = 0
+        grown[self.sentence_end[last.squeeze(1)]] = 0
         self._match = grown
         best = grown.max(dim=1).values
         rows = torch.nonzero(best >= self.min_match).flatten()
