@@ -118,6 +118,51 @@ def test_current_documents_reads_only_documents_not_superseded(session: Session)
     assert docs[0] == RetrievalDocument("LEAVE@v2", "HR", "Leave Policy", "Sixteen weeks.")
 
 
+def test_an_outdated_source_fix_takes_the_superseded_version_out_of_the_served_index(session: Session) -> None:
+    """Version 1 of the leave policy was never marked superseded, so it is indexed and answers the
+    carry-over question; an SME's ``outdated_source`` decision supersedes it once the fix is applied,
+    and the index a model version serves from (``retriever_for_version`` over ``current_documents``)
+    no longer holds it."""
+    from audit.fixes import service as fixes
+    from training.assistant import retriever_for_version
+
+    hr = factories.department(session, "HR")
+    old = factories.document(
+        session,
+        dept=hr,
+        family="LEAVE",
+        version=1,
+        title="Annual Leave Policy",
+        body="Staff may carry over 5 days of unused annual leave into the next year.",
+    )
+    factories.document(
+        session,
+        dept=hr,
+        family="LEAVE",
+        version=2,
+        title="Annual Leave Policy",
+        body="Staff get 28 days of annual leave. Up to 8 days may be moved to the following year.",
+    )
+    model = factories.model_version(session)
+    question = "How many days of unused annual leave can staff carry over?"
+    before = retriever_for_version(model, current_documents(session)).search(question, k=2)
+    assert [h.document_id for h in before] == ["LEAVE@v1", "LEAVE@v2"]
+
+    sources = [{"document_id": "LEAVE@v1", "department": "HR", "score": before[0].score}]
+    ans = factories.answer(session, dept=hr, model=model, question=question, sources=sources)
+    sme = factories.user(session, role="sme", departments=[hr])
+    factories.confirmed_review(
+        session, ans=ans, sme=sme, root_cause="outdated_source", corrected_answer="Up to 8 days (LEAVE@v2)."
+    )
+    fixes.propose_fixes(session)
+    fixes.auto_apply(session)
+
+    session.refresh(old)
+    assert old.superseded_by_id is not None
+    after = retriever_for_version(model, current_documents(session)).search(question, k=2)
+    assert [h.document_id for h in after] == ["LEAVE@v2"]
+
+
 def test_evaluation_pairs_map_outdated_references_to_the_current_version(session: Session) -> None:
     hr = factories.department(session, "HR")
     old = factories.document(session, dept=hr, family="SICK", version=1, title="Sick Leave Policy")
@@ -156,6 +201,27 @@ def test_select_passage_keeps_the_sentence_that_answers() -> None:
     assert "receipts are kept for 7 years" in passage
     assert len(passage) <= 120
     assert select_passage("anything", "Short text.", max_chars=100) == "Short text."
+
+
+def test_select_passage_puts_the_most_related_sentence_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weights by hand: every sentence shares "travel" and "policy" with the question (log 2 each);
+    the last also "receipts" (in 1 of 4 sentences: log 5), "kept" and "under" (in 2 of 4: log 3
+    each), the second only "kept" and "under". So the last sentence leads, the second follows, and
+    the two left tie and keep their document order."""
+    import training.prompts
+
+    body = (
+        "The Travel Policy applies to every employee. Hotel bookings under the Travel Policy are kept in Navan. "
+        "The Travel Policy is reviewed yearly. Under the Travel Policy, receipts are kept for 7 years."
+    )
+    question = "How long are receipts kept under the Travel Policy?"
+    sentences = body.split(". ")
+    assert (
+        select_passage(question, body, max_chars=1000)
+        == ". ".join([sentences[3].rstrip("."), sentences[1], sentences[0], sentences[2]]) + "."
+    )
+    monkeypatch.setattr(training.prompts, "PASSAGE_ORDER", "document")
+    assert select_passage(question, body, max_chars=1000) == body
 
 
 def test_prompt_lists_the_hits_then_the_question() -> None:

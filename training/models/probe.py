@@ -115,6 +115,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="push to copy from the context while following it (default: training.choices.COPY_BIAS, as served)",
     )
+    parser.add_argument(
+        "--passage-order",
+        choices=("relevance", "document"),
+        default=None,
+        help="lay out each document's selected sentences most related first or in document order "
+        "(default: training.prompts.PASSAGE_ORDER, as served); the base model is built with it too",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.question_drills < 0:
@@ -126,6 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from training.models.tiny import TinyModelConfig
 
     args = parse_args(argv)
+    if args.passage_order is not None:
+        import training.prompts
+
+        # one process, one layout: the build, the prompts and the answers all read this module global
+        training.prompts.PASSAGE_ORDER = args.passage_order
     config = dataclasses.replace(TinyModelConfig(), train_steps=args.steps, question_drills=args.question_drills)
     result = probe(
         args.seed,
@@ -137,7 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"seed": args.seed, "config": dataclasses.asdict(config), "departments": result}, indent=2))
     else:
-        print(f"seed {args.seed}, {args.steps} steps, {args.question_drills} question drills per fact\n")
+        import training.prompts
+
+        print(
+            f"seed {args.seed}, {args.steps} steps, {args.question_drills} question drills per fact, "
+            f"passages in {training.prompts.PASSAGE_ORDER} order\n"
+        )
         print(_table(result))
     return 0
 
