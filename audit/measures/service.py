@@ -337,9 +337,8 @@ def metrics_vs_humans(
     total = len(answers)
     if options.sample is not None and total > options.sample:
         answers = answers.sample(n=options.sample, random_state=0).sort_values("answer_id")
-    references = pairs[pairs["answer_id"].isin(answers["answer_id"])].groupby("answer_id", sort=True)["reference"]
     scored = answers.set_index("answer_id").sort_index()
-    scored["references"] = references.apply(list)
+    scored["references"] = _references_of(pairs, scored.index)
     scores = text_metrics.best_scores(scored["answer_text"].tolist(), scored["references"].tolist())
     for name, values in scores.items():
         scored[name] = values
@@ -370,6 +369,16 @@ def metrics_vs_humans(
             for version_id, row in systems.iterrows()
         ],
     }
+
+
+def _references_of(pairs: pd.DataFrame, answer_ids: pd.Index) -> list[list[str]]:
+    """Each answer's references, in the order of ``pairs``' rows: one pass over two columns. A
+    pandas ``groupby(...).apply(list)`` builds a Series per answer, a tenth of a second at 5,200
+    answers (1M answers, a month)."""
+    found: dict[int, list[str]] = {}
+    for answer_id, reference in zip(pairs["answer_id"].tolist(), pairs["reference"].tolist(), strict=True):
+        found.setdefault(answer_id, []).append(reference)
+    return [found[answer_id] for answer_id in answer_ids.tolist()]
 
 
 REPORTS: dict[str, Callable[..., dict[str, Any]]] = {

@@ -17,21 +17,29 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # rouge-score brings nltk and scipy, a second to import: loaded on first use
-    from rouge_score import rouge_scorer, tokenizers
+    from rouge_score import rouge_scorer
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
-_PUNCTUATION = frozenset(string.punctuation)
+_DROP_PUNCTUATION = str.maketrans("", "", string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_ROUGE_TOKEN = re.compile(r"[a-z0-9]+")
 
 
 def normalize_answer(text: str) -> str:
     """SQuAD normalisation: lower-case, drop ASCII punctuation, drop the articles a/an/the, and
     collapse whitespace (in that order, as the official SQuAD v1.1 evaluation script does)."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
+    return " ".join(_squad_tokens(text))
+
+
+def _squad_tokens(text: str) -> list[str]:
+    """``normalize_answer(text).split()`` without joining the tokens only to split them again.
+
+    ``str.translate`` deletes the punctuation in one pass in C: the script's generator over the
+    characters, one Python step per character, was half the metrics-vs-humans report at 1M answers
+    (5,200 answers of 700 characters).
+    """
+    return _ARTICLES.sub(" ", text.lower().translate(_DROP_PUNCTUATION)).split()
 
 
 def exact_match(prediction: str, reference: str) -> float:
@@ -45,8 +53,8 @@ def token_f1(prediction: str, reference: str) -> float:
     common = |multiset(pred) ∩ multiset(ref)|, precision = common / |pred|, recall = common / |ref|,
     F1 = 2·P·R / (P + R). When either side has no tokens the score is 1.0 if both are empty, else 0.0.
     """
-    prediction_tokens = normalize_answer(prediction).split()
-    reference_tokens = normalize_answer(reference).split()
+    prediction_tokens = _squad_tokens(prediction)
+    reference_tokens = _squad_tokens(reference)
     if not prediction_tokens or not reference_tokens:
         return float(prediction_tokens == reference_tokens)
     common = sum((Counter(prediction_tokens) & Counter(reference_tokens)).values())
@@ -85,8 +93,8 @@ def rouge_l(prediction: str, reference: str) -> float:
     and the LCS length is the number of zero bits left in V. Then P = LCS/|prediction|,
     R = LCS/|reference|, F = 2PR/(P + R).
     """
-    prediction_tokens = _rouge_tokenizer().tokenize(prediction)
-    reference_tokens = _rouge_tokenizer().tokenize(reference)
+    prediction_tokens = _rouge_tokens(prediction)
+    reference_tokens = _rouge_tokens(reference)
     if not prediction_tokens or not reference_tokens:
         return 0.0
     lcs = _lcs_length(prediction_tokens, reference_tokens)
@@ -96,11 +104,15 @@ def rouge_l(prediction: str, reference: str) -> float:
     return float(scoring.fmeasure(precision, recall))
 
 
-@functools.lru_cache(maxsize=1)
-def _rouge_tokenizer() -> tokenizers.DefaultTokenizer:
-    from rouge_score import tokenizers
+def _rouge_tokens(text: str) -> list[str]:
+    """The tokens of rouge-score's ``DefaultTokenizer(use_stemmer=False)`` (the tests check equality).
 
-    return tokenizers.DefaultTokenizer(use_stemmer=False)
+    It lower-cases, replaces each run of characters outside ``[a-z0-9]`` by a space, splits on
+    whitespace and then drops every token that is not ``[a-z0-9]+`` (only empty ones can be left):
+    the maximal runs of ``[a-z0-9]`` in the lower-cased text, which one ``findall`` gives without
+    a regular-expression match per token (a third of the time ROUGE-L took).
+    """
+    return _ROUGE_TOKEN.findall(text.lower())
 
 
 def _lcs_length(first: Sequence[str], second: Sequence[str]) -> int:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+import re
+import string
 
 import pytest
-from rouge_score import rouge_scorer
+from rouge_score import rouge_scorer, tokenizers
 from scipy import stats
 
+from audit.measures import text_metrics
 from audit.measures.text_metrics import (
     best_scores,
     exact_match,
@@ -22,6 +25,32 @@ from audit.measures.text_metrics import (
 def test_normalize_answer_lowers_and_strips_punctuation_articles_and_whitespace() -> None:
     assert normalize_answer("The  Cat's hat, an APPLE!\n") == "cats hat apple"
     assert normalize_answer("theory of a thesis") == "theory of thesis"  # only whole-word articles go
+
+
+TRICKY_TEXTS = [
+    "",
+    "   ",
+    "!!!",
+    "The  Cat's hat, an APPLE!\n",
+    "Über alles – naïve café’s ÄNDERN; 30% of $5.00 (e.g. x_y-z)\tend.",
+    "İstanbul ǅ ﬁle KELVIN\u212a 3.14_15 a/an/the-the",
+    "ärger\nthe\r\nan a\u00a0the",
+]
+
+
+def test_normalize_answer_is_the_squad_scripts() -> None:
+    def squad(text: str) -> str:  # the SQuAD v1.1 evaluation script's steps, character by character
+        text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+        return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+
+    for text in TRICKY_TEXTS:
+        assert normalize_answer(text) == squad(text), text
+
+
+def test_rouge_tokens_are_rouge_scores() -> None:
+    tokenizer = tokenizers.DefaultTokenizer(use_stemmer=False)
+    for text in TRICKY_TEXTS:
+        assert text_metrics._rouge_tokens(text) == tokenizer.tokenize(text), text
 
 
 def test_exact_match_compares_normalised_text() -> None:
