@@ -4,6 +4,7 @@ read through ``INDEXED BY`` on SQLite only, and frames built column by column fr
 from __future__ import annotations
 
 import datetime as dt
+import random
 from typing import Any
 
 import numpy as np
@@ -140,6 +141,56 @@ def test_quality_days_are_text_on_both_databases(rated: Session) -> None:
     assert sorted(accuracy["total"].tolist()) == [5.0, 9.0]
 
 
+def test_quality_sums_in_numpy_equal_the_databases_group_by(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's quality cells are grouped by numpy from one row per rating: the same sums as its
+    two GROUP BYs, to the last bit, over NULL values, answers rated on two days and up
+    to four times in a cell, and weights that are not binary fractions, from assignments, from an
+    answer's first sample item or 1 for an answer never sampled (so the order of the weighted sums'
+    terms matters)."""
+    rng = random.Random(5)
+    departments = [f.department(session, name) for name in ("Legal", "HR")]
+    versions = [f.model_version(session, name) for name in ("v1", "v2")]
+    auditors = [f.user(session) for _ in range(4)]
+    days = [DAY + dt.timedelta(days=d) for d in range(3)]
+    for n in range(40):
+        ans = f.answer(session, dept=departments[n % 2], model=versions[n // 20])
+        items = []
+        if n % 5:  # every fifth answer is never sampled (weight 1)
+            for sample_date in days[: 1 + n % 2]:  # sampled once or twice, with different weights
+                f.sample_item(session, ans=ans, weight=round(rng.uniform(1, 9), 3), sample_date=sample_date)
+                items.append(sample_date)
+        for auditor in auditors[: rng.randint(1, 4)]:
+            extra = {}
+            if items and rng.random() < 0.7:  # else imported: the answer's first sample item weighs it
+                extra["assignment_id"] = f.assignment(
+                    session, ans=ans, auditor=auditor, sample_date=rng.choice(items), status="submitted"
+                ).id
+            values = {d: None if rng.random() < 0.15 else rng.randint(1, 5) for d in ("accuracy", "completeness")}
+            f.rating(
+                session,
+                ans=ans,
+                auditor=auditor,
+                relevance=None if n % 7 == 0 else rng.randint(1, 5),
+                created_at=dt.datetime.combine(rng.choice(days[:2]), dt.time(rng.randint(0, 23)), tzinfo=dt.UTC),
+                **values,
+                **extra,
+            )
+    superseded = f.rating(session, ans=f.answer(session, dept=departments[0], model=versions[0]), auditor=auditors[0])
+    superseded.is_current = False
+    session.flush()
+    hr_first_day = Scope(start=at(0), end=at(0) + dt.timedelta(days=1), department_id=departments[1].id)
+    empty = Scope(start=at(0) - dt.timedelta(days=30), end=at(0) - dt.timedelta(days=29))
+    # days × versions × departments × dimensions
+    for scope, rows in ((Scope(), 2 * 2 * 2 * 4), (hr_first_day, 1 * 2 * 1 * 4), (empty, 0)):
+        by_numpy = repository.quality_cells(session, scope)
+        monkeypatch.setattr(repository, "_quality_sums_in_numpy", repository._quality_sums_in_sql)
+        by_database = repository.quality_cells(session, scope)
+        monkeypatch.undo()
+        # PostgreSQL (which groups in the database) adds the weighted terms in its hash table's order
+        pd.testing.assert_frame_equal(by_numpy, by_database, check_exact=not _is_postgres(session), rtol=1e-12)
+        assert len(by_numpy) == rows
+
+
 def test_frame_matches_pandas_on_the_same_rows(rated: Session) -> None:
     query = select(Rating.answer_id, Rating.auditor_id, Rating.accuracy).order_by(Rating.id)
     expected = pd.DataFrame(
@@ -147,6 +198,10 @@ def test_frame_matches_pandas_on_the_same_rows(rated: Session) -> None:
     )
     frame = repository._frame(rated, query, floats=("accuracy",))
     pd.testing.assert_frame_equal(frame, expected.astype({"accuracy": float}), check_dtype=False)
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def test_funnel_head_counts_and_the_median_wait(session: Session) -> None:
