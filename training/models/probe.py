@@ -130,12 +130,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import training.prompts
     from training.models.tiny import TinyModelConfig
 
     args = parse_args(argv)
     if args.passage_order is not None:
-        import training.prompts
-
         # one process, one layout: the build, the prompts and the answers all read this module global
         training.prompts.PASSAGE_ORDER = args.passage_order
     config = dataclasses.replace(TinyModelConfig(), train_steps=args.steps, question_drills=args.question_drills)
@@ -149,8 +148,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"seed": args.seed, "config": dataclasses.asdict(config), "departments": result}, indent=2))
     else:
-        import training.prompts
-
         print(
             f"seed {args.seed}, {args.steps} steps, {args.question_drills} question drills per fact, "
             f"passages in {training.prompts.PASSAGE_ORDER} order\n"
