@@ -146,7 +146,21 @@ def grounded_answer(kind: FactKind, *, title: str, subject: str, value: str, doc
 
 
 def question(kind: FactKind, phrasing: int, *, title: str, subject: str) -> str:
+    """One of the curators' phrasings (0-2): the ones curated examples are written in."""
     return kind.questions[phrasing].format(title=title, subject=subject)
+
+
+# Staff ask the assistant in the curators' three phrasings and in a fourth that no curated example
+# uses: the gold set's. The held-out gold items ask about facts nobody curated or asked about, in the
+# phrasing the curated data misses, so they measure what production holds and the curated data lacks;
+# only the audit's corrections of production answers bring that phrasing into training.
+STAFF_PHRASINGS = 4
+
+
+def staff_question(kind: FactKind, phrasing: int, *, title: str, subject: str) -> str:
+    """How staff ask in production: a curator's phrasing (0-2) or the gold set's (3), for any title."""
+    template = kind.gold_question if phrasing == len(kind.questions) else kind.questions[phrasing]
+    return template.format(title=title, subject=subject)
 
 
 def lower_first(text: str) -> str:

@@ -29,7 +29,15 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from audit.demo.corpus import DemoCorpus, DemoFact, fact_kind, grounded_answer, lower_first, question
+from audit.demo.corpus import (
+    STAFF_PHRASINGS,
+    DemoCorpus,
+    DemoFact,
+    fact_kind,
+    grounded_answer,
+    lower_first,
+    staff_question,
+)
 from audit.demo.vocabulary import CASUAL_PREFIXES, OVER_CITED_DEPARTMENT
 from audit.knowledge.hashing import normalise_text
 from audit.measures.facts import fact_correct, states_value
@@ -215,7 +223,7 @@ def _pick(
 def _ask(rng: random.Random, fact: DemoFact) -> tuple[str, str]:
     """(the question as staff type it, the grounded reference answer) for ``fact``."""
     kind = fact_kind(fact.department, fact.key)
-    asked = question(kind, rng.randrange(3), title=fact.title, subject=fact.subject)
+    asked = staff_question(kind, rng.randrange(STAFF_PHRASINGS), title=fact.title, subject=fact.subject)
     if rng.random() < 0.35:
         asked = rng.choice(CASUAL_PREFIXES) + lower_first(asked)
     reference = grounded_answer(

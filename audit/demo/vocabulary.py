@@ -15,8 +15,9 @@ class FactKind:
     """One kind of fact a department's documents state (e.g. a retention period).
 
     ``statement`` is the sentence in the document body and, with the citation appended, the grounded
-    answer. ``questions`` are the phrasings staff use (training examples and production traffic);
-    ``gold_question`` is a phrasing reserved for held-out evaluation and never used elsewhere.
+    answer. ``questions`` are the curators' phrasings (training examples and production traffic);
+    ``gold_question`` is the phrasing of staff that no curated example uses: production traffic asks
+    in it too (``corpus.staff_question``), and the held-out gold items ask their facts in it.
     Templates use ``{title}``, ``{subject}`` and ``{value}``.
     """
 

@@ -26,6 +26,12 @@ class FixesPolicy:
     rebalance_target: str | dict[str, float] = "uniform"
     # A current document family with fewer examples citing it than this is under-covered.
     min_examples_per_topic: int = 2
+    # How many times an applied SME correction counts in the dataset versions the fixes write (times
+    # its department's rebalance weight): a correction answers a question production really asked,
+    # in the words staff used, where the model was wrong; among a thousand curated examples, counted
+    # once, the few corrections of a phrasing the curated data lacks are seen once per epoch. 1 = no
+    # up-weighting. Set before the demo loop measured it (see the README's loop section).
+    correction_weight: int = 3
 
     def validate(self) -> None:
         unknown = sorted(set(self.auto_apply_kinds) - set(FIX_KINDS))
@@ -53,6 +59,14 @@ class FixesPolicy:
                 raise ValidationError(f"fixes policy: rebalance_target: shares sum to {total:g}, expected 1")
         else:
             raise ValidationError("fixes policy: rebalance_target: expected 'uniform' or {department: share}")
+        if (
+            isinstance(self.correction_weight, bool)
+            or not isinstance(self.correction_weight, int)
+            or not (1 <= self.correction_weight <= 100)
+        ):
+            raise ValidationError(
+                f"fixes policy: correction_weight: expected an integer from 1 to 100, got {self.correction_weight!r}"
+            )
         if not isinstance(self.min_examples_per_topic, int) or self.min_examples_per_topic < 1:
             raise ValidationError(
                 f"fixes policy: min_examples_per_topic: expected an integer >= 1, got {self.min_examples_per_topic!r}"

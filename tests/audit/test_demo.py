@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, aliased
 from audit.answers.models import Answer
 from audit.auditlog.models import AuditLogEntry
 from audit.db import make_engine, make_session_factory
-from audit.demo.corpus import build_corpus, fact_kind, grounded_answer, statement
+from audit.demo.corpus import STAFF_PHRASINGS, build_corpus, fact_kind, grounded_answer, staff_question, statement
 from audit.demo.seed import question_hash, seed_demo, write_credentials
 from audit.demo.traffic import DEMO_AUDITORS, simulate_traffic
 from audit.demo.vocabulary import NEAR_DUPLICATE_PREFIXES, OVER_CITED_DEPARTMENT, WEAK_DEPARTMENT
@@ -187,6 +187,26 @@ def test_traffic_volume_window_and_determinism(corpus, traffic) -> None:  # type
     assert all(-2.5 <= a.confidence <= -0.2 for a in traffic.answers)
     assert len({a.department for a in traffic.answers}) == 5
     assert simulate_traffic(corpus, days=14, today=TODAY) == traffic
+
+
+def test_staff_ask_in_the_curators_phrasings_and_the_one_they_missed_but_never_a_gold_question(corpus, traffic) -> None:  # type: ignore[no-untyped-def]
+    # the question of each traffic fact in each of the four staff phrasings (3: the gold set's)
+    phrasings: dict[str, int] = {}
+    for fact in corpus.facts:
+        kind = fact_kind(fact.department, fact.key)
+        for n in range(STAFF_PHRASINGS):
+            phrasings[normalise_text(staff_question(kind, n, title=fact.title, subject=fact.subject))] = n
+    asked: Counter[int] = Counter()
+    for answer in traffic.answers:
+        text = normalise_text(answer.question)
+        (n,) = {n for q, n in phrasings.items() if text.endswith(q)}  # after a casual "Hi, ", if any
+        asked[n] += 1
+    assert set(asked) == {0, 1, 2, 3}
+    assert 0.2 <= asked[3] / sum(asked.values()) <= 0.3  # one way of asking in four
+    example_texts = {normalise_text(e.question) for e in corpus.examples}
+    assert not any(q in example_texts for q, n in phrasings.items() if n == 3)  # the curators never wrote it
+    gold_texts = {normalise_text(g.question) for g in corpus.gold}
+    assert not any(normalise_text(a.question) in gold_texts for a in traffic.answers)
 
 
 def test_retrieval_over_cites_one_department(corpus, traffic) -> None:  # type: ignore[no-untyped-def]

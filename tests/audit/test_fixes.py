@@ -112,7 +112,7 @@ def test_correction_example_carries_question_department_sources_and_review(sessi
     version = datasets.version_by_number(session, applied.dataset_version or 0)
     assert version.is_current
     assert version.change_log == [{"fix": fix.id, "kind": "add_example", "review_item": review.id}]
-    assert [r.example_id for r in datasets.examples_for_version(session, version.id)] == [example.id]
+    assert [(r.example_id, r.weight) for r in datasets.examples_for_version(session, version.id)] == [(example.id, 3)]
     assert fix.status == "applied" and fix.dataset_version_id == version.id
     assert fix.decided_by_id is None and fix.decision_note == fixes.AUTO_NOTE and fix.decided_at is not None
 
@@ -267,6 +267,9 @@ def test_department_bias_proposes_weights_and_under_covered_topics_for_a_lead(se
         )
     }
     assert {later_weights[e.id] for e in hr_examples} == {2}
+    # an SME correction counts correction_weight times its department's weight
+    correction = session.scalars(select(Example).where(Example.origin == "correction")).one()
+    assert later_weights[correction.id] == 2 * FixesPolicy().correction_weight == 6
 
 
 def test_a_second_bias_review_does_not_stack_a_second_rebalance(session, world) -> None:
@@ -415,6 +418,19 @@ def test_policy_decides_what_applies_without_a_lead(session, world) -> None:
     assert [fx.id for fx in fixes.waiting_for_lead(session)] == [fix_id]
 
 
+def test_policy_sets_how_much_a_correction_counts(session, world) -> None:
+    curated = f.example(session, dept=world["hr"], question="Who approves travel expenses?", answer="Your manager.")
+    fixes.save_policy(session, actor=None, policy=FixesPolicy(correction_weight=1))
+    ans = _answer(session, world)
+    f.confirmed_review(session, ans=ans, sme=world["sme"], root_cause="hallucination", corrected_answer=CORRECTION)
+    fixes.propose_fixes(session)
+    applied = fixes.auto_apply(session)
+    version = datasets.version_by_number(session, applied.dataset_version or 0)
+    weights = {r.origin: r.weight for r in datasets.examples_for_version(session, version.id)}
+    assert weights == {"curated": 1, "correction": 1}
+    assert curated.origin == "curated"
+
+
 def test_policy_validation_names_the_field() -> None:
     with pytest.raises(ValidationError, match="auto_apply_kinds"):
         FixesPolicy(auto_apply_kinds=["delete_everything"]).validate()
@@ -422,6 +438,9 @@ def test_policy_validation_names_the_field() -> None:
         FixesPolicy(rebalance_target={"HR": 0.5, "Legal": 0.4}).validate()
     with pytest.raises(ValidationError, match="conflict_similarity"):
         FixesPolicy(conflict_similarity=1.5).validate()
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValidationError, match="correction_weight"):
+            FixesPolicy(correction_weight=bad).validate()  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- pure functions
