@@ -118,17 +118,6 @@ def active_examples(session: Session) -> list[ActiveExample]:
     return [ActiveExample(r[0], r[1], r[2], r[3], (_SOURCE_IDS.decode(r[4]) or []) if r[4] else [], r[5]) for r in rows]
 
 
-def active_corrections(session: Session) -> list[tuple[int, str]]:
-    """(example id, department name) of every active example that an SME correction added."""
-    query = (
-        select(Example.id, Department.name)
-        .join(Department, Department.id == Example.department_id)
-        .where(Example.status == "active", Example.origin == "correction")
-        .order_by(Example.id)
-    )
-    return [(r[0], r[1]) for r in session.execute(query)]
-
-
 def existing_example_hashes(session: Session, hashes: Collection[str]) -> set[str]:
     """The given content hashes that some example (of any status) already has."""
     found: set[str] = set()

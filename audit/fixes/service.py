@@ -572,17 +572,13 @@ def _apply(
         department_weights = {
             str(k): int(v) for k, v in (in_force.payload.get("weights", {}) if in_force else {}).items()
         }
-        # an SME correction counts policy.correction_weight times its department's weight
-        correction_weights = {
-            example_id: policy.correction_weight * department_weights.get(department, 1)
-            for example_id, department in repo.active_corrections(session)
-        }
         version, created = datasets.create_version(
             session,
             actor=actor,
             change_log=[{"fix": f.id, "kind": f.kind, "review_item": f.review_item_id} for f in applied],
-            weights=correction_weights,
             department_weights=department_weights,
+            # an SME correction counts policy.correction_weight times its department's weight
+            origin_weights={"correction": policy.correction_weight},
         )
     else:
         version = datasets.current_version(session)

@@ -92,16 +92,21 @@ def active_examples(
     weights: dict[int, int] | None = None,
     *,
     department_weights: dict[str, int] | None = None,
+    origin_weights: dict[str, int] | None = None,
 ) -> list[ExampleRecord]:
-    """Every active example, with optional up-sampling weights: by department name, and by example
-    id (which wins over the department's)."""
+    """Every active example, with optional up-sampling weights: by department name times by origin
+    ("correction"), and by example id (which wins over both)."""
     records = _fetch_records(session, _record_query(literal(1)).where(Example.status == "active").order_by(Example.id))
-    if not weights and not department_weights:
+    if not weights and not department_weights and not origin_weights:
         return records
     weights = weights or {}
     department_weights = department_weights or {}
+    origin_weights = origin_weights or {}
     return [
-        dataclasses.replace(r, weight=weights.get(r.example_id, department_weights.get(r.department, 1)))
+        dataclasses.replace(
+            r,
+            weight=weights.get(r.example_id, department_weights.get(r.department, 1) * origin_weights.get(r.origin, 1)),
+        )
         for r in records
     ]
 
@@ -137,6 +142,7 @@ def create_version(
     change_log: list[dict[str, Any]],
     weights: dict[int, int] | None = None,
     department_weights: dict[str, int] | None = None,
+    origin_weights: dict[str, int] | None = None,
     make_current: bool = True,
 ) -> tuple[DatasetVersion, bool]:
     """Snapshot the active examples. Returns (version, created); identical content returns the
@@ -145,7 +151,7 @@ def create_version(
     The membership rows are written by one INSERT ... SELECT in the database (100k examples in well
     under a second on either backend) rather than shipped row by row from Python.
     """
-    records = active_examples(session, weights, department_weights=department_weights)
+    records = active_examples(session, weights, department_weights=department_weights, origin_weights=origin_weights)
     digest = content_hash(records)
     existing = session.scalars(select(DatasetVersion).where(DatasetVersion.content_hash == digest)).one_or_none()
     if existing is not None:
