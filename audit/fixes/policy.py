@@ -32,6 +32,14 @@ class FixesPolicy:
     # once, the few corrections of a phrasing the curated data lacks are seen once per epoch. 1 = no
     # up-weighting. Set before the demo loop measured it (see the README's loop section).
     correction_weight: int = 3
+    # How many other documents of the department an SME correction is carried over to (0 = none): where
+    # the question names the cited document's title and the correction quotes one of its sentences,
+    # the same question about another current document that states the same sentence with its own
+    # value becomes an example too, answered with that sentence (origin "synthetic", the review's id
+    # kept). A correction of a phrasing the curated data lacks then teaches the phrasing, not one
+    # document's answer. Carried examples pass the same guards as corrections (a held-out gold
+    # question or reference answer is never written) and count their department's weight only.
+    carry_over: int = 3
 
     def validate(self) -> None:
         unknown = sorted(set(self.auto_apply_kinds) - set(FIX_KINDS))
@@ -66,6 +74,10 @@ class FixesPolicy:
         ):
             raise ValidationError(
                 f"fixes policy: correction_weight: expected an integer from 1 to 100, got {self.correction_weight!r}"
+            )
+        if isinstance(self.carry_over, bool) or not isinstance(self.carry_over, int) or not 0 <= self.carry_over <= 20:
+            raise ValidationError(
+                f"fixes policy: carry_over: expected an integer from 0 to 20, got {self.carry_over!r}"
             )
         if not isinstance(self.min_examples_per_topic, int) or self.min_examples_per_topic < 1:
             raise ValidationError(

@@ -3,7 +3,9 @@ near-duplicate search, and the department re-weighting of a rebalance."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,6 +110,111 @@ def correction_sources(
         if current is not None and current.external_id not in sources:
             sources.append(current.external_id)
     return sources
+
+
+@dataclass(frozen=True)
+class TextDocument:
+    """A current document's text, for carrying a correction over to it."""
+
+    external_id: str
+    title: str
+    body: str
+
+
+@dataclass(frozen=True)
+class CarriedExample:
+    """A correction carried over to another document: its question about that document, answered
+    with that document's own sentence."""
+
+    question: str
+    answer: str
+    document: str  # external id
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_TITLE_SLOT = "TITLESLOT"
+# a sentence is "the same sentence with another value" when at most this many tokens differ, in one
+# span, and the tokens around that span (with the title among them) are at least this share of it
+CARRY_VALUE_TOKENS = 4
+CARRY_SHARED_SHARE = 2 / 3
+# what an answer may hold besides the quoted sentence and its document id: a citation's wrapping
+_CITATION_TOKENS = 6
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for paragraph in text.split("\n") for s in _SENTENCE_END.split(paragraph) if s.strip()]
+
+
+def quoted_sentence(answer: str, document: TextDocument) -> str | None:
+    """The sentence of ``document`` (naming its title) that ``answer`` quotes, when the answer is that
+    sentence and a citation of the document; else None (a free-written answer is not carried over)."""
+    quoted = max((s for s in sentences(document.body) if document.title in s and s in answer), key=len, default=None)
+    if quoted is None:
+        return None
+    rest = answer.replace(quoted, " ").replace(document.external_id, " ")
+    return quoted if len(_TOKEN.findall(rest)) <= _CITATION_TOKENS else None
+
+
+def _template(sentence: str, title: str) -> list[str]:
+    return _TOKEN.findall(sentence.replace(title, f" {_TITLE_SLOT} "))
+
+
+def same_template(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Whether two tokenised sentences (titles replaced by one slot) differ only in one short span."""
+    longest = max(len(a), len(b))
+    prefix = 0
+    while prefix < min(len(a), len(b)) and a[prefix] == b[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < min(len(a), len(b)) - prefix and a[-1 - suffix] == b[-1 - suffix]:
+        suffix += 1
+    shared = [*a[:prefix], *a[len(a) - suffix :]]
+    return (
+        len(a) - prefix - suffix <= CARRY_VALUE_TOKENS
+        and len(b) - prefix - suffix <= CARRY_VALUE_TOKENS
+        and prefix + suffix >= CARRY_SHARED_SHARE * longest
+        and _TITLE_SLOT in shared
+    )
+
+
+def carry_over(
+    question: str, answer: str, source: TextDocument, others: Sequence[TextDocument]
+) -> list[CarriedExample]:
+    """The correction (``question`` about ``source``, ``answer`` quoting one of its sentences) asked
+    about each of ``others`` that states the same sentence with its own value, answered with that
+    sentence and citing that document. A correction teaches a phrasing for one document; carried
+    over, it teaches the phrasing for the department's documents that say the same kind of thing.
+    Only where the question names the source's title and the answer quotes the source verbatim;
+    a document with no such sentence, or with two, gets nothing."""
+    if not source.title or source.title not in question:
+        return []
+    quoted = quoted_sentence(answer, source)
+    if quoted is None:
+        return []
+    pattern = _template(quoted, source.title)
+    carried: list[CarriedExample] = []
+    for other in others:
+        if other.external_id == source.external_id or not other.title or other.title == source.title:
+            continue
+        matches = [
+            s for s in sentences(other.body) if other.title in s and same_template(pattern, _template(s, other.title))
+        ]
+        if len(matches) != 1:
+            continue
+        carried.append(
+            CarriedExample(
+                question=question.replace(source.title, other.title),
+                answer=answer.replace(quoted, matches[0]).replace(source.external_id, other.external_id),
+                document=other.external_id,
+            )
+        )
+    return carried
+
+
+def stable_order(key: str, items: Sequence[CarriedExample]) -> list[CarriedExample]:
+    """``items`` in an order fixed by ``key`` and each item's document (a seeded shuffle without a seed)."""
+    return sorted(items, key=lambda c: hashlib.sha256(f"{key}\x00{c.document}".encode()).hexdigest())
 
 
 def similar_pairs(queries: Sequence[str], corpus: Sequence[str], threshold: float) -> list[list[tuple[int, float]]]:

@@ -36,14 +36,19 @@ from audit.fixes import repository as repo
 from audit.fixes.models import DataFix
 from audit.fixes.policy import POLICY_NAME, FixesPolicy
 from audit.fixes.proposals import (
+    CarriedExample,
     DocumentIndex,
     FixDraft,
     SourceDocument,
+    TextDocument,
+    carry_over,
     cited_documents,
     correction_sources,
     outdated_citations,
+    quoted_sentence,
     rebalance_weights,
     similar_pairs,
+    stable_order,
     target_shares,
     under_covered_topics,
 )
@@ -201,6 +206,7 @@ def propose_fixes(session: Session, *, actor: User | None = None) -> ProposalRep
     )
     for draft, refusal in zip(corrections, refusals, strict=True):
         draft.refusal = refusal
+    drafts.extend(_carried_drafts(ctx, [d for d in corrections if d.refusal is None], pending))
     # a correction refused as a duplicate still shows which examples contradict it
     still_valid = [d for d in corrections if d.refusal is None or d.refusal.startswith(DUPLICATE)]
     drafts.extend(_conflict_quarantines(ctx, still_valid))
@@ -415,6 +421,74 @@ def _guard_corrections(
     return refusals
 
 
+def _carried_drafts(ctx: _ProposalContext, corrections: Sequence[FixDraft], pending: dict[Any, int]) -> list[FixDraft]:
+    """Each correction carried over to up to ``policy.carry_over`` other current documents of its
+    source's department (``proposals.carry_over``). A carried example that the correction guards
+    would refuse (a gold question or reference answer, a duplicate) or that asks what an active
+    example already asks is dropped, not stored: it is the system's suggestion, not the SME's."""
+    if ctx.policy.carry_over == 0 or not corrections:
+        return []
+    by_external = repo.documents_by_external_id(
+        ctx.session, {str(x) for d in corrections for x in d.payload["source_document_ids"]}
+    )
+    current = repo.current_documents_of(ctx.session, {d.department_id for d in by_external.values()})
+    texts: dict[int, list[TextDocument]] = {}
+    for doc in current:
+        texts.setdefault(doc.department_id, []).append(TextDocument(doc.external_id, doc.title, doc.body))
+    candidates: list[tuple[FixDraft, str, list[CarriedExample]]] = []
+    for draft in corrections:
+        # the source the correction quotes (an answer often cites several documents)
+        for reference in draft.payload["source_document_ids"]:
+            source = by_external.get(str(reference))
+            if source is None:
+                continue
+            text = TextDocument(source.external_id, source.title, source.body)
+            if quoted_sentence(draft.payload["answer"], text) is None:
+                continue
+            carried = carry_over(draft.payload["question"], draft.payload["answer"], text, texts[source.department_id])
+            candidates.append((draft, source.external_id, stable_order(f"review {draft.review_item_id}", carried)))
+            break
+    flat = [(draft, source, c) for draft, source, carried in candidates for c in carried]
+    if not flat:
+        return []
+    # the corrections themselves come first: a carried example never duplicates one
+    taken = {**pending, **{d.payload["content_hash"]: d.review_item_id or 0 for d in corrections}}
+    refusals = _guard_corrections(
+        ctx.session,
+        [(c.question, c.answer, example_content_hash(c.question, c.answer), c.document) for _, _, c in flat],
+        ctx.policy,
+        taken,
+    )
+    asked = similar_pairs(
+        [c.question for _, _, c in flat], [ex.question for ex in ctx.active_examples], ctx.policy.conflict_similarity
+    )
+    drafts: list[FixDraft] = []
+    per_correction: Counter[int] = Counter()
+    for (draft, quoted_from, example), refusal, matches in zip(flat, refusals, asked, strict=True):
+        key = id(draft)
+        if refusal is not None or matches or per_correction[key] >= ctx.policy.carry_over:
+            continue
+        per_correction[key] += 1
+        drafts.append(
+            FixDraft(
+                kind="add_example",
+                review_item_id=draft.review_item_id,
+                payload={
+                    **draft.payload,
+                    "question": example.question,
+                    "answer": example.answer,
+                    "source_document_ids": [example.document],
+                    "origin": "synthetic",
+                    "carried_from": quoted_from,
+                    "content_hash": example_content_hash(example.question, example.answer),
+                },
+                reason=f"review {draft.review_item_id}: the SME's correction carried over to {example.document} "
+                f"(the same sentence there, with its own value)",
+            )
+        )
+    return drafts
+
+
 def _conflict_quarantines(ctx: _ProposalContext, corrections: Sequence[FixDraft]) -> list[FixDraft]:
     """Active examples asking (nearly) the same question as a correction but answering differently."""
     if not corrections:
@@ -627,7 +701,7 @@ def _apply_corrections(session: Session, fixes: Sequence[DataFix]) -> None:
             "answer": f.payload["answer"],
             "department_id": f.payload["department_id"],
             "source_document_ids": list(f.payload.get("source_document_ids") or []),
-            "origin": "correction",
+            "origin": f.payload.get("origin", "correction"),
             "origin_review_id": f.payload.get("origin_review_id", f.review_item_id),
             "status": "active",
             "content_hash": f.payload["content_hash"],

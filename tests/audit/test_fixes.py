@@ -15,7 +15,16 @@ from audit.errors import ConflictError, PermissionDenied, ValidationError
 from audit.fixes import service as fixes
 from audit.fixes.models import DataFix
 from audit.fixes.policy import FixesPolicy
-from audit.fixes.proposals import rebalance_weights, similar_pairs, target_shares, under_covered_topics
+from audit.fixes.proposals import (
+    CarriedExample,
+    TextDocument,
+    carry_over,
+    rebalance_weights,
+    same_template,
+    similar_pairs,
+    target_shares,
+    under_covered_topics,
+)
 from audit.knowledge import datasets
 from audit.knowledge.hashing import example_content_hash
 from audit.knowledge.models import Document, Example, RetrievalEvalPair
@@ -441,6 +450,166 @@ def test_policy_validation_names_the_field() -> None:
     for bad in (0, 2.5, True):
         with pytest.raises(ValidationError, match="correction_weight"):
             FixesPolicy(correction_weight=bad).validate()  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- carrying a correction over
+
+
+def _policy_text(title: str, owner: str, cycle: str) -> str:
+    return (
+        f"{title}, version 1. This policy sets out who is accountable for it.\n\n"
+        f"Responsibilities. The {owner} owns the {title} and approves every change to it. "
+        f"The {title} is reviewed every {cycle} by the People leadership team.\n\n"
+        f"Requests under the {title} are submitted in PeopleHub. "
+        f"Requests under the {title} must be submitted at least 2 weeks in advance."
+    )
+
+
+OWNER_QUESTION = "Hi, name the role accountable for maintaining the Annual Leave Policy."
+OWNER_ANSWER = "The Head of People owns the Annual Leave Policy and approves every change to it. (source: HR-1@v1)"
+
+
+def test_a_correction_is_carried_over_to_documents_stating_the_same_sentence_with_their_own_value() -> None:
+    source = TextDocument(
+        "HR-1@v1", "Annual Leave Policy", _policy_text("Annual Leave Policy", "Head of People", "12 months")
+    )
+    bonus = TextDocument("HR-2@v1", "Bonus Policy", _policy_text("Bonus Policy", "Head of Reward", "24 months"))
+    # the owner sentence twice, with two values: which one answers is not known, so nothing is carried
+    twice = TextDocument(
+        "HR-3@v1",
+        "Sick Leave Policy",
+        _policy_text("Sick Leave Policy", "HR Director", "12 months")
+        + " The Payroll Lead owns the Sick Leave Policy and approves every change to it.",
+    )
+    unrelated = TextDocument("HR-4@v1", "Travel Guide", "The Travel Guide lists hotels. Book early.")
+    carried = carry_over(OWNER_QUESTION, OWNER_ANSWER, source, [source, bonus, twice, unrelated])
+    assert carried == [
+        CarriedExample(
+            question="Hi, name the role accountable for maintaining the Bonus Policy.",
+            answer="The Head of Reward owns the Bonus Policy and approves every change to it. (source: HR-2@v1)",
+            document="HR-2@v1",
+        )
+    ]
+    # a free-written correction, or a question that does not name the title, is not carried over
+    assert carry_over(OWNER_QUESTION, "It is the Head of People, who approves changes.", source, [bonus]) == []
+    assert carry_over("Who owns annual leave?", OWNER_ANSWER, source, [bonus]) == []
+
+
+def test_same_template_needs_one_short_differing_span_around_the_title() -> None:
+    def tokens(text: str) -> list[str]:
+        return text.replace("Bonus Policy", " TITLESLOT ").replace("Annual Leave Policy", " TITLESLOT ").split()
+
+    system = tokens("Requests under the Annual Leave Policy are submitted in PeopleHub .")
+    assert same_template(system, tokens("Requests under the Bonus Policy are submitted in Work Nest .")) is True
+    # the notice sentence shares only "Requests under the <title>" and the full stop: 5 of 12 tokens
+    notice = tokens("Requests under the Bonus Policy must be submitted at least 2 weeks in advance .")
+    assert same_template(system, notice) is False
+    # five differing tokens are more than a value
+    assert same_template(system, tokens("Requests under the Bonus Policy are sent by email to the team .")) is False
+    # no title in the shared part: not the same sentence about another document
+    assert same_template(["a", "b", "c", "."], ["a", "b", "d", "."]) is False
+
+
+def test_carried_corrections_are_examples_of_their_own_documents_and_never_a_held_out_fact(session, world) -> None:
+    hr = world["hr"]
+    leave = f.document(
+        session,
+        dept=hr,
+        family="HR-1",
+        title="Annual Leave Policy",
+        body=_policy_text("Annual Leave Policy", "Head of People", "12 months"),
+    )
+    others = {
+        title: f.document(session, dept=hr, family=f"HR-{n}", title=title, body=_policy_text(title, owner, "24 months"))
+        for n, (title, owner) in enumerate(
+            [
+                ("Bonus Policy", "Head of Reward"),
+                ("Overtime Policy", "HR Director"),
+                ("Payroll Policy", "Payroll Lead"),
+            ],
+            start=2,
+        )
+    }
+    # another department's copy under a title of its own: never a source of HR's examples
+    f.document(
+        session,
+        dept=world["legal"],
+        family="LEG-9",
+        title="Leave Law Note",
+        body=_policy_text("Leave Law Note", "General Counsel", "6 months"),
+    )
+    # the Payroll Policy's owner is a held-out fact: its reference answer may not be written, in any phrasing
+    payroll = others["Payroll Policy"]
+    f.held_out_gold(
+        session,
+        dept=hr,
+        question="Which role has the last word on the Payroll Policy?",
+        reference=f"The Payroll Lead owns the Payroll Policy and approves every change to it. (source: {payroll.external_id})",
+    )
+    answer = OWNER_ANSWER.replace("HR-1@v1", leave.external_id)
+    review = f.confirmed_review(
+        session,
+        ans=_answer(session, world, question=OWNER_QUESTION, cites=[leave]),
+        sme=world["sme"],
+        root_cause="hallucination",
+        corrected_answer=answer,
+    )
+
+    report = fixes.propose_fixes(session)
+
+    added = _by_kind(report.proposed, session)["add_example"]
+    # the Payroll Policy's owner is held out: two of the three documents, in a seeded order
+    assert sorted((fx.payload["origin"], fx.payload["question"]) for fx in added) == [
+        ("correction", OWNER_QUESTION),
+        ("synthetic", "Hi, name the role accountable for maintaining the Bonus Policy."),
+        ("synthetic", "Hi, name the role accountable for maintaining the Overtime Policy."),
+    ]
+    overtime = next(fx for fx in added if "Overtime" in fx.payload["question"])
+    assert overtime.payload["answer"] == (
+        f"The HR Director owns the Overtime Policy and approves every change to it. (source: {others['Overtime Policy'].external_id})"
+    )
+    assert overtime.payload["source_document_ids"] == [others["Overtime Policy"].external_id]
+    assert overtime.payload["carried_from"] == leave.external_id
+    assert overtime.review_item_id == review.id and overtime.reason.endswith(
+        "(the same sentence there, with its own value)"
+    )
+
+    applied = fixes.auto_apply(session)
+    version = datasets.version_by_number(session, applied.dataset_version or 0)
+    rows = {r.question: (r.origin, r.weight) for r in datasets.examples_for_version(session, version.id)}
+    # the SME's correction counts correction_weight (3) times; a carried example its department's weight
+    assert sorted(rows.values()) == [("correction", 3), ("synthetic", 1), ("synthetic", 1)]
+    stored = session.scalars(select(Example).where(Example.origin == "synthetic")).all()
+    assert {e.origin_review_id for e in stored} == {review.id}
+    assert not any("Payroll" in e.answer or "Leave Law" in e.answer for e in session.scalars(select(Example)))
+
+
+def test_policy_sets_how_many_documents_a_correction_is_carried_over_to(session, world) -> None:
+    hr = world["hr"]
+    leave = f.document(
+        session,
+        dept=hr,
+        family="HR-1",
+        title="Annual Leave Policy",
+        body=_policy_text("Annual Leave Policy", "Head of People", "12 months"),
+    )
+    for n, title in enumerate(["Bonus Policy", "Overtime Policy", "Payroll Policy"], start=2):
+        f.document(
+            session, dept=hr, family=f"HR-{n}", title=title, body=_policy_text(title, "HR Director", "24 months")
+        )
+    fixes.save_policy(session, actor=None, policy=FixesPolicy(carry_over=1))
+    f.confirmed_review(
+        session,
+        ans=_answer(session, world, question=OWNER_QUESTION, cites=[leave]),
+        sme=world["sme"],
+        root_cause="hallucination",
+        corrected_answer=OWNER_ANSWER.replace("HR-1@v1", leave.external_id),
+    )
+    added = _by_kind(fixes.propose_fixes(session).proposed, session)["add_example"]
+    assert sorted(fx.payload["origin"] for fx in added) == ["correction", "synthetic"]
+    for bad in (-1, 21, True, 1.5):
+        with pytest.raises(ValidationError, match="carry_over"):
+            FixesPolicy(carry_over=bad).validate()  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- pure functions
