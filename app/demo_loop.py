@@ -662,8 +662,10 @@ def render_document(report: LoopReport, *, command: str) -> str:
         "suggested correction; right answers that pulled in another department's documents as department bias.",
         f"3. Fixes: {fixes.get('proposed')} proposed ({fixes.get('refused')} refused: duplicates, gold-set "
         f"leaks, a second rebalance), {fixes.get('auto_applied')} auto-applied, {fixes.get('approved_by_lead')} "
-        f"approved by `lead` (applied: {_counts(fixes.get('applied_by_kind', {}))}) → dataset version "
-        f"{fixes.get('dataset_version')} ({_counts(fixes.get('examples_by_department', {}))} examples).",
+        f"approved by `lead` (applied: {_counts(fixes.get('applied_by_kind', {}))}; of the examples added, "
+        f"{fixes.get('carried_over', 0)} are corrections carried over to another document of the department) "
+        f"→ dataset version {fixes.get('dataset_version')} ({_counts(fixes.get('examples_by_department', {}))} "
+        "examples).",
         f"4. {_sentence(d.get('trigger', '').removeprefix('trigger: '))}.",
         f"5. The worker trained `{candidate.get('model_version')}` (LoRA), evaluated it against the champion and "
         f"the gate said **{candidate.get('gate')}**:",
@@ -1103,8 +1105,10 @@ class DemoLoop:
             else fixes_service.ApplyReport()
         )
         kinds: dict[str, int] = {}
+        carried = 0
         for fix in fixes_service.list_fixes(session, actor=lead, status="applied"):
             kinds[fix.kind] = kinds.get(fix.kind, 0) + 1
+            carried += fix.kind == "add_example" and "carried_from" in (fix.payload or {})
         version = datasets.current_version(session)
         assert version is not None  # the seed wrote version 1
         self.details["fixes"] = {
@@ -1114,6 +1118,7 @@ class DemoLoop:
             "auto_applied": len(auto.applied),
             "approved_by_lead": len(approved.applied),
             "applied_by_kind": dict(sorted(kinds.items())),
+            "carried_over": carried,
             "dataset_version": version.number,
             "examples_by_department": dict(version.counts_by_department or {}),
         }

@@ -4,7 +4,9 @@ new dataset version per batch.
 Refusals are stored, not dropped: a fix that would duplicate an example, leak the evaluation set or
 has nothing to act on is written with status ``rejected``, ``decided_by_id`` NULL (the system) and
 the reason in ``decision_note`` — so every confirmed review leaves a visible trace, and proposing
-is idempotent (a review with any fix row is never proposed for again).
+is idempotent (a review with any fix row is never proposed for again). The exception is a correction
+carried over to another document (``FixesPolicy.carry_over``): the system's suggestion, not the SME's,
+so one the guards would refuse is dropped rather than stored.
 
 Public API (all take ``actor``: a User, or None for the operator/cron; callers commit):
     propose_fixes(session, actor=None) -> ProposalReport

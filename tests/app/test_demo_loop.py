@@ -38,12 +38,14 @@ from app.demo_loop import (
 from audit.db import make_engine, make_session_factory
 from audit.demo.corpus import build_corpus
 from audit.demo.traffic import DemoAnswer, DemoRating, Scores
+from audit.fixes.models import DataFix
 from audit.knowledge import datasets
-from audit.knowledge.hashing import example_content_hash
+from audit.knowledge.hashing import example_content_hash, normalise_text
 from audit.knowledge.models import Example
 from audit.modelops import repository as modelops_repo
 from audit.modelops.models import ModelVersion
 from audit.org import passwords
+from audit.sampling.models import GoldItem
 from tests import factories
 from training import gate
 from training.evaluation import HEADLINE_METRICS, GoldTruth, Interval, restrict, score_items, summarize
@@ -510,6 +512,20 @@ def test_demo_loop_end_to_end(tmp_path: Path, loop_base_model: Path, cheap_argon
                 assert result["metric"] == "fact_accuracy"
             champion = gate.champion(session)
             assert champion is not None and champion.name in versions
+            # SME corrections carried over to other documents of the department: examples of their own,
+            # never a held-out gold question or reference answer
+            carried = session.execute(
+                select(Example.question, Example.answer).where(
+                    Example.origin == "synthetic", Example.origin_review_id.is_not(None)
+                )
+            ).all()
+            carried_fixes = session.scalars(
+                select(DataFix).where(DataFix.kind == "add_example", DataFix.status == "applied")
+            ).all()
+            assert carried and len(carried) == sum("carried_from" in (fx.payload or {}) for fx in carried_fixes)
+            held_out = session.execute(select(GoldItem.question, GoldItem.reference_answer)).all()
+            gold_texts = {normalise_text(t) for row in held_out for t in row}
+            assert not [q for q, a in carried if normalise_text(q) in gold_texts or normalise_text(a) in gold_texts]
             kinds = [datasets.version_by_number(session, n).change_log[0] for n in (4, 5)]
             assert [k["corruption"] for k in kinds] == ["shuffled", "wrong_values"]
             signature = versions["v1"].evaluation["signature"]
