@@ -577,21 +577,41 @@ def stored_rating_current(live: LiveApp, assignment_id: int) -> tuple[list[int |
     return [getattr(rating, d) for d in DIMENSIONS], rating
 
 
+def root_cause_shows(page: Any, cause: str, timeout_ms: int = 30_000) -> None:
+    """Wait until a select box shows ``cause`` as its value (as text, or in its input while focused)."""
+    page.wait_for_function(
+        """cause => [...document.querySelectorAll('[data-testid="stSelectbox"]')].some(box =>
+            box.innerText.includes(cause) || [...box.querySelectorAll('input')].some(i => i.value === cause))""",
+        arg=cause,
+        timeout=timeout_ms,
+    )
+
+
+def choose_root_cause(page: Any, cause: str) -> None:
+    """Pick the SME's root cause and wait until the app has stored the choice: right after Enter the
+    rerun may not have started, and text typed into the correction box meanwhile can race it (on a
+    loaded CI machine the choice was then lost and Confirm answered "Choose the root cause first")."""
+    root_cause = page.get_by_role("combobox", name="Root cause")
+    root_cause.click()
+    root_cause.press_sequentially(cause[:6])
+    root_cause.press("Enter")
+    root_cause_shows(page, cause)
+    settle(page)
+
+
 def test_sme_confirms_a_flagged_item_with_a_correction(live: LiveApp, page: Any) -> None:
     item = live.company.hr_review_item_id
     log_in(page, live.server.url, "sme.hr", live.company.password)
     page.get_by_role("heading", name=f"Item {item}").wait_for()
     wait_for_app_idle(page)
-    root_cause = page.get_by_role("combobox", name="Root cause")
-    root_cause.click()
-    root_cause.press_sequentially("halluc")
-    root_cause.press("Enter")
-    wait_for_app_idle(page)
+    choose_root_cause(page, "hallucination")
     correction = page.get_by_role("textbox", name="Corrected answer")
     correction.fill("HR records are kept for six years after employment ends, then deleted.")
     correction.press("Control+Enter")  # a text area commits with Ctrl+Enter: the diff follows
     page.get_by_text("+HR records are kept for six years after employment ends, then deleted.").wait_for()
     screenshot(page, "sme-review")
+    # the root cause chosen before the correction was typed is still chosen
+    root_cause_shows(page, "hallucination", timeout_ms=5_000)
     page.get_by_role("button", name="Confirm the problem").click()
     # the item leaves the page once stored; on a loaded machine the rerun may take a while, and if it
     # never goes the failure says what the page showed instead
@@ -616,11 +636,7 @@ def test_sme_cannot_confirm_a_hallucination_with_the_answer_as_its_correction(li
     confirm = page.get_by_role("button", name="Confirm the problem")
     confirm.click()  # nothing chosen: no default root cause is stored
     page.get_by_text("Choose the root cause first.").wait_for()
-    root_cause = page.get_by_role("combobox", name="Root cause")
-    root_cause.click()
-    root_cause.press_sequentially("halluc")
-    root_cause.press("Enter")
-    wait_for_app_idle(page)
+    choose_root_cause(page, "hallucination")
     correction = page.get_by_role("textbox", name="Corrected answer")
     with live.db() as session:
         answer = session.scalars(

@@ -465,6 +465,16 @@ def _policy_text(title: str, owner: str, cycle: str) -> str:
     )
 
 
+def _leave_policy(session: Session, hr) -> Document:
+    return f.document(
+        session,
+        dept=hr,
+        family="HR-1",
+        title="Annual Leave Policy",
+        body=_policy_text("Annual Leave Policy", "Head of People", "12 months"),
+    )
+
+
 OWNER_QUESTION = "Hi, name the role accountable for maintaining the Annual Leave Policy."
 OWNER_ANSWER = "The Head of People owns the Annual Leave Policy and approves every change to it. (source: HR-1@v1)"
 
@@ -512,13 +522,7 @@ def test_same_template_needs_one_short_differing_span_around_the_title() -> None
 
 def test_carried_corrections_are_examples_of_their_own_documents_and_never_a_held_out_fact(session, world) -> None:
     hr = world["hr"]
-    leave = f.document(
-        session,
-        dept=hr,
-        family="HR-1",
-        title="Annual Leave Policy",
-        body=_policy_text("Annual Leave Policy", "Head of People", "12 months"),
-    )
+    leave = _leave_policy(session, hr)
     others = {
         title: f.document(session, dept=hr, family=f"HR-{n}", title=title, body=_policy_text(title, owner, "24 months"))
         for n, (title, owner) in enumerate(
@@ -586,13 +590,7 @@ def test_carried_corrections_are_examples_of_their_own_documents_and_never_a_hel
 
 def test_policy_sets_how_many_documents_a_correction_is_carried_over_to(session, world) -> None:
     hr = world["hr"]
-    leave = f.document(
-        session,
-        dept=hr,
-        family="HR-1",
-        title="Annual Leave Policy",
-        body=_policy_text("Annual Leave Policy", "Head of People", "12 months"),
-    )
+    leave = _leave_policy(session, hr)
     for n, title in enumerate(["Bonus Policy", "Overtime Policy", "Payroll Policy"], start=2):
         f.document(
             session, dept=hr, family=f"HR-{n}", title=title, body=_policy_text(title, "HR Director", "24 months")
