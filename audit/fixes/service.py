@@ -47,7 +47,6 @@ from audit.fixes.proposals import (
     cited_documents,
     correction_sources,
     outdated_citations,
-    quoted_sentence,
     rebalance_weights,
     similar_pairs,
     stable_order,
@@ -439,17 +438,16 @@ def _carried_drafts(ctx: _ProposalContext, corrections: Sequence[FixDraft], pend
         texts.setdefault(doc.department_id, []).append(TextDocument(doc.external_id, doc.title, doc.body))
     candidates: list[tuple[FixDraft, str, list[CarriedExample]]] = []
     for draft in corrections:
-        # the source the correction quotes (an answer often cites several documents)
+        # an answer often cites several documents: the one it quotes is the one carried from
         for reference in draft.payload["source_document_ids"]:
             source = by_external.get(str(reference))
             if source is None:
                 continue
             text = TextDocument(source.external_id, source.title, source.body)
-            if quoted_sentence(draft.payload["answer"], text) is None:
-                continue
             carried = carry_over(draft.payload["question"], draft.payload["answer"], text, texts[source.department_id])
-            candidates.append((draft, source.external_id, stable_order(f"review {draft.review_item_id}", carried)))
-            break
+            if carried:
+                candidates.append((draft, source.external_id, stable_order(f"review {draft.review_item_id}", carried)))
+                break
     flat = [(draft, source, c) for draft, source, carried in candidates for c in carried]
     if not flat:
         return []
@@ -465,12 +463,11 @@ def _carried_drafts(ctx: _ProposalContext, corrections: Sequence[FixDraft], pend
         [c.question for _, _, c in flat], [ex.question for ex in ctx.active_examples], ctx.policy.conflict_similarity
     )
     drafts: list[FixDraft] = []
-    per_correction: Counter[int] = Counter()
+    per_correction: Counter[int | None] = Counter()
     for (draft, quoted_from, example), refusal, matches in zip(flat, refusals, asked, strict=True):
-        key = id(draft)
-        if refusal is not None or matches or per_correction[key] >= ctx.policy.carry_over:
+        if refusal is not None or matches or per_correction[draft.review_item_id] >= ctx.policy.carry_over:
             continue
-        per_correction[key] += 1
+        per_correction[draft.review_item_id] += 1
         drafts.append(
             FixDraft(
                 kind="add_example",
