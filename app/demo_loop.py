@@ -80,6 +80,7 @@ from training.evaluation import (
     compare,
     item_rows,
     restrict,
+    summarize,
 )
 from training.recipes import evaluate as evaluate_recipe
 from training.worker import JobResult, Worker, WorkerOptions
@@ -257,6 +258,8 @@ class LoopReport:
     wrong_values_refused: bool = False
     seeds: list[int] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    # with --training-seeds > 1: the candidate and the control retrained with each recipe seed
+    training_seeds: TrainingSeeds | None = None
 
     def as_json(self) -> dict[str, Any]:
         departments: dict[str, dict[str, Any]] = {}
@@ -283,6 +286,7 @@ class LoopReport:
             "wrong_values_refused": self.wrong_values_refused,
             "seeds": self.seeds,
             "auditor_ratings": self.details.get("auditor_ratings"),
+            "training_seeds": self.training_seeds.as_json() if self.training_seeds else None,
         }
 
     @property
@@ -332,6 +336,127 @@ def correction_effects(
         m: Interval(r.mean_difference, r.ci_low, r.ci_high) for m, r in comparison.metric_differences.items()
     }
     return effects
+
+
+def seed_averaged(summaries: Sequence[EvaluationSummary], **settings: Any) -> EvaluationSummary:
+    """One system trained with several recipe seeds as one summary: each item's every metric averaged
+    over the runs (all judged on the same items), so that its intervals and a paired comparison
+    resample items with the training variance averaged out of each item."""
+    runs = [{item.item_id: item for item in summary.scored_items()} for summary in summaries]
+    shared = sorted(set.intersection(*(set(run) for run in runs)))
+    if not shared:
+        raise ValueError("seed_averaged: the runs were scored on no common gold item")
+    averaged = []
+    for item_id in shared:
+        first = runs[0][item_id]
+        metrics = set.intersection(*(set(run[item_id].scores) for run in runs))
+        scores = {m: float(sum(run[item_id].scores[m] for run in runs) / len(runs)) for m in sorted(metrics)}
+        averaged.append(dataclasses.replace(first, scores=scores))
+    return summarize(averaged, signature=summaries[0].signature, **settings)
+
+
+@dataclass
+class TrainingSeeds:
+    """The candidate's and the control's recipe trained once per recipe seed on the same two dataset
+    versions with the same steps, judged on the same items: ``effects[i]`` is seed ``seeds[i]``'s
+    correction effect; ``mean_*`` the seed-averaged figures (items resampled, training averaged)."""
+
+    seeds: list[int]
+    after: list[dict[str, dict[str, Interval]]]
+    control: list[dict[str, dict[str, Interval]]]
+    effects: list[dict[str, dict[str, Interval]]]
+    mean_after: dict[str, dict[str, Interval]]
+    mean_control: dict[str, dict[str, Interval]]
+    mean_effects: dict[str, dict[str, Interval]]
+
+    @classmethod
+    def measure(
+        cls,
+        seeds: Sequence[int],
+        candidates: Sequence[EvaluationSummary],
+        controls: Sequence[EvaluationSummary],
+        *,
+        resamples: int,
+        seed: int,
+    ) -> TrainingSeeds:
+        """From one candidate and one control summary per recipe seed (already restricted to the report's items)."""
+        settings = {"resamples": resamples, "seed": seed}
+        mean_candidate, mean_control = seed_averaged(candidates, **settings), seed_averaged(controls, **settings)
+        return cls(
+            seeds=list(seeds),
+            after=[system_figures(s) for s in candidates],
+            control=[system_figures(s) for s in controls],
+            effects=[correction_effects(a, c, **settings) for a, c in zip(candidates, controls, strict=True)],
+            mean_after=system_figures(mean_candidate),
+            mean_control=system_figures(mean_control),
+            mean_effects=correction_effects(mean_candidate, mean_control, **settings),
+        )
+
+    def effect_spread(self, department: str, metric: str) -> dict[str, float] | None:
+        """Mean, min, max and standard deviation (n − 1) of the per-seed effects; None if not measured."""
+        values = [e[department][metric].estimate for e in self.effects if metric in e.get(department, {})]
+        if len(values) != len(self.seeds) or not values:
+            return None
+        mean = sum(values) / len(values)
+        sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+        return {**_spread(values), "sd": float(sd)}
+
+    def as_json(self) -> dict[str, Any]:
+        def plain(figures: Mapping[str, Mapping[str, Interval]]) -> dict[str, dict[str, dict[str, float]]]:
+            return {group: {m: i.to_dict() for m, i in by_metric.items()} for group, by_metric in figures.items()}
+
+        return {
+            "seeds": self.seeds,
+            "per_seed": [
+                {"seed": s, "after": plain(a), "control": plain(c), "correction_effect": plain(e)}
+                for s, a, c, e in zip(self.seeds, self.after, self.control, self.effects, strict=True)
+            ],
+            "seed_averaged": {
+                "after": plain(self.mean_after),
+                "control": plain(self.mean_control),
+                "correction_effect": plain(self.mean_effects),
+            },
+        }
+
+
+def render_training_seeds(report: LoopReport, *, metrics: Sequence[str] = ("fact_accuracy", "retrieval_at_1")) -> str:
+    """Per department: the seed-averaged candidate and control, each seed's correction effect, and the
+    seed-averaged effect with its interval (Markdown)."""
+    spread = report.training_seeds
+    if spread is None:
+        return ""
+    seeds = ", ".join(str(s) for s in spread.seeds)
+    lines = [
+        f"## Over {len(spread.seeds)} training seeds ({seeds})",
+        "",
+        "The candidate's recipe (on the corrected dataset version) and the control's (on the version from before "
+        "any SME correction) trained once per recipe seed, same steps, judged on the same items: one run's "
+        "interval resamples items only, and the spread of the effect across seeds shows how much of it the "
+        "training's own randomness moves. The seed-averaged figures average each item over the seeds before "
+        "resampling items. Only the first seed's candidate went through the worker and the gate.",
+        "",
+    ]
+    for metric in metrics:
+        lines += [
+            f"{metric}:",
+            "",
+            "| department | candidate (seed-averaged) | control (seed-averaged) | effect per seed | "
+            "effect: mean (sd) over seeds | seed-averaged effect [95% CI] |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name in [*report.departments, "all"]:
+            per_seed = [e.get(name, {}).get(metric) for e in spread.effects]
+            stats = spread.effect_spread(name, metric)
+            lines.append(
+                f"| {name} | {_cell(spread.mean_after.get(name, {}).get(metric))} | "
+                f"{_cell(spread.mean_control.get(name, {}).get(metric))} | "
+                + ", ".join(f"{i.estimate:+.2f}" if i else "—" for i in per_seed)
+                + " | "
+                + (f"{stats['mean']:+.2f} ({stats['sd']:.2f})" if stats else "—")
+                + f" | {_effect_cell(spread.mean_effects.get(name, {}).get(metric))} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _cell(interval: Interval | None) -> str:
@@ -646,6 +771,7 @@ def render_document(report: LoopReport, *, command: str) -> str:
         "",
         render_markdown(report, metric="rougeL"),
         "",
+        *([render_training_seeds(report)] if report.training_seeds else []),
         *render_auditor_ratings(report),
         "## What the figures support",
         "",
@@ -724,6 +850,16 @@ def seed_summary(reports: Sequence[LoopReport]) -> dict[str, Any]:
                     "seeds_with_interval_above_0": sum(1 for i in intervals if i.ci_low > 0),
                 }
         entry["correction_effect"] = effects
+        averaged = [r.training_seeds.mean_effects.get(name, {}) for r in reports if r.training_seeds]
+        if averaged and len(averaged) == len(reports):
+            entry["correction_effect_seed_averaged"] = {
+                metric: {
+                    **_spread([a[metric].estimate for a in averaged]),
+                    "seeds_with_interval_above_0": sum(1 for a in averaged if a[metric].ci_low > 0),
+                }
+                for metric in EFFECT_METRICS
+                if all(metric in a for a in averaged)
+            }
         summary["departments"][name] = entry
     summary |= {
         "promoted": sum(r.promoted for r in reports),
@@ -775,6 +911,27 @@ def render_seed_summary(reports: Sequence[LoopReport]) -> str:
             f"{cell(entry.get('control', {}).get(found))} | {cell(effect, '+')} "
             f"({(effect or {}).get('seeds_with_interval_above_0', 0)} of {len(reports)}) |"
         )
+    if all(r.training_seeds for r in reports):
+        counts = ", ".join(str(len(r.training_seeds.seeds)) for r in reports if r.training_seeds)
+        lines += [
+            "",
+            f"Correction effect averaged over training seeds ({counts} per world seed): mean [min, max] across "
+            "world seeds (world seeds whose seed-averaged interval lies above 0)",
+            "",
+            "| department | fact acc. | retrieval@1 |",
+            "|---|---:|---:|",
+        ]
+        for name, entry in summary["departments"].items():
+            averaged = entry.get("correction_effect_seed_averaged", {})
+            lines.append(
+                f"| {name} | "
+                + " | ".join(
+                    f"{cell(averaged.get(m), '+')} ({averaged.get(m, {}).get('seeds_with_interval_above_0', 0)} of "
+                    f"{len(reports)})"
+                    for m in ("fact_accuracy", "retrieval_at_1")
+                )
+                + " |"
+            )
     lines += [
         "",
         f"Promoted on {summary['promoted']} of {len(reports)} seeds; the shuffled version refused on "
@@ -798,6 +955,9 @@ class LoopOptions:
     # days answered by the assistant itself, before the review (by v0) and after the gate (by the
     # champion then), rated by the simulated auditors from the truth; 0 = none
     real_days: int = 3
+    # recipe seeds per training run: the candidate and the control are retrained with seeds
+    # cfg.seed + 1 ... cfg.seed + n - 1 as well (judged only, never gated), to show the effect's spread
+    training_seeds: int = 1
 
 
 class DemoLoop:
@@ -863,6 +1023,7 @@ class DemoLoop:
         after, promoted, candidate_steps = self._in_transaction(lambda s: self.outcome(s, result))
 
         control = self.train_control(cfg, before_corrections, context, steps=candidate_steps)
+        replicates = self.train_replicates(cfg, trained_version, before_corrections, context, steps=candidate_steps)
         baselines = {f"baseline_{kind}": self.baseline(kind, context) for kind in BASELINES}
 
         refused: dict[str, bool] = {}
@@ -888,6 +1049,14 @@ class DemoLoop:
             **summaries["after"].department_counts,
             "all": summaries["after"].n,
         }
+        training_seeds = None
+        if replicates:
+            training_seeds = TrainingSeeds.measure(
+                [cfg.seed, *(seed for seed, _, _ in replicates)],
+                [summaries["after"], *(restrict(a, kept, **settings) for _, a, _ in replicates)],
+                [summaries["control"], *(restrict(c, kept, **settings) for _, _, c in replicates)],
+                **settings,
+            )
         self.details["seconds"] = round(time.perf_counter() - self.started, 1)
         return LoopReport(
             weak_department=WEAK_DEPARTMENT,
@@ -903,6 +1072,7 @@ class DemoLoop:
             wrong_values_refused=refused["wrong_values"],
             seeds=[self.options.seed],
             details=self.details,
+            training_seeds=training_seeds,
         )
 
     # ------------------------------------------------------------------- 1. seed
@@ -1224,19 +1394,76 @@ class DemoLoop:
     ) -> EvaluationSummary:
         """The same recipe, seed and number of steps on dataset version ``version_id`` (from before any
         SME correction), judged on the candidate's gate items; not a model version, never gated."""
-        from training.recipes import lora_finetune
+        number = self._version_number(version_id)
+        self.say(f"control: training on dataset version {number} (before any SME correction), {steps} steps")
+        summary, adapter = self._train_judged(
+            cfg,
+            version_id,
+            context,
+            steps=steps,
+            system=CONTROL_SYSTEM,
+            run_name=f"control-d{number}-s{self.options.seed}",
+        )
+        self.details["control"] = {"dataset_version": number, "steps": steps, "adapter": adapter}
+        self.say("control: " + ", ".join(f"{m} {summary.metrics[m]:.4f}" for m in HEADLINE_METRICS))
+        return summary
 
+    def train_replicates(
+        self,
+        cfg: Any,
+        trained_version: int,
+        before_corrections: int,
+        context: evaluate_recipe.EvalContext,
+        *,
+        steps: int,
+    ) -> list[tuple[int, EvaluationSummary, EvaluationSummary]]:
+        """(recipe seed, candidate, control) for each extra training seed: the candidate's recipe on the
+        corrected version and the control's on the version before the corrections, retrained with that
+        seed and the same steps, judged on the same items (stored as ``replicate:s{seed}:after|control``)."""
+        runs = []
+        extra = [cfg.seed + offset for offset in range(1, self.options.training_seeds)]
+        for done, seed in enumerate(extra):
+            seeded = dataclasses.replace(cfg, seed=seed)
+            pair = []
+            for role, version_id in (("after", trained_version), ("control", before_corrections)):
+                number = self._version_number(version_id)
+                self.say(
+                    f"training seed {seed} ({done + 2} of {self.options.training_seeds}): {role} on dataset version "
+                    f"{number}, {steps} steps"
+                )
+                summary, _ = self._train_judged(
+                    seeded,
+                    version_id,
+                    context,
+                    steps=steps,
+                    system=f"replicate:s{seed}:{role}",
+                    run_name=f"replicate-{role}-d{number}-s{self.options.seed}-t{seed}",
+                )
+                self.say(
+                    f"training seed {seed}: {role} "
+                    + ", ".join(f"{m} {summary.metrics[m]:.4f}" for m in HEADLINE_METRICS)
+                )
+                pair.append(summary)
+            runs.append((seed, pair[0], pair[1]))
+        return runs
+
+    def _version_number(self, version_id: int) -> int:
         with self.sessions() as session:
             source = session.get(DatasetVersion, version_id)
-            number = source.number if source else version_id
-        control_cfg = dataclasses.replace(
-            cfg,
-            run_name=f"control-d{number}-s{self.options.seed}",
-            train=dataclasses.replace(cfg.train, max_steps=steps or cfg.train.max_steps),
+            return source.number if source else version_id
+
+    def _train_judged(
+        self, cfg: Any, version_id: int, context: evaluate_recipe.EvalContext, *, steps: int, system: str, run_name: str
+    ) -> tuple[EvaluationSummary, str]:
+        """Train the recipe ``cfg`` for ``steps`` steps on dataset version ``version_id``, judge it on
+        ``context``'s items and store them as ``system``: (the summary, the adapter's folder)."""
+        from training.recipes import lora_finetune
+
+        run_cfg = dataclasses.replace(
+            cfg, run_name=run_name, train=dataclasses.replace(cfg.train, max_steps=steps or cfg.train.max_steps)
         )
-        self.say(f"control: training on dataset version {number} (before any SME correction), {steps} steps")
         outcome = lora_finetune.main(
-            control_cfg,
+            run_cfg,
             settings=self.settings,
             engine=self.engine,
             dataset_version_id=version_id,
@@ -1246,12 +1473,10 @@ class DemoLoop:
         summary = outcome.evaluation
         self._in_transaction(
             lambda s: modelops_repo.store_evaluation_items(
-                s, system=CONTROL_SYSTEM, signature=summary.signature, rows=item_rows(summary)
+                s, system=system, signature=summary.signature, rows=item_rows(summary)
             )
         )
-        self.details["control"] = {"dataset_version": number, "steps": steps, "adapter": str(outcome.adapter_dir)}
-        self.say("control: " + ", ".join(f"{m} {summary.metrics[m]:.4f}" for m in HEADLINE_METRICS))
-        return summary
+        return summary, str(outcome.adapter_dir)
 
     def baseline(self, kind: str, context: evaluate_recipe.EvalContext) -> EvaluationSummary:
         """A no-model baseline's answers to the gate items, judged and stored like a model's."""

@@ -70,6 +70,16 @@ def _parse_seeds(_ctx: click.Context, _param: click.Parameter, value: str | None
     "answered by v0 before the review, and that many more answered by the champion after the gate (0: none).",
 )
 @click.option(
+    "--training-seeds",
+    type=click.IntRange(1, 10),
+    default=1,
+    show_default=True,
+    help="Train the candidate's and the control's recipe with this many recipe seeds (the recipe's seed, then "
+    "+1, +2, ...; only the first candidate is gated) and report each seed's correction effect, their spread "
+    "and the seed-averaged effect: shows how much of an effect training randomness alone moves. Each extra "
+    "seed adds two training runs and two evaluations.",
+)
+@click.option(
     "--today",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     default=None,
@@ -99,6 +109,7 @@ def loop(
     data_dir: Path | None,
     days: int,
     real_days: int,
+    training_seeds: int,
     today: dt.datetime | None,
     overrides: tuple[str, ...],
     markdown_path: Path | None,
@@ -157,6 +168,7 @@ def loop(
                 today=today.date() if today is not None else DEMO_TODAY,
                 overrides=overrides,
                 real_days=real_days,
+                training_seeds=training_seeds,
             )
             reports.append(DemoLoop(settings, engine, options, progress=progress).run())
         finally:
@@ -164,7 +176,7 @@ def loop(
                 engine.dispose()
     if markdown_path is not None:
         markdown_path.parent.mkdir(parents=True, exist_ok=True)
-        page = render_document(reports[0], command=_command_line(seed_list, overrides))
+        page = render_document(reports[0], command=_command_line(seed_list, overrides, training_seeds))
         if len(reports) > 1:
             page += "\n" + render_seed_summary(reports)
         markdown_path.write_text(page, encoding="utf-8")
@@ -225,6 +237,10 @@ def _summary(report: LoopReport) -> str:
             f"gate {corrupted.get('gate')} (failed: {', '.join(corrupted.get('failed', [])) or 'nothing'}); "
             f"champion {corrupted.get('champion_before')} -> {corrupted.get('champion_after')}"
         )
+    if report.training_seeds:
+        from app.demo_loop import render_training_seeds
+
+        lines += ["", render_training_seeds(report)]
     lines.append(f"{weak} is the under-represented department; took {details.get('seconds')} s")
     return "\n".join(lines)
 
@@ -235,11 +251,13 @@ def _seeds_text(reports: list[LoopReport]) -> str:
     return "\n\n".join([*(_summary(r) for r in reports), render_seed_summary(reports)])
 
 
-def _command_line(seeds: list[int], overrides: tuple[str, ...]) -> str:
+def _command_line(seeds: list[int], overrides: tuple[str, ...], training_seeds: int = 1) -> str:
     """How to reproduce the run (the folder is any new one)."""
     parts = ["auditloop demo loop --data-dir /tmp/demo-loop"]
     if seeds != [DEFAULT_SEED]:
         parts.append(f"--seeds {','.join(str(s) for s in seeds)}")
+    if training_seeds > 1:
+        parts.append(f"--training-seeds {training_seeds}")
     parts += [f"--set {o}" for o in overrides]
     return " ".join(parts)
 

@@ -20,9 +20,11 @@ from sqlalchemy.orm import Session
 
 from app.cli.main import cli
 from app.demo_loop import (
+    EFFECT_METRICS,
     Decision,
     LoopReport,
     RealDays,
+    TrainingSeeds,
     auditor_shift,
     decide,
     demo_fact_kinds,
@@ -30,6 +32,10 @@ from app.demo_loop import (
     render_document,
     render_markdown,
     render_rouge_table,
+    render_seed_summary,
+    render_training_seeds,
+    seed_averaged,
+    seed_summary,
     shuffle_answers,
     verdicts,
     write_corrupted_version,
@@ -48,7 +54,16 @@ from audit.org import passwords
 from audit.sampling.models import GoldItem
 from tests import factories
 from training import gate
-from training.evaluation import HEADLINE_METRICS, GoldTruth, Interval, restrict, score_items, summarize
+from training.evaluation import (
+    HEADLINE_METRICS,
+    GoldTruth,
+    Interval,
+    ScoredItem,
+    compare,
+    restrict,
+    score_items,
+    summarize,
+)
 from training.models.tiny import TinyModelConfig, build_tiny_model, pretraining_texts
 
 # --------------------------------------------------------------------------- the corruption
@@ -174,6 +189,7 @@ def test_report_json_keeps_the_old_keys_and_adds_the_yardstick() -> None:
         "wrong_values_refused",
         "seeds",
         "auditor_ratings",
+        "training_seeds",
     ]
     assert data["auditor_ratings"] is None  # no days answered for real in this report
     hr = data["departments"]["HR"]
@@ -240,6 +256,97 @@ def test_document_states_the_outcome_honestly() -> None:
     assert "key value replaced by another valid value" in page and "was **promoted** (failed: nothing)" in page
     assert "## The gate items: 170 clean gold questions" in page
     assert "40 steps, on dataset version 1" in page
+
+
+# --------------------------------------------------------------------------- over training seeds
+
+
+def _scored(facts: dict[str, float], *, retrieval: float = 1.0) -> Any:
+    """A summary of four items (HR: a, b; Legal: c, d) with the given fact accuracies."""
+    departments = {"a": "HR", "b": "HR", "c": "Legal", "d": "Legal"}
+    items = [
+        ScoredItem(
+            item,
+            departments[item],
+            "p",
+            "r",
+            {**dict.fromkeys(EFFECT_METRICS, 0.0), "fact_accuracy": fact, "retrieval_at_1": retrieval},
+        )
+        for item, fact in facts.items()
+    ]
+    return summarize(items, signature="s", resamples=200)
+
+
+# one system trained with three seeds, and its control: per item and seed, fact correct (1) or not (0)
+CANDIDATES = [
+    {"a": 1.0, "b": 1.0, "c": 1.0, "d": 0.0},
+    {"a": 1.0, "b": 0.0, "c": 1.0, "d": 0.0},
+    {"a": 0.0, "b": 0.0, "c": 1.0, "d": 1.0},
+]
+CONTROLS = [
+    {"a": 0.0, "b": 0.0, "c": 1.0, "d": 0.0},
+    {"a": 1.0, "b": 0.0, "c": 1.0, "d": 0.0},
+    {"a": 0.0, "b": 0.0, "c": 0.0, "d": 1.0},
+]
+
+
+def test_seed_averaged_averages_each_item_over_the_runs() -> None:
+    averaged = seed_averaged([_scored(c) for c in CANDIDATES], resamples=200)
+    # item a: (1 + 1 + 0) / 3, b: 1/3, c: 1, d: 1/3
+    assert averaged.item_scores("fact_accuracy") == pytest.approx({"a": 2 / 3, "b": 1 / 3, "c": 1.0, "d": 1 / 3})
+    assert averaged.by_department["HR"]["fact_accuracy"] == pytest.approx(0.5)
+    assert averaged.metrics["fact_accuracy"] == pytest.approx(7 / 12)
+    hr = averaged.intervals["HR"]["fact_accuracy"]
+    assert 1 / 3 <= hr["ci_low"] <= 0.5 <= hr["ci_high"] <= 2 / 3  # the bootstrap resamples the averaged items
+    with pytest.raises(ValueError, match="no common gold item"):
+        seed_averaged([_scored({"a": 1.0, "b": 0.0}), _scored({"c": 1.0, "d": 0.0})])
+
+
+def test_training_seeds_measure_each_seeds_effect_and_the_seed_averaged_one() -> None:
+    candidates = [_scored(c) for c in CANDIDATES]
+    controls = [_scored(c) for c in CONTROLS]
+    spread = TrainingSeeds.measure([7, 8, 9], candidates, controls, resamples=200, seed=0)
+    # HR per seed: candidate 1.0, 0.5, 0.0; control 0.0, 0.5, 0.0 -> effects +1.0, 0.0, 0.0
+    hr = [e["HR"]["fact_accuracy"].estimate for e in spread.effects]
+    assert hr == pytest.approx([1.0, 0.0, 0.0])
+    assert spread.effects[0]["HR"]["fact_accuracy"] == Interval(
+        *(lambda r: (r.mean_difference, r.ci_low, r.ci_high))(
+            compare(candidates[0], controls[0], resamples=200, seed=0).department_differences["HR"]["fact_accuracy"]
+        )
+    )
+    stats = spread.effect_spread("HR", "fact_accuracy")
+    assert stats == pytest.approx({"mean": 1 / 3, "min": 0.0, "max": 1.0, "sd": (1 / 3) ** 0.5})
+    # seed-averaged: HR candidate items a 2/3, b 1/3 (mean 0.5), control a 1/3, b 0 (mean 1/6)
+    assert spread.mean_after["HR"]["fact_accuracy"].estimate == pytest.approx(0.5)
+    assert spread.mean_control["HR"]["fact_accuracy"].estimate == pytest.approx(1 / 6)
+    assert spread.mean_effects["HR"]["fact_accuracy"].estimate == pytest.approx(1 / 3)
+    assert spread.mean_effects["all"]["retrieval_at_1"].estimate == pytest.approx(0.0)
+    data = spread.as_json()
+    assert [s["seed"] for s in data["per_seed"]] == [7, 8, 9]
+    assert data["seed_averaged"]["correction_effect"]["HR"]["fact_accuracy"]["estimate"] == pytest.approx(1 / 3)
+    json.dumps(data)
+
+
+def test_reports_show_the_spread_over_training_seeds() -> None:
+    spread = TrainingSeeds.measure(
+        [7, 8, 9], [_scored(c) for c in CANDIDATES], [_scored(c) for c in CONTROLS], resamples=200, seed=0
+    )
+    report = dataclasses.replace(_report(), training_seeds=spread)
+    table = render_training_seeds(report)
+    assert "## Over 3 training seeds (7, 8, 9)" in table
+    hr_row = next(line for line in table.splitlines() if line.startswith("| HR |"))
+    assert "| +1.00, +0.00, +0.00 | +0.33 (0.58) |" in hr_row and hr_row.startswith("| HR | 0.50 [")
+    assert "## Over 3 training seeds" in render_document(report, command="auditloop demo loop")
+    assert report.as_json()["training_seeds"]["seeds"] == [7, 8, 9]
+    assert _report().as_json()["training_seeds"] is None and render_training_seeds(_report()) == ""
+
+    across = seed_summary([report, dataclasses.replace(report, seeds=[11])])
+    averaged = across["departments"]["HR"]["correction_effect_seed_averaged"]["fact_accuracy"]
+    assert averaged["mean"] == pytest.approx(1 / 3) and averaged["seeds_with_interval_above_0"] in (0, 2)
+    assert "Correction effect averaged over training seeds (3, 3 per world seed)" in render_seed_summary(
+        [report, dataclasses.replace(report, seeds=[11])]
+    )
+    assert "averaged over training seeds" not in render_seed_summary([_report(), _report()])
 
 
 def test_wrong_values_keep_the_template_and_citation_and_change_the_value() -> None:
@@ -443,7 +550,7 @@ def test_demo_loop_end_to_end(tmp_path: Path, loop_base_model: Path, cheap_argon
     markdown = tmp_path / "demo-loop.md"
     result = CliRunner().invoke(
         cli,
-        ["demo", "loop", "--data-dir", str(run_dir), "--json", "--markdown", str(markdown)],
+        ["demo", "loop", "--data-dir", str(run_dir), "--json", "--markdown", str(markdown), "--training-seeds", "2"],
         env=env,
         catch_exceptions=False,
     )
@@ -494,8 +601,24 @@ def test_demo_loop_end_to_end(tmp_path: Path, loop_base_model: Path, cheap_argon
     # progress went to stderr, the JSON alone to stdout
     assert "review: sme.hr works through" in result.stderr and "corrupt: dataset version" in result.stderr
     assert "control: training on dataset version 1" in result.stderr
+    assert "training seed 8 (2 of 2): control on dataset version 1" in result.stderr
     page = markdown.read_text()
     assert "## Fact accuracy" in page and "| **HR** (weak) |" in page
+    assert "## Over 2 training seeds (7, 8)" in page and "--training-seeds 2" in page
+    # the first training seed is the gated candidate and the control themselves
+    spread = data["training_seeds"]
+    assert spread["seeds"] == [7, 8]
+    first = spread["per_seed"][0]
+    for department, row in data["departments"].items():
+        assert first["after"][department]["fact_accuracy"]["estimate"] == pytest.approx(row["after"]["fact_accuracy"])
+        assert first["control"][department]["fact_accuracy"]["estimate"] == pytest.approx(
+            row["control"]["fact_accuracy"]
+        )
+        averaged = spread["seed_averaged"]["after"][department]["fact_accuracy"]["estimate"]
+        assert averaged == pytest.approx(
+            (row["after"]["fact_accuracy"] + spread["per_seed"][1]["after"][department]["fact_accuracy"]["estimate"])
+            / 2
+        )
 
     # the database tells the same story, and every figure is a mean of stored rows
     engine = make_engine(f"sqlite:///{run_dir / 'auditloop.db'}")
@@ -546,6 +669,14 @@ def test_demo_loop_end_to_end(tmp_path: Path, loop_base_model: Path, cheap_argon
                     rows = [row for row, dept in by_system[system] if dept == department]
                     assert figures[key]["fact_accuracy"] == pytest.approx(sum(r.fact_correct for r in rows) / len(rows))
                     assert figures[key]["rougeL"] == pytest.approx(sum(r.rouge_l for r in rows) / len(rows))
+            # the second training seed's runs are stored rows too, and the report's figures are their means
+            for role in ("after", "control"):
+                rows = modelops_repo.evaluation_items(session, system=f"replicate:s8:{role}", signature=signature)
+                assert len(rows) == data["gate_items"]
+                hr = [row for row, dept in rows if dept == "HR"]
+                assert spread["per_seed"][1][role]["HR"]["fact_accuracy"]["estimate"] == pytest.approx(
+                    sum(r.fact_correct for r in hr) / len(hr)
+                )
     finally:
         engine.dispose()
 
