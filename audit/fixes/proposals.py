@@ -129,6 +129,7 @@ class CarriedExample:
     question: str
     answer: str
     document: str  # external id
+    sentence: str = ""  # the sentence of that document the answer quotes
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -207,6 +208,7 @@ def carry_over(
                 question=question.replace(source.title, other.title),
                 answer=answer.replace(quoted, matches[0]).replace(source.external_id, other.external_id),
                 document=other.external_id,
+                sentence=matches[0],
             )
         )
     return carried

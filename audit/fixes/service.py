@@ -437,6 +437,9 @@ def _carried_drafts(ctx: _ProposalContext, corrections: Sequence[FixDraft], pend
     for doc in current:
         texts.setdefault(doc.department_id, []).append(TextDocument(doc.external_id, doc.title, doc.body))
     candidates: list[tuple[FixDraft, str, list[CarriedExample]]] = []
+    # a sentence an active example already states is one the model is taught; one none states it has
+    # only read: those documents are carried to first
+    stated = "\n".join(ex.answer for ex in ctx.active_examples)
     for draft in corrections:
         # an answer often cites several documents: the one it quotes is the one carried from
         for reference in draft.payload["source_document_ids"]:
@@ -446,7 +449,9 @@ def _carried_drafts(ctx: _ProposalContext, corrections: Sequence[FixDraft], pend
             text = TextDocument(source.external_id, source.title, source.body)
             carried = carry_over(draft.payload["question"], draft.payload["answer"], text, texts[source.department_id])
             if carried:
-                candidates.append((draft, source.external_id, stable_order(f"review {draft.review_item_id}", carried)))
+                ordered = stable_order(f"review {draft.review_item_id}", carried)
+                ordered.sort(key=lambda c: c.sentence in stated)
+                candidates.append((draft, source.external_id, ordered))
                 break
     flat = [(draft, source, c) for draft, source, carried in candidates for c in carried]
     if not flat:

@@ -498,6 +498,7 @@ def test_a_correction_is_carried_over_to_documents_stating_the_same_sentence_wit
             question="Hi, name the role accountable for maintaining the Bonus Policy.",
             answer="The Head of Reward owns the Bonus Policy and approves every change to it. (source: HR-2@v1)",
             document="HR-2@v1",
+            sentence="The Head of Reward owns the Bonus Policy and approves every change to it.",
         )
     ]
     # a free-written correction, or a question that does not name the title, is not carried over
@@ -586,6 +587,44 @@ def test_carried_corrections_are_examples_of_their_own_documents_and_never_a_hel
     stored = session.scalars(select(Example).where(Example.origin == "synthetic")).all()
     assert {e.origin_review_id for e in stored} == {review.id}
     assert not any("Payroll" in e.answer or "Leave Law" in e.answer for e in session.scalars(select(Example)))
+
+
+def test_a_correction_is_carried_first_to_documents_whose_sentence_no_example_states(session, world) -> None:
+    hr = world["hr"]
+    leave = _leave_policy(session, hr)
+    others = {
+        title: f.document(session, dept=hr, family=f"HR-{n}", title=title, body=_policy_text(title, owner, "24 months"))
+        for n, (title, owner) in enumerate(
+            [
+                ("Bonus Policy", "Head of Reward"),
+                ("Overtime Policy", "HR Director"),
+                ("Payroll Policy", "Payroll Lead"),
+            ],
+            start=2,
+        )
+    }
+    # an example already states two of the three owner sentences (asked another way): the model is taught
+    # those; the third it has only read
+    for title in ("Bonus Policy", "Overtime Policy"):
+        owner = "Head of Reward" if title == "Bonus Policy" else "HR Director"
+        f.example(
+            session,
+            dept=hr,
+            question=f"Who signs off changes to the {title}?",
+            answer=f"The {owner} owns the {title} and approves every change to it. (source: {others[title].external_id})",
+            sources=[others[title].external_id],
+        )
+    fixes.save_policy(session, actor=None, policy=FixesPolicy(carry_over=1))
+    f.confirmed_review(
+        session,
+        ans=_answer(session, world, question=OWNER_QUESTION, cites=[leave]),
+        sme=world["sme"],
+        root_cause="hallucination",
+        corrected_answer=OWNER_ANSWER.replace("HR-1@v1", leave.external_id),
+    )
+    added = _by_kind(fixes.propose_fixes(session).proposed, session)["add_example"]
+    carried = [fx.payload["question"] for fx in added if fx.payload["origin"] == "synthetic"]
+    assert carried == ["Hi, name the role accountable for maintaining the Payroll Policy."]
 
 
 def test_policy_sets_how_many_documents_a_correction_is_carried_over_to(session, world) -> None:
