@@ -521,20 +521,21 @@ def test_same_template_needs_one_short_differing_span_around_the_title() -> None
     assert same_template(["a", "b", "c", "."], ["a", "b", "d", "."]) is False
 
 
+# three more HR policies, each naming its own owner in the owner sentence
+OWNERS = {"Bonus Policy": "Head of Reward", "Overtime Policy": "HR Director", "Payroll Policy": "Payroll Lead"}
+
+
+def _hr_policies(session: Session, hr) -> dict[str, Document]:
+    return {
+        title: f.document(session, dept=hr, family=f"HR-{n}", title=title, body=_policy_text(title, owner, "24 months"))
+        for n, (title, owner) in enumerate(OWNERS.items(), start=2)
+    }
+
+
 def test_carried_corrections_are_examples_of_their_own_documents_and_never_a_held_out_fact(session, world) -> None:
     hr = world["hr"]
     leave = _leave_policy(session, hr)
-    others = {
-        title: f.document(session, dept=hr, family=f"HR-{n}", title=title, body=_policy_text(title, owner, "24 months"))
-        for n, (title, owner) in enumerate(
-            [
-                ("Bonus Policy", "Head of Reward"),
-                ("Overtime Policy", "HR Director"),
-                ("Payroll Policy", "Payroll Lead"),
-            ],
-            start=2,
-        )
-    }
+    others = _hr_policies(session, hr)
     # another department's copy under a title of its own: never a source of HR's examples
     f.document(
         session,
@@ -589,31 +590,8 @@ def test_carried_corrections_are_examples_of_their_own_documents_and_never_a_hel
     assert not any("Payroll" in e.answer or "Leave Law" in e.answer for e in session.scalars(select(Example)))
 
 
-def test_a_correction_is_carried_first_to_documents_whose_sentence_no_example_states(session, world) -> None:
-    hr = world["hr"]
-    leave = _leave_policy(session, hr)
-    others = {
-        title: f.document(session, dept=hr, family=f"HR-{n}", title=title, body=_policy_text(title, owner, "24 months"))
-        for n, (title, owner) in enumerate(
-            [
-                ("Bonus Policy", "Head of Reward"),
-                ("Overtime Policy", "HR Director"),
-                ("Payroll Policy", "Payroll Lead"),
-            ],
-            start=2,
-        )
-    }
-    # an example already states two of the three owner sentences (asked another way): the model is taught
-    # those; the third it has only read
-    for title in ("Bonus Policy", "Overtime Policy"):
-        owner = "Head of Reward" if title == "Bonus Policy" else "HR Director"
-        f.example(
-            session,
-            dept=hr,
-            question=f"Who signs off changes to the {title}?",
-            answer=f"The {owner} owns the {title} and approves every change to it. (source: {others[title].external_id})",
-            sources=[others[title].external_id],
-        )
+def _owner_correction_carried_once(session: Session, world, leave: Document) -> list[DataFix]:
+    """The add_example fixes proposed for an SME's owner correction on ``leave``, carried over to one document."""
     fixes.save_policy(session, actor=None, policy=FixesPolicy(carry_over=1))
     f.confirmed_review(
         session,
@@ -622,7 +600,25 @@ def test_a_correction_is_carried_first_to_documents_whose_sentence_no_example_st
         root_cause="hallucination",
         corrected_answer=OWNER_ANSWER.replace("HR-1@v1", leave.external_id),
     )
-    added = _by_kind(fixes.propose_fixes(session).proposed, session)["add_example"]
+    return _by_kind(fixes.propose_fixes(session).proposed, session)["add_example"]
+
+
+def test_a_correction_is_carried_first_to_documents_whose_sentence_no_example_states(session, world) -> None:
+    hr = world["hr"]
+    leave = _leave_policy(session, hr)
+    others = _hr_policies(session, hr)
+    # an example already states two of the three owner sentences (asked another way): the model is taught
+    # those; the third it has only read
+    for title in ("Bonus Policy", "Overtime Policy"):
+        f.example(
+            session,
+            dept=hr,
+            question=f"Who signs off changes to the {title}?",
+            answer=f"The {OWNERS[title]} owns the {title} and approves every change to it. "
+            f"(source: {others[title].external_id})",
+            sources=[others[title].external_id],
+        )
+    added = _owner_correction_carried_once(session, world, leave)
     carried = [fx.payload["question"] for fx in added if fx.payload["origin"] == "synthetic"]
     assert carried == ["Hi, name the role accountable for maintaining the Payroll Policy."]
 
@@ -634,15 +630,7 @@ def test_policy_sets_how_many_documents_a_correction_is_carried_over_to(session,
         f.document(
             session, dept=hr, family=f"HR-{n}", title=title, body=_policy_text(title, "HR Director", "24 months")
         )
-    fixes.save_policy(session, actor=None, policy=FixesPolicy(carry_over=1))
-    f.confirmed_review(
-        session,
-        ans=_answer(session, world, question=OWNER_QUESTION, cites=[leave]),
-        sme=world["sme"],
-        root_cause="hallucination",
-        corrected_answer=OWNER_ANSWER.replace("HR-1@v1", leave.external_id),
-    )
-    added = _by_kind(fixes.propose_fixes(session).proposed, session)["add_example"]
+    added = _owner_correction_carried_once(session, world, leave)
     assert sorted(fx.payload["origin"] for fx in added) == ["correction", "synthetic"]
     for bad in (-1, 21, True, 1.5):
         with pytest.raises(ValidationError, match="carry_over"):
