@@ -36,6 +36,7 @@ import functools
 import os
 import random
 import re
+import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -397,9 +398,7 @@ class TrainingSeeds:
         values = [e[department][metric].estimate for e in self.effects if metric in e.get(department, {})]
         if len(values) != len(self.seeds) or not values:
             return None
-        mean = sum(values) / len(values)
-        sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-        return {**_spread(values), "sd": float(sd)}
+        return {**_spread(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
 
     def as_json(self) -> dict[str, Any]:
         def plain(figures: Mapping[str, Mapping[str, Interval]]) -> dict[str, dict[str, dict[str, float]]]:
@@ -457,6 +456,11 @@ def render_training_seeds(report: LoopReport, *, metrics: Sequence[str] = ("fact
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def _headline(summary: EvaluationSummary) -> str:
+    """A summary's headline metrics for a progress line."""
+    return ", ".join(f"{m} {summary.metrics[m]:.4f}" for m in HEADLINE_METRICS)
 
 
 def _cell(interval: Interval | None) -> str:
@@ -825,6 +829,14 @@ def _spread(values: Sequence[float]) -> dict[str, float]:
     return {"mean": float(sum(values) / len(values)), "min": float(min(values)), "max": float(max(values))}
 
 
+def _interval_spread(intervals: Sequence[Interval]) -> dict[str, Any]:
+    """Mean, min and max of the estimates, and how many of the intervals lie above 0."""
+    return {
+        **_spread([i.estimate for i in intervals]),
+        "seeds_with_interval_above_0": sum(i.ci_low > 0 for i in intervals),
+    }
+
+
 def seed_summary(reports: Sequence[LoopReport]) -> dict[str, Any]:
     """Across seeds: for every department (and "all"), the mean and range of each system's figures and
     of the correction effect, and on how many seeds the effect's interval lies above 0."""
@@ -844,19 +856,12 @@ def seed_summary(reports: Sequence[LoopReport]) -> dict[str, Any]:
         for metric in EFFECT_METRICS:
             found = [r.effects.get(name, {}).get(metric) for r in reports]
             if all(f is not None for f in found):
-                intervals = [f for f in found if f is not None]
-                effects[metric] = {
-                    **_spread([i.estimate for i in intervals]),
-                    "seeds_with_interval_above_0": sum(1 for i in intervals if i.ci_low > 0),
-                }
+                effects[metric] = _interval_spread([f for f in found if f is not None])
         entry["correction_effect"] = effects
         averaged = [r.training_seeds.mean_effects.get(name, {}) for r in reports if r.training_seeds]
         if averaged and len(averaged) == len(reports):
             entry["correction_effect_seed_averaged"] = {
-                metric: {
-                    **_spread([a[metric].estimate for a in averaged]),
-                    "seeds_with_interval_above_0": sum(1 for a in averaged if a[metric].ci_low > 0),
-                }
+                metric: _interval_spread([a[metric] for a in averaged])
                 for metric in EFFECT_METRICS
                 if all(metric in a for a in averaged)
             }
@@ -1356,7 +1361,7 @@ class DemoLoop:
             )
 
         self._in_transaction(keep)
-        self.say("evaluate: " + ", ".join(f"{m} {summary.metrics[m]:.4f}" for m in HEADLINE_METRICS))
+        self.say("evaluate: " + _headline(summary))
         return summary
 
     def run_worker(self, label: str) -> JobResult:
@@ -1405,7 +1410,7 @@ class DemoLoop:
             run_name=f"control-d{number}-s{self.options.seed}",
         )
         self.details["control"] = {"dataset_version": number, "steps": steps, "adapter": adapter}
-        self.say("control: " + ", ".join(f"{m} {summary.metrics[m]:.4f}" for m in HEADLINE_METRICS))
+        self.say("control: " + _headline(summary))
         return summary
 
     def train_replicates(
@@ -1422,11 +1427,14 @@ class DemoLoop:
         seed and the same steps, judged on the same items (stored as ``replicate:s{seed}:after|control``)."""
         runs = []
         extra = [cfg.seed + offset for offset in range(1, self.options.training_seeds)]
+        versions = [
+            (role, v, self._version_number(v))
+            for role, v in (("after", trained_version), ("control", before_corrections))
+        ]
         for done, seed in enumerate(extra):
             seeded = dataclasses.replace(cfg, seed=seed)
             pair = []
-            for role, version_id in (("after", trained_version), ("control", before_corrections)):
-                number = self._version_number(version_id)
+            for role, version_id, number in versions:
                 self.say(
                     f"training seed {seed} ({done + 2} of {self.options.training_seeds}): {role} on dataset version "
                     f"{number}, {steps} steps"
@@ -1439,10 +1447,7 @@ class DemoLoop:
                     system=f"replicate:s{seed}:{role}",
                     run_name=f"replicate-{role}-d{number}-s{self.options.seed}-t{seed}",
                 )
-                self.say(
-                    f"training seed {seed}: {role} "
-                    + ", ".join(f"{m} {summary.metrics[m]:.4f}" for m in HEADLINE_METRICS)
-                )
+                self.say(f"training seed {seed}: {role} " + _headline(summary))
                 pair.append(summary)
             runs.append((seed, pair[0], pair[1]))
         return runs
@@ -1487,7 +1492,7 @@ class DemoLoop:
                 s, system=f"baseline:{kind}", signature=summary.signature, rows=item_rows(summary)
             )
         )
-        self.say(f"baseline {kind}: " + ", ".join(f"{m} {summary.metrics[m]:.4f}" for m in HEADLINE_METRICS))
+        self.say(f"baseline {kind}: " + _headline(summary))
         return summary
 
     # ------------------------------------------------------------------- 7. the corrupted versions
