@@ -10,7 +10,7 @@ API (stable; other packages import it)::
     corpus.departments       # ["Legal", "Compliance", "Finance", "Engineering", "HR"]
     corpus.documents         # list[DemoDocument]: every version; outdated ones have superseded_by set
     corpus.examples          # list[DemoExample]: ~1,000 curated QA pairs, skewed by department
-    corpus.gold              # list[DemoGold]: 30 held-out questions per department
+    corpus.gold              # list[DemoGold]: GOLD_PER_DEPARTMENT (60) held-out questions per department
     corpus.facts             # list[DemoFact]: what production traffic may ask about (gold facts excluded)
     corpus.document(external_id), corpus.current_documents()
 

@@ -642,8 +642,11 @@ CROSS_NOTE_AUTHORS: tuple[tuple[str, str], ...] = (
     ("Legal", "checks that {subject} arrangements meet employment law"),
     ("Compliance", "monitors {subject} cases for conduct and conflict risks"),
 )
-# Held-out gold questions per department.
-GOLD_PER_DEPARTMENT = 30
+# Held-out gold questions per department. 60 rather than 30: the gate's per-department checks (drop and
+# gap, margin 0.15) and the weak department's correction effect are decided on these items, and at 30 a
+# department's 95% interval was about +-0.17 wide, so a candidate whose true change there is 0 could not
+# pass the drop check. 60 of HR's 168 fact slots still leaves 108 for examples and traffic.
+GOLD_PER_DEPARTMENT = 60
 # Planted data problems per department: near-duplicate questions with a contradicting answer, and
 # examples that still state the fact of a superseded document version.
 CONFLICTING_PER_DEPARTMENT = 3

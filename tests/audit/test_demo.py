@@ -24,7 +24,7 @@ from audit.db import make_engine, make_session_factory
 from audit.demo.corpus import STAFF_PHRASINGS, build_corpus, fact_kind, grounded_answer, staff_question, statement
 from audit.demo.seed import question_hash, seed_demo, write_credentials
 from audit.demo.traffic import DEMO_AUDITORS, simulate_traffic
-from audit.demo.vocabulary import NEAR_DUPLICATE_PREFIXES, OVER_CITED_DEPARTMENT, WEAK_DEPARTMENT
+from audit.demo.vocabulary import GOLD_PER_DEPARTMENT, NEAR_DUPLICATE_PREFIXES, OVER_CITED_DEPARTMENT, WEAK_DEPARTMENT
 from audit.errors import ConflictError, PermissionDenied
 from audit.knowledge import datasets
 from audit.knowledge.hashing import example_content_hash, normalise_text
@@ -153,7 +153,7 @@ def test_planted_conflicts_and_outdated_examples(corpus) -> None:  # type: ignor
 
 
 def test_gold_is_held_out_from_the_examples(corpus) -> None:  # type: ignore[no-untyped-def]
-    assert Counter(g.department for g in corpus.gold) == {d: 30 for d in corpus.departments}
+    assert Counter(g.department for g in corpus.gold) == {d: GOLD_PER_DEPARTMENT for d in corpus.departments}
     example_questions = {normalise_text(e.question) for e in corpus.examples}
     assert not any(normalise_text(g.question) in example_questions for g in corpus.gold)
     assert len({question_hash(g.question) for g in corpus.gold}) == len(corpus.gold)
@@ -279,7 +279,7 @@ def test_seed_fills_every_table_consistently(session: Session, cheap_argon2: Non
     assert count(Department) == 5 and count(User) == counts["users"] == 15
     assert count(Document) == counts["documents"] and count(Example) == counts["examples"]
     assert count(Answer) == counts["answers"] and count(Rating) == counts["ratings"]
-    assert count(GoldItem) == counts["gold_items"] == 150 + counts["gold_items_with_answer"]
+    assert count(GoldItem) == counts["gold_items"] == GOLD_PER_DEPARTMENT * 5 + counts["gold_items_with_answer"]
 
     newer = aliased(Document)
     pairs = session.execute(
